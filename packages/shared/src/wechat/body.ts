@@ -1,0 +1,128 @@
+import { XMLParser } from 'fast-xml-parser';
+import { parse as parseLosslessJson } from 'lossless-json';
+import { MessageFormatError } from './errors.js';
+
+export type PushFormat = 'xml' | 'json';
+
+/** A push's fields as WeChat names them; every scalar is a string (numbers keep their exact digits). */
+export type FieldValue = string | FieldMap | FieldValue[];
+export interface FieldMap {
+  [field: string]: FieldValue;
+}
+
+const MAX_DEPTH = 16;
+
+const xmlParser = new XMLParser({
+  parseTagValue: false,
+  ignoreAttributes: true,
+  trimValues: false,
+  ignoreDeclaration: true,
+  maxNestedTags: MAX_DEPTH,
+});
+
+/** Detects the format from the body itself (Content-Type is not trustworthy): `<` is XML, `{` is JSON. */
+export function detectFormat(body: string): PushFormat {
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0xfeff) continue;
+    if (c === 0x3c) return 'xml';
+    if (c === 0x7b) return 'json';
+    break;
+  }
+  throw new MessageFormatError('body is neither XML nor a JSON object');
+}
+
+function parseXml(body: string): FieldMap {
+  // A DTD can define entities (billion laughs, external entities); WeChat never sends one.
+  if (/<!DOCTYPE|<!ENTITY/i.test(body)) throw new MessageFormatError('XML with a DOCTYPE or ENTITY is not accepted');
+  let doc: Record<string, unknown>;
+  try {
+    doc = xmlParser.parse(body, true) as Record<string, unknown>;
+  } catch (err) {
+    throw new MessageFormatError(`malformed XML: ${(err as Error).message}`);
+  }
+  const roots = Object.keys(doc);
+  const root = doc.xml;
+  if (roots.length !== 1 || typeof root !== 'object' || root === null || Array.isArray(root)) {
+    throw new MessageFormatError('XML must have a single <xml> root element');
+  }
+  const fields = root as FieldMap;
+  delete fields['#text'];
+  return fields;
+}
+
+function depthOf(value: unknown, depth: number): number {
+  if (depth > MAX_DEPTH) return depth;
+  if (typeof value !== 'object' || value === null) return depth;
+  let max = depth;
+  for (const v of Object.values(value)) max = Math.max(max, depthOf(v, depth + 1));
+  return max;
+}
+
+function scalarToString(value: unknown): FieldValue {
+  if (typeof value === 'string') return value;
+  if (value === null) return '';
+  if (Array.isArray(value)) return value.map(scalarToString);
+  if (typeof value === 'object') {
+    const out: FieldMap = {};
+    for (const [k, v] of Object.entries(value)) out[k] = scalarToString(v);
+    return out;
+  }
+  return String(value);
+}
+
+function parseJson(body: string): FieldMap {
+  let doc: unknown;
+  try {
+    // Numbers stay as their source text: a MsgId such as 6054768590064713728 exceeds 2^53.
+    doc = parseLosslessJson(body, null, (digits: string) => digits);
+  } catch (err) {
+    throw new MessageFormatError(`malformed JSON: ${(err as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new MessageFormatError('JSON body must be an object');
+  }
+  if (depthOf(doc, 0) > MAX_DEPTH) throw new MessageFormatError(`JSON nested deeper than ${MAX_DEPTH} levels`);
+  return scalarToString(doc) as FieldMap;
+}
+
+/** Parses an XML or JSON push body (envelope or decrypted message) into its fields. */
+export function parseFields(body: string, format: PushFormat = detectFormat(body)): FieldMap {
+  return format === 'xml' ? parseXml(body) : parseJson(body);
+}
+
+// WeChat sends these as bare numbers in JSON and without CDATA in XML.
+const NUMERIC_FIELDS = new Set(['CreateTime', 'MsgId', 'MsgDataId', 'Idx', 'Location_X', 'Location_Y', 'Scale']);
+
+function xmlValue(name: string, value: FieldValue): string {
+  if (Array.isArray(value)) return value.map((v) => xmlValue(name, v)).join('');
+  if (typeof value === 'object') {
+    return `<${name}>${Object.entries(value)
+      .map(([k, v]) => xmlValue(k, v))
+      .join('')}</${name}>`;
+  }
+  const inner = NUMERIC_FIELDS.has(name) && /^-?\d+(\.\d+)?$/.test(value) ? value : cdata(value);
+  return `<${name}>${inner}</${name}>`;
+}
+
+function jsonValue(name: string, value: FieldValue): string {
+  if (Array.isArray(value)) return `[${value.map((v) => jsonValue(name, v)).join(',')}]`;
+  if (typeof value === 'object') {
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}:${jsonValue(k, v)}`)
+      .join(',')}}`;
+  }
+  return NUMERIC_FIELDS.has(name) && /^-?\d+(\.\d+)?$/.test(value) ? value : JSON.stringify(value);
+}
+
+/** Wraps a string in CDATA; "]]>" cannot appear inside one section, so it is split across two. */
+export function cdata(value: string): string {
+  return `<![CDATA[${value.replaceAll(']]>', ']]]]><![CDATA[>')}]]>`;
+}
+
+/** Serialises fields the way WeChat does (the inverse of parseFields): numeric ids bare, strings in CDATA or quotes. */
+export function formatFields(fields: FieldMap, format: PushFormat): string {
+  const entries = Object.entries(fields);
+  if (format === 'json') return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${jsonValue(k, v)}`).join(',')}}`;
+  return `<xml>${entries.map(([k, v]) => xmlValue(k, v)).join('')}</xml>`;
+}

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import {
+  asAgent,
+  reply,
+  SENDABLE_TYPES,
+  toCustomMessage,
+  validateReply,
+  validateReplyTemplate,
+} from './custom-message.js';
+import { MessageFormatError } from './errors.js';
+
+const url = 'https://example.com/x';
+const miniprogram = [
+  reply.text('hi'),
+  reply.image('MEDIA'),
+  reply.link({ title: 't', description: 'd', url, thumb_url: url }),
+  reply.miniprogrampage({ title: 't', pagepath: 'pages/index/index', thumb_media_id: 'THUMB' }),
+];
+const officialaccount = [
+  reply.text('hi'),
+  reply.image('MEDIA'),
+  reply.voice('MEDIA'),
+  reply.video({ media_id: 'M', thumb_media_id: 'T', title: 't' }),
+  reply.music({ musicurl: url, hqmusicurl: url, thumb_media_id: 'T' }),
+  reply.news({ title: 't', url, picurl: url }),
+  reply.mpnews('MEDIA'),
+  reply.mpnewsarticle('ARTICLE'),
+  reply.msgmenu({ head_content: '评价', list: [{ id: '101', content: '满意' }], tail_content: '谢谢' }),
+  reply.wxcard('CARD'),
+  reply.miniprogrampage({ title: 't', appid: 'wx1', pagepath: 'p', thumb_media_id: 'T' }),
+  asAgent(reply.text('from an agent'), 'test1@kftest'),
+];
+
+describe('custom/send bodies', () => {
+  it('lists what each account kind can send', () => {
+    expect(SENDABLE_TYPES.miniprogram).toEqual(['text', 'image', 'link', 'miniprogrampage']);
+    expect(SENDABLE_TYPES.officialaccount).toEqual(
+      expect.arrayContaining(['voice', 'video', 'music', 'news', 'mpnews', 'mpnewsarticle', 'msgmenu', 'wxcard']),
+    );
+  });
+
+  it.each(miniprogram)('a Mini Program sends $msgtype', (item) => {
+    expect(validateReply(item, 'miniprogram')).toEqual(item);
+  });
+
+  it.each(officialaccount)('an Official Account sends $msgtype', (item) => {
+    expect(validateReply(item, 'officialaccount')).toEqual(item);
+  });
+
+  it.each(['voice', 'video', 'music', 'news', 'mpnews', 'msgmenu', 'wxcard'])(
+    'a Mini Program cannot send %s',
+    (type) => {
+      const item = officialaccount.find((i) => i.msgtype === type);
+      expect(() => validateReply(item, 'miniprogram')).toThrow(`msgtype "${type}" cannot be sent by a miniprogram`);
+    },
+  );
+
+  it.each([
+    ['an empty text', { msgtype: 'text', text: { content: '' } }, 'text.content'],
+    ['an image without media_id', { msgtype: 'image', image: {} }, 'image.media_id'],
+    [
+      'two news articles (WeChat: 45008)',
+      {
+        msgtype: 'news',
+        news: {
+          articles: [
+            { title: 'a', url },
+            { title: 'b', url },
+          ],
+        },
+      },
+      'news.articles',
+    ],
+    [
+      'a miniprogrampage without appid',
+      { msgtype: 'miniprogrampage', miniprogrampage: { title: 't', pagepath: 'p', thumb_media_id: 'T' } },
+      'appid',
+    ],
+    [
+      'a link with a bad url',
+      { msgtype: 'link', link: { title: 't', description: 'd', url: 'nope', thumb_url: url } },
+      'link',
+    ],
+    ['an unknown field', { msgtype: 'text', text: { content: 'x' }, extra: 1 }, 'extra'],
+    ['no msgtype', { text: { content: 'x' } }, 'msgtype'],
+    ['not an object', 'hello', ''],
+  ])('rejects %s with the reason', (_label, item, where) => {
+    const account = (item as { msgtype?: string }).msgtype === 'link' ? 'miniprogram' : 'officialaccount';
+    expect(() => validateReply(item, account)).toThrow(MessageFormatError);
+    try {
+      validateReply(item, account);
+    } catch (err) {
+      expect((err as Error).message).toContain(where);
+    }
+  });
+
+  it('accepts a local file in place of media_id only in templates', () => {
+    const template = { msgtype: 'image', image: { file: './assets/qr.png' } };
+    expect(validateReplyTemplate(template, 'miniprogram')).toEqual(template);
+    expect(() => validateReply(template, 'miniprogram')).toThrow(MessageFormatError);
+  });
+
+  it('adds touser for the API body', () => {
+    expect(toCustomMessage('o_user', reply.text('hi'))).toEqual({
+      touser: 'o_user',
+      msgtype: 'text',
+      text: { content: 'hi' },
+    });
+  });
+});

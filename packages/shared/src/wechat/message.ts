@@ -1,0 +1,126 @@
+import { detectFormat, type FieldMap, type FieldValue, type PushFormat, parseFields } from './body.js';
+import { MessageFormatError } from './errors.js';
+
+interface Common {
+  ToUserName: string;
+  FromUserName: string;
+  /** Unix seconds, as sent. */
+  CreateTime: string;
+  /** 64-bit id as an exact decimal string; absent on events. */
+  MsgId?: string;
+  [field: string]: FieldValue | undefined;
+}
+
+export interface TextMessage extends Common {
+  MsgType: 'text';
+  Content: string;
+  /** Set when the user tapped a msgmenu option. */
+  bizmsgmenuid?: string;
+}
+export interface ImageMessage extends Common {
+  MsgType: 'image';
+  MediaId: string;
+  PicUrl?: string;
+}
+export interface VoiceMessage extends Common {
+  MsgType: 'voice';
+  MediaId: string;
+  Format?: string;
+  Recognition?: string;
+}
+export interface VideoMessage extends Common {
+  MsgType: 'video' | 'shortvideo';
+  MediaId: string;
+  ThumbMediaId?: string;
+}
+export interface LocationMessage extends Common {
+  MsgType: 'location';
+  Location_X: string;
+  Location_Y: string;
+  Scale?: string;
+  Label?: string;
+}
+export interface LinkMessage extends Common {
+  MsgType: 'link';
+  Url: string;
+  Title?: string;
+  Description?: string;
+}
+export interface MiniProgramPageMessage extends Common {
+  MsgType: 'miniprogrampage';
+  PagePath: string;
+  Title?: string;
+  AppId?: string;
+  ThumbUrl?: string;
+  ThumbMediaId?: string;
+}
+/** Events: user_enter_tempsession (MP), subscribe, unsubscribe, SCAN, CLICK, VIEW, LOCATION, kf_*_session (OA), … */
+export interface EventMessage extends Common {
+  MsgType: 'event';
+  Event: string;
+  EventKey?: string;
+  SessionFrom?: string;
+}
+/** A message type this version does not know; passed through untouched. */
+export interface OtherMessage extends Common {
+  MsgType: string;
+}
+
+export type InboundMessage =
+  | TextMessage
+  | ImageMessage
+  | VoiceMessage
+  | VideoMessage
+  | LocationMessage
+  | LinkMessage
+  | MiniProgramPageMessage
+  | EventMessage
+  | OtherMessage;
+
+const COMMON_FIELDS = ['ToUserName', 'FromUserName', 'CreateTime', 'MsgType'] as const;
+const REQUIRED_BY_TYPE: Record<string, readonly string[]> = {
+  text: ['Content'],
+  image: ['MediaId'],
+  voice: ['MediaId'],
+  video: ['MediaId'],
+  shortvideo: ['MediaId'],
+  location: ['Location_X', 'Location_Y'],
+  link: ['Url'],
+  miniprogrampage: ['PagePath'],
+  event: ['Event'],
+};
+
+/** Checks a push's fields and types them as a message; unknown MsgTypes pass as OtherMessage. */
+export function toMessage(fields: FieldMap): InboundMessage {
+  for (const name of COMMON_FIELDS) {
+    if (typeof fields[name] !== 'string' || fields[name] === '') {
+      throw new MessageFormatError(`message field ${name} is missing or not a string`);
+    }
+  }
+  if (!/^\d{1,12}$/.test(fields.CreateTime as string)) throw new MessageFormatError('CreateTime is not a unix time');
+  if (fields.MsgId !== undefined && !/^\d{1,20}$/.test(fields.MsgId as string)) {
+    throw new MessageFormatError('MsgId is not a decimal id');
+  }
+  for (const name of REQUIRED_BY_TYPE[fields.MsgType as string] ?? []) {
+    if (typeof fields[name] !== 'string') {
+      throw new MessageFormatError(`${fields.MsgType} message field ${name} is missing or not a string`);
+    }
+  }
+  return fields as InboundMessage;
+}
+
+/** Parses a plaintext (or decrypted) message body in XML or JSON. */
+export function parseMessage(body: string, format: PushFormat = detectFormat(body)): InboundMessage {
+  return toMessage(parseFields(body, format));
+}
+
+/**
+ * The de-duplication key of a message within one account: MsgId when there is one, else
+ * FromUserName|CreateTime|MsgType|Event|EventKey (two events of one user in one second differ by Event/EventKey).
+ */
+export function dedupKey(message: InboundMessage): string {
+  if (message.MsgId) return `m:${message.MsgId}`;
+  const eventKey = typeof message.EventKey === 'string' ? message.EventKey : '';
+  const event = typeof message.Event === 'string' ? message.Event : '';
+  return `e:${message.FromUserName}|${message.CreateTime}|${message.MsgType}|${event}|${eventKey}`;
+}

@@ -1,0 +1,17 @@
+import { defineConfig } from 'vitest/config';
+
+// Workspace packages resolve to their TypeScript sources in tests (see each package's "exports").
+const resolve = { conditions: ['wx-kf-source'] };
+const project = (name: string, include: string[]) => ({
+  resolve,
+  ssr: { resolve },
+  test: { name, include, testTimeout: 20_000, hookTimeout: 30_000 },
+});
+
+export default defineConfig({
+  test: {
+    // Runs once for the whole run: a private redis-server unless REDIS_URL is set.
+    globalSetup: ['test/global-setup.ts'],
+    projects: [project('shared', ['packages/shared/src/**/*.test.ts']), project('repo', ['test/**/*.test.ts'])],
+  },
+});
