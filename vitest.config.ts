@@ -12,6 +12,10 @@ export default defineConfig({
   test: {
     // Runs once for the whole run: a private redis-server unless REDIS_URL is set.
     globalSetup: ['test/global-setup.ts'],
-    projects: [project('shared', ['packages/shared/src/**/*.test.ts']), project('repo', ['test/**/*.test.ts'])],
+    projects: [
+      project('shared', ['packages/shared/src/**/*.test.ts']),
+      project('wechat-sim', ['packages/wechat-sim/src/**/*.test.ts']),
+      project('repo', ['test/**/*.test.ts']),
+    ],
   },
 });

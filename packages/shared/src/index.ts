@@ -1,3 +1,4 @@
+export * from './log.js';
 export * from './wechat/body.js';
 export * from './wechat/crypto.js';
 export * from './wechat/custom-message.js';

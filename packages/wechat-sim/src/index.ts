@@ -1,0 +1,5 @@
+export * from './faults.js';
+export * from './push-client.js';
+export * from './samples.js';
+export * from './server.js';
+export * from './state.js';

@@ -1,0 +1,168 @@
+import { randomBytes } from 'node:crypto';
+import type { AccountType } from '@wx-kf/shared';
+
+export interface SimAccount {
+  appId: string;
+  appSecret: string;
+  type: AccountType;
+}
+
+export interface RecordedMessage {
+  appId: string;
+  touser: string;
+  msgtype: string;
+  body: Record<string, unknown>;
+  at: number;
+}
+
+interface IssuedToken {
+  appId: string;
+  source: 'classic' | 'stable';
+  expiresAt: number;
+  /** Set when a newer token replaces it: valid until then (the overlap), invalid after. */
+  invalidAt?: number;
+}
+
+export interface SimOptions {
+  accounts: SimAccount[];
+  /** Token lifetime in seconds (WeChat: 7200). */
+  tokenTtlSeconds?: number;
+  /** How long a replaced cgi-bin/token stays valid (WeChat: 5 min). */
+  overlapMs?: number;
+  /** Enforce the customer-service windows (5 messages in 48 h after a user message, 2 in 1 min after entering). */
+  sendWindows?: boolean;
+  /** Clock, in ms; tests move time by passing their own. */
+  now?: () => number;
+}
+
+export type TokenCheck = { ok: true; appId: string } | { ok: false; errcode: number; errmsg: string };
+
+const STABLE_ROTATE_MS = 300_000;
+
+interface Window {
+  until: number;
+  left: number;
+}
+
+/** WeChat's server-side state as far as wx-kf can observe it: tokens, accepted messages, media, windows. */
+export class SimState {
+  readonly accounts = new Map<string, SimAccount>();
+  readonly messages: RecordedMessage[] = [];
+  readonly typing: { appId: string; touser: string; command: string; at: number }[] = [];
+  readonly tokenRequests = new Map<string, { classic: number; stable: number }>();
+  private readonly tokens = new Map<string, IssuedToken>();
+  private readonly current = new Map<string, string>(); // `${source}:${appId}` -> token
+  readonly media = new Map<
+    string,
+    { appId: string; type: string; data: Buffer; filename: string; expiresAt: number }
+  >();
+  private readonly windows = new Map<string, Window>(); // `${appId}:${openid}`
+  readonly now: () => number;
+  readonly options: Required<Omit<SimOptions, 'now' | 'accounts'>>;
+
+  constructor(options: SimOptions) {
+    for (const account of options.accounts) this.accounts.set(account.appId, account);
+    this.now = options.now ?? Date.now;
+    this.options = {
+      tokenTtlSeconds: options.tokenTtlSeconds ?? 7200,
+      overlapMs: options.overlapMs ?? 300_000,
+      sendWindows: options.sendWindows ?? false,
+    };
+  }
+
+  reset(): void {
+    this.messages.length = 0;
+    this.typing.length = 0;
+    this.tokenRequests.clear();
+    this.tokens.clear();
+    this.current.clear();
+    this.media.clear();
+    this.windows.clear();
+  }
+
+  /** Checks AppID and secret as the token endpoints do: 40013 unknown AppID, 40125 wrong secret. */
+  authenticate(appId: string | undefined, secret: string | undefined): TokenCheck {
+    const account = appId ? this.accounts.get(appId) : undefined;
+    if (!account) return { ok: false, errcode: 40013, errmsg: 'invalid appid' };
+    if (secret !== account.appSecret) return { ok: false, errcode: 40125, errmsg: 'invalid appsecret' };
+    return { ok: true, appId: account.appId };
+  }
+
+  private count(appId: string, source: 'classic' | 'stable'): void {
+    const counts = this.tokenRequests.get(appId) ?? { classic: 0, stable: 0 };
+    counts[source]++;
+    this.tokenRequests.set(appId, counts);
+  }
+
+  private issue(appId: string, source: 'classic' | 'stable'): { access_token: string; expires_in: number } {
+    const token = `SIM_${source === 'classic' ? 'C' : 'S'}_${randomBytes(24).toString('base64url')}`;
+    const expiresAt = this.now() + this.options.tokenTtlSeconds * 1000;
+    this.tokens.set(token, { appId, source, expiresAt });
+    this.current.set(`${source}:${appId}`, token);
+    return { access_token: token, expires_in: this.options.tokenTtlSeconds };
+  }
+
+  /** cgi-bin/token: always a new token; the previous one keeps working for the overlap only. */
+  classicToken(appId: string): { access_token: string; expires_in: number } {
+    this.count(appId, 'classic');
+    const previous = this.current.get(`classic:${appId}`);
+    const old = previous ? this.tokens.get(previous) : undefined;
+    if (old) old.invalidAt = Math.min(old.expiresAt, this.now() + this.options.overlapMs);
+    return this.issue(appId, 'classic');
+  }
+
+  /** cgi-bin/stable_token: the same token while it has > 5 min left; force_refresh replaces it at once. */
+  stableToken(appId: string, forceRefresh: boolean): { access_token: string; expires_in: number } {
+    this.count(appId, 'stable');
+    const currentToken = this.current.get(`stable:${appId}`);
+    const current = currentToken ? this.tokens.get(currentToken) : undefined;
+    const now = this.now();
+    if (current && currentToken && !forceRefresh && current.expiresAt - now > STABLE_ROTATE_MS) {
+      return { access_token: currentToken, expires_in: Math.floor((current.expiresAt - now) / 1000) };
+    }
+    if (current && forceRefresh) current.invalidAt = now;
+    return this.issue(appId, 'stable');
+  }
+
+  /** What custom/send and friends answer for this access_token. */
+  checkToken(token: string | undefined): TokenCheck {
+    if (!token) return { ok: false, errcode: 41001, errmsg: 'access_token missing' };
+    const issued = this.tokens.get(token);
+    const now = this.now();
+    if (!issued || (issued.invalidAt !== undefined && now >= issued.invalidAt)) {
+      return { ok: false, errcode: 40001, errmsg: 'invalid credential, access_token is invalid or not latest' };
+    }
+    if (now >= issued.expiresAt) return { ok: false, errcode: 42001, errmsg: 'access_token expired' };
+    return { ok: true, appId: issued.appId };
+  }
+
+  /** Invalidates every token of an account, as a leaked-secret reset would. */
+  invalidateTokens(appId: string): void {
+    for (const issued of this.tokens.values()) if (issued.appId === appId) issued.invalidAt = this.now();
+  }
+
+  /** A user action that opens a sending window (the push client reports the pushes it sends). */
+  userActed(appId: string, openid: string, action: 'message' | 'enter_session'): void {
+    const [left, ms] = action === 'message' ? [5, 48 * 3600_000] : [2, 60_000];
+    this.windows.set(`${appId}:${openid}`, { until: this.now() + ms, left });
+  }
+
+  /** 0 when a message may be sent now (and consumes it), else 45015 or 45047. */
+  takeWindow(appId: string, openid: string): 0 | 45015 | 45047 {
+    if (!this.options.sendWindows) return 0;
+    const window = this.windows.get(`${appId}:${openid}`);
+    if (!window || this.now() >= window.until) return 45015;
+    if (window.left <= 0) return 45047;
+    window.left--;
+    return 0;
+  }
+
+  messagesFor(appId?: string, touser?: string): RecordedMessage[] {
+    return this.messages.filter((m) => (!appId || m.appId === appId) && (!touser || m.touser === touser));
+  }
+
+  tokenRequestCount(appId: string): number {
+    const counts = this.tokenRequests.get(appId);
+    return counts ? counts.classic + counts.stable : 0;
+  }
+}
