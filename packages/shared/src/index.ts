@@ -1,3 +1,4 @@
+export * from './config/index.js';
 export * from './log.js';
 export * from './wechat/body.js';
 export * from './wechat/crypto.js';

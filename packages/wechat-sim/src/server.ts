@@ -180,7 +180,8 @@ export class Simulator {
       if (!['image', 'voice', 'video', 'thumb'].includes(type)) return err(40004, 'invalid media type');
       if (!req.isMultipart()) return err(41005, 'media data missing');
       const file = await req.file();
-      if (!file || file.fieldname !== 'media') return err(41005, 'media data missing');
+      if (!file) return err(41005, 'media data missing');
+      if (file.fieldname !== 'media') return err(41005, 'media field missing');
       const data = await file.toBuffer();
       if (data.length === 0) return err(44001, 'empty media data');
       const mediaId = `SIM_MEDIA_${state.media.size + 1}_${Math.random().toString(36).slice(2, 10)}`;

@@ -1,0 +1,172 @@
+import { z } from 'zod';
+import { isValidAesKey } from '../wechat/crypto.js';
+import type { AccountType } from '../wechat/custom-message.js';
+import { ConfigError } from './errors.js';
+import { loadStructuredFile } from './file.js';
+
+export { ConfigError } from './errors.js';
+export { loadStructuredFile } from './file.js';
+
+export type Security = 'any' | 'safe';
+
+/** One WeChat account (Mini Program / Mini Game or Official Account) served by this deployment. */
+export interface AccountConfig {
+  appId: string;
+  appSecret: string;
+  /** The Token configured in the console's message-push settings. */
+  token: string;
+  /** The 43-character EncodingAESKey; needed for compat and safe mode. */
+  aesKey?: string | undefined;
+  type: AccountType;
+  /** `safe` rejects plaintext pushes (only a verified Encrypt is accepted). */
+  security: Security;
+  /** Reply rules for this account, overriding REPLY_RULES_FILE. */
+  replyRules?: string | undefined;
+}
+
+export interface Config {
+  redisUrl: string;
+  host: string;
+  port: number;
+  apiBase: string;
+  accounts: AccountConfig[];
+  timestampToleranceSeconds: number;
+  replyRulesFile?: string | undefined;
+  handler?: string | undefined;
+  tokenSource: 'stable' | 'classic';
+  workerConcurrency: number;
+  admin: { host: string; port: number; user: string; password?: string | undefined; apiKey?: string | undefined };
+  workerMetricsPort?: number | undefined;
+  logLevel: string;
+}
+
+/** Jobs a worker process runs at once when WORKER_CONCURRENCY is unset. */
+export const DEFAULT_WORKER_CONCURRENCY = 50;
+
+const port = z.coerce.number().int().min(0).max(65535);
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (v === '' ? undefined : v), schema.optional()) as unknown as z.ZodOptional<T>;
+const accountType = z.enum(['miniprogram', 'officialaccount']);
+const security = z.enum(['any', 'safe']);
+const appId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be the AppID (letters, digits, - or _)');
+const token = z.string().regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters or digits (the console Token)');
+const aesKey = z.string().refine(isValidAesKey, 'must be the 43-character EncodingAESKey ([A-Za-z0-9])');
+
+const envSchema = z.object({
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/.+/, 'must be a redis:// or rediss:// URL')
+    .default('redis://127.0.0.1:6379'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: port.default(3000),
+  WECHAT_API_BASE: z.url({ protocol: /^https?$/ }).default('https://api.weixin.qq.com'),
+  WECHAT_APP_ID: optional(appId),
+  WECHAT_APP_SECRET: optional(z.string().min(1)),
+  WECHAT_TOKEN: optional(token),
+  WECHAT_AES_KEY: optional(aesKey),
+  WECHAT_ACCOUNT_TYPE: accountType.default('miniprogram'),
+  WECHAT_ACCOUNTS_FILE: optional(z.string()),
+  WECHAT_SECURITY: security.default('any'),
+  WECHAT_TIMESTAMP_TOLERANCE: z.coerce.number().int().min(0).default(3600),
+  REPLY_RULES_FILE: optional(z.string()),
+  WECHAT_HANDLER: optional(z.string()),
+  TOKEN_SOURCE: z.enum(['stable', 'classic']).default('stable'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(DEFAULT_WORKER_CONCURRENCY),
+  ADMIN_HOST: z.string().min(1).default('127.0.0.1'),
+  ADMIN_PORT: port.default(3001),
+  ADMIN_USER: z.string().min(1).default('admin'),
+  ADMIN_PASSWORD: optional(z.string().min(8, 'must be at least 8 characters')),
+  ADMIN_API_KEY: optional(z.string().min(16, 'must be at least 16 characters')),
+  WORKER_METRICS_PORT: optional(port),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+const accountsFileSchema = z.strictObject({
+  accounts: z
+    .array(
+      z.strictObject({
+        appId,
+        appSecret: z.string().min(1),
+        token,
+        aesKey: aesKey.optional(),
+        type: accountType.optional(),
+        security: security.optional(),
+        replyRules: z.string().optional(),
+      }),
+    )
+    .min(1, 'must list at least one account'),
+});
+
+/** True when the environment names at least one WeChat account (otherwise `pnpm start` runs the demo). */
+export function hasCredentials(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.WECHAT_APP_ID || env.WECHAT_ACCOUNTS_FILE);
+}
+
+/** Parses and checks the whole configuration once; throws ConfigError with one line per problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const accounts: AccountConfig[] = [];
+
+  if (e.WECHAT_APP_ID) {
+    if (!e.WECHAT_APP_SECRET) problems.push('WECHAT_APP_SECRET: required with WECHAT_APP_ID');
+    if (!e.WECHAT_TOKEN) problems.push('WECHAT_TOKEN: required with WECHAT_APP_ID');
+    accounts.push({
+      appId: e.WECHAT_APP_ID,
+      appSecret: e.WECHAT_APP_SECRET ?? '',
+      token: e.WECHAT_TOKEN ?? '',
+      aesKey: e.WECHAT_AES_KEY,
+      type: e.WECHAT_ACCOUNT_TYPE,
+      security: e.WECHAT_SECURITY,
+    });
+  }
+  if (e.WECHAT_ACCOUNTS_FILE) {
+    try {
+      const file = loadStructuredFile(e.WECHAT_ACCOUNTS_FILE, accountsFileSchema, 'WECHAT_ACCOUNTS_FILE');
+      for (const a of file.accounts) {
+        accounts.push({ ...a, type: a.type ?? e.WECHAT_ACCOUNT_TYPE, security: a.security ?? e.WECHAT_SECURITY });
+      }
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+    }
+  }
+  if (accounts.length === 0 && problems.length === 0) {
+    problems.push('no WeChat account: set WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN, or WECHAT_ACCOUNTS_FILE');
+  }
+  const seen = new Set<string>();
+  for (const account of accounts) {
+    if (seen.has(account.appId)) problems.push(`account ${account.appId}: configured twice`);
+    seen.add(account.appId);
+    if (account.security === 'safe' && !account.aesKey) {
+      problems.push(`account ${account.appId}: security "safe" needs an EncodingAESKey (aesKey / WECHAT_AES_KEY)`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    redisUrl: e.REDIS_URL,
+    host: e.HOST,
+    port: e.PORT,
+    apiBase: e.WECHAT_API_BASE.replace(/\/+$/, ''),
+    accounts,
+    timestampToleranceSeconds: e.WECHAT_TIMESTAMP_TOLERANCE,
+    replyRulesFile: e.REPLY_RULES_FILE,
+    handler: e.WECHAT_HANDLER,
+    tokenSource: e.TOKEN_SOURCE,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    admin: {
+      host: e.ADMIN_HOST,
+      port: e.ADMIN_PORT,
+      user: e.ADMIN_USER,
+      password: e.ADMIN_PASSWORD,
+      apiKey: e.ADMIN_API_KEY,
+    },
+    workerMetricsPort: e.WORKER_METRICS_PORT,
+    logLevel: e.LOG_LEVEL,
+  };
+}
