@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto';
+import type { DefaultJobOptions } from 'bullmq';
+import type { PushFormat } from '../wechat/body.js';
+import type { ReplyItem } from '../wechat/custom-message.js';
+import { dedupKey, type InboundMessage } from '../wechat/message.js';
+
+/** All queue keys share one hash tag, so the queues live on one slot of a Redis Cluster. */
+export const QUEUE_PREFIX = '{wx-kf}';
+export const INBOUND_QUEUE = 'inbound';
+export const OUTBOUND_QUEUE = 'outbound';
+export const QUEUE_NAMES = [INBOUND_QUEUE, OUTBOUND_QUEUE] as const;
+
+/** WeChat re-delivers within seconds; a day of de-duplication covers every retry by a wide margin. */
+export const DEDUP_TTL_MS = 24 * 3600_000;
+
+export type PushMode = 'plain' | 'compat' | 'safe';
+
+/** A verified push, as the ingress stores it. */
+export interface InboundJobData {
+  appId: string;
+  /** The correlation id carried through logs from the push to the send result (= the inbound job id). */
+  msgKey: string;
+  mode: PushMode;
+  format: PushFormat;
+  /** Unix ms when the ingress accepted it. */
+  receivedAt: number;
+  /** Answered with transfer_customer_service: the 客服 tool handles it, the worker sends nothing. */
+  transferred: boolean;
+  message: InboundMessage;
+}
+
+/** Replies to send to one user, in order. */
+export interface OutboundJobData {
+  appId: string;
+  touser: string;
+  msgKey: string;
+  replies: ReplyItem[];
+  /** Replies already accepted by WeChat; a retried job resumes after them. */
+  sent: number;
+  source: 'rules' | 'handler' | 'api';
+  receivedAt?: number;
+}
+
+/** Completed and failed jobs are kept for a bounded age and count. */
+export const JOB_RETENTION: Pick<DefaultJobOptions, 'removeOnComplete' | 'removeOnFail'> = {
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 50_000 },
+};
+
+/**
+ * The inbound job id of a message: one per account and de-duplication key, so every re-delivery of a push
+ * (WeChat retries, several ingress replicas) maps to the same job. Readable for MsgIds; hashed for events.
+ */
+export function inboundJobId(appId: string, message: InboundMessage): string {
+  if (message.MsgId) return `${appId}-m${message.MsgId}`;
+  return `${appId}-e${createHash('sha1').update(dedupKey(message)).digest('hex').slice(0, 24)}`;
+}
