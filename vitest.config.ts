@@ -15,6 +15,7 @@ export default defineConfig({
     projects: [
       project('shared', ['packages/shared/src/**/*.test.ts']),
       project('wechat-sim', ['packages/wechat-sim/src/**/*.test.ts']),
+      project('ingress', ['apps/ingress/src/**/*.test.ts']),
       project('repo', ['test/**/*.test.ts']),
     ],
   },

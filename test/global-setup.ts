@@ -1,12 +1,5 @@
-import type {} from 'vitest';
+import { RedisServer } from '@wx-kf/testkit';
 import type { TestProject } from 'vitest/node';
-import { RedisServer } from './support/redis-server.js';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    redisUrl: string;
-  }
-}
 
 let server: RedisServer | undefined;
 

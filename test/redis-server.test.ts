@@ -1,6 +1,6 @@
+import { RedisServer } from '@wx-kf/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { RedisServer } from './support/redis-server.js';
 
 describe('test Redis', () => {
   it('gives every run a Redis to use', async () => {

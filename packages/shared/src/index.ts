@@ -3,6 +3,7 @@ export * from './log.js';
 export * from './queue/index.js';
 export * from './redis.js';
 export * from './rules/index.js';
+export * from './service.js';
 export * from './wechat/body.js';
 export * from './wechat/crypto.js';
 export * from './wechat/custom-message.js';

@@ -1,6 +1,12 @@
 import multipart from '@fastify/multipart';
 import { type Logger, MessageFormatError, SENDABLE_TYPES, validateReply } from '@wx-kf/shared';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import { type Fault, FaultPlan, type FaultRule, type LatencyRule } from './faults.js';
 import { type SimOptions, SimState } from './state.js';
 
@@ -41,7 +47,7 @@ export class Simulator {
     this.state = new SimState(options);
     this.app = Fastify({
       loggerInstance: options.logger as FastifyBaseLogger | undefined,
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: 20 * 1024 * 1024,
     });
     this.app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));

@@ -10,8 +10,8 @@ export const INBOUND_QUEUE = 'inbound';
 export const OUTBOUND_QUEUE = 'outbound';
 export const QUEUE_NAMES = [INBOUND_QUEUE, OUTBOUND_QUEUE] as const;
 
-/** WeChat re-delivers within seconds; a day of de-duplication covers every retry by a wide margin. */
-export const DEDUP_TTL_MS = 24 * 3600_000;
+/** WeChat re-delivers within ~15 s; an hour of de-duplication covers every retry by a wide margin. */
+export const DEDUP_TTL_MS = 3600_000;
 
 export type PushMode = 'plain' | 'compat' | 'safe';
 
@@ -55,3 +55,10 @@ export function inboundJobId(appId: string, message: InboundMessage): string {
   if (message.MsgId) return `${appId}-m${message.MsgId}`;
   return `${appId}-e${createHash('sha1').update(dedupKey(message)).digest('hex').slice(0, 24)}`;
 }
+
+/** Inbound jobs: a failing handler is retried with backoff before the job fails. */
+export const INBOUND_JOB_OPTIONS: DefaultJobOptions = {
+  ...JOB_RETENTION,
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 1000 },
+};

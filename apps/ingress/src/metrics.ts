@@ -1,0 +1,30 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+/** The ingress's Prometheus metrics, registered on the given registry. */
+export class IngressMetrics {
+  readonly pushes: Counter<'app_id' | 'mode' | 'result'>;
+  readonly ackSeconds: Histogram<'result'>;
+  readonly enqueueFailures: Counter<'app_id'>;
+
+  constructor(registry: Registry) {
+    this.pushes = new Counter({
+      name: 'wxkf_pushes_total',
+      help: 'Pushes received, by account, mode (plain/compat/safe/unknown) and result',
+      labelNames: ['app_id', 'mode', 'result'],
+      registers: [registry],
+    });
+    this.ackSeconds = new Histogram({
+      name: 'wxkf_push_ack_seconds',
+      help: 'Time from receiving a push to answering it',
+      labelNames: ['result'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    this.enqueueFailures = new Counter({
+      name: 'wxkf_enqueue_failures_total',
+      help: 'Pushes that could not be stored in Redis (answered 503)',
+      labelNames: ['app_id'],
+      registers: [registry],
+    });
+  }
+}

@@ -1,0 +1,118 @@
+import {
+  createLogger,
+  createRedis,
+  INBOUND_JOB_OPTIONS,
+  INBOUND_QUEUE,
+  type InboundJobData,
+  QUEUE_PREFIX,
+} from '@wx-kf/shared';
+import { LogCapture, RedisServer } from '@wx-kf/testkit';
+import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from './app.js';
+
+const account = {
+  appId: 'wxoutage000000001',
+  appSecret: 's',
+  token: 'tok123',
+  type: 'miniprogram',
+  security: 'any',
+} as const;
+const logs = new LogCapture();
+let server: RedisServer;
+let producer: Redis;
+let queue: Queue<InboundJobData>;
+let app: ReturnType<typeof buildApp>;
+
+const post = (push: ReturnType<typeof buildPush>) =>
+  app.inject({
+    method: 'POST',
+    url: `/wechat/${account.appId}?${new URLSearchParams(push.query)}`,
+    payload: push.body,
+  });
+
+async function until(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+beforeAll(async () => {
+  server = await RedisServer.start({ appendOnly: true });
+  producer = createRedis(server.url, 'producer');
+  queue = new Queue(INBOUND_QUEUE, {
+    connection: producer,
+    prefix: QUEUE_PREFIX,
+    defaultJobOptions: INBOUND_JOB_OPTIONS,
+  });
+  queue.on('error', () => {});
+  await queue.waitUntilReady();
+  app = buildApp({
+    config: { accounts: [account], timestampToleranceSeconds: 3600 },
+    queue,
+    redis: producer,
+    logger: createLogger('t', { destination: logs }),
+    enqueueTimeoutMs: 500,
+  });
+});
+afterAll(async () => {
+  await app.close();
+  await queue.close();
+  producer.disconnect();
+  await server.dispose();
+});
+
+async function storedCount(): Promise<number> {
+  const reader = new Redis(server.url);
+  const view = new Queue(INBOUND_QUEUE, { connection: reader, prefix: QUEUE_PREFIX });
+  try {
+    return (await view.getJobCounts('waiting')).waiting ?? 0;
+  } finally {
+    await view.close();
+    reader.disconnect();
+  }
+}
+
+describe('Redis outage', () => {
+  it('answers 503 while Redis is down, never success, and recovers without a restart', async () => {
+    const before = buildPush({ account, message: sampleMessage('text') });
+    const first = await post(before);
+    if (first.body !== 'success') console.log(logs.text);
+    expect(first.body).toBe('success');
+
+    await server.stop('SIGKILL');
+    const during = buildPush({ account, message: sampleMessage('text') });
+    const started = Date.now();
+    const refused = await post(during);
+    expect(refused.statusCode).toBe(503);
+    expect(Date.now() - started).toBeLessThan(4000); // well inside WeChat's 5 s
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(503);
+
+    await server.resume();
+    await until(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200);
+    // WeChat retries the refused push: now it is stored; the one acknowledged before the crash survived (AOF).
+    const retried = await post(during);
+    if (retried.body !== 'success') console.log(logs.lines.slice(-3).join('\n'));
+    expect(retried.body).toBe('success');
+    expect(await storedCount()).toBe(2);
+  });
+
+  it('answers 503 when Redis is too slow, and the retry stores the push exactly once', async () => {
+    const count = await storedCount();
+    const blocker = new Redis(server.url);
+    const sleeping = blocker.call('DEBUG', 'SLEEP', '1.5');
+    await new Promise((r) => setTimeout(r, 50));
+    const push = buildPush({ account, message: sampleMessage('text') });
+    const slow = await post(push);
+    expect(slow.statusCode).toBe(503);
+    await sleeping;
+    blocker.disconnect();
+    // The late write may still land after the 503; either way WeChat's retry leaves exactly one job.
+    expect((await post(push)).body).toBe('success');
+    expect(await storedCount()).toBe(count + 1);
+  });
+});

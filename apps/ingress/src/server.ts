@@ -1,0 +1,58 @@
+import {
+  type Config,
+  createRedis,
+  INBOUND_JOB_OPTIONS,
+  INBOUND_QUEUE,
+  type InboundJobData,
+  type Logger,
+  QUEUE_PREFIX,
+} from '@wx-kf/shared';
+import { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { buildApp } from './app.js';
+
+export interface RunningIngress {
+  app: FastifyInstance;
+  url: string;
+  registry: Registry;
+  /** Stops accepting, finishes in-flight pushes, then closes Redis. */
+  close(): Promise<void>;
+}
+
+/** Starts the ingress listener with its own producer connection to Redis. */
+export async function startIngress(
+  config: Config,
+  logger: Logger,
+  options: { registry?: Registry } = {},
+): Promise<RunningIngress> {
+  const redis = createRedis(config.redisUrl, 'producer', logger);
+  const queue = new Queue<InboundJobData>(INBOUND_QUEUE, {
+    connection: redis,
+    prefix: QUEUE_PREFIX,
+    defaultJobOptions: INBOUND_JOB_OPTIONS,
+  });
+  queue.on('error', () => {}); // the connection's own listener logs outages once
+  const registry = options.registry ?? new Registry();
+  const app = buildApp({ config, queue, redis, logger, registry });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  logger.info({ url, accounts: config.accounts.map((a) => a.appId) }, 'ingress listening');
+  return {
+    app,
+    url,
+    registry,
+    close: async () => {
+      await app.close();
+      await queue.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

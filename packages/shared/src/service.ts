@@ -1,0 +1,61 @@
+import { type Config, ConfigError, loadConfig } from './config/index.js';
+import { createLogger, type Logger } from './log.js';
+
+export interface RunningService {
+  close(): Promise<void>;
+}
+
+/**
+ * Runs a process's main: loads the configuration (one line per problem and exit 1 when it is bad), starts
+ * the service, and on SIGTERM/SIGINT closes it gracefully within `graceMs` before exiting.
+ */
+export async function runService(
+  name: string,
+  start: (config: Config, logger: Logger) => Promise<RunningService>,
+  options: { graceMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(options.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) console.error(`${name}: config: ${problem}`);
+    process.exit(1);
+  }
+  const logger = createLogger(name, { level: config.logLevel });
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+
+  let service: RunningService;
+  try {
+    service = await start(config, logger);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const problem of error.problems) console.error(`${name}: config: ${problem}`);
+    } else {
+      logger.fatal({ err: error }, `${name} failed to start`);
+    }
+    process.exit(1);
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, `${name} stopping`);
+    const force = setTimeout(() => {
+      logger.error(`${name} did not stop within ${options.graceMs ?? 30_000} ms; exiting`);
+      process.exit(1);
+    }, options.graceMs ?? 30_000);
+    force.unref();
+    try {
+      await service.close();
+      logger.info(`${name} stopped`);
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, `${name} did not stop cleanly`);
+      process.exit(1);
+    }
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}

@@ -1,0 +1,3 @@
+export * from './log-capture.js';
+export * from './redis-db.js';
+export * from './redis-server.js';
