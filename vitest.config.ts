@@ -16,6 +16,7 @@ export default defineConfig({
       project('shared', ['packages/shared/src/**/*.test.ts']),
       project('wechat-sim', ['packages/wechat-sim/src/**/*.test.ts']),
       project('ingress', ['apps/ingress/src/**/*.test.ts']),
+      project('worker', ['apps/worker/src/**/*.test.ts']),
       project('repo', ['test/**/*.test.ts']),
     ],
   },

@@ -1,3 +1,4 @@
+export * from './api/index.js';
 export * from './config/index.js';
 export * from './log.js';
 export * from './queue/index.js';

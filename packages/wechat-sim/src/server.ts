@@ -127,6 +127,7 @@ export class Simulator {
 
     app.get('/cgi-bin/token', async (req, reply) => {
       const q = req.query as Query;
+      if (q.appid) state.countTokenRequest(q.appid, 'classic');
       if (await this.intercept(req, reply, q.appid)) return reply;
       if (q.grant_type !== 'client_credential') return err(40002, 'invalid grant_type');
       const auth = state.authenticate(q.appid, q.secret);
@@ -136,6 +137,7 @@ export class Simulator {
     app.post('/cgi-bin/stable_token', async (req, reply) => {
       const body = parseJsonBody(req.body);
       const appId = typeof body?.appid === 'string' ? body.appid : undefined;
+      if (appId) state.countTokenRequest(appId, 'stable');
       if (await this.intercept(req, reply, appId)) return reply;
       if (!body) return err(47001, 'data format error');
       if (body.grant_type !== 'client_credential') return err(40002, 'invalid grant_type');

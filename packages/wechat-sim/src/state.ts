@@ -88,7 +88,8 @@ export class SimState {
     return { ok: true, appId: account.appId };
   }
 
-  private count(appId: string, source: 'classic' | 'stable'): void {
+  /** Counts a token request as WeChat would see it (also the ones a fault answers). */
+  countTokenRequest(appId: string, source: 'classic' | 'stable'): void {
     const counts = this.tokenRequests.get(appId) ?? { classic: 0, stable: 0 };
     counts[source]++;
     this.tokenRequests.set(appId, counts);
@@ -104,7 +105,6 @@ export class SimState {
 
   /** cgi-bin/token: always a new token; the previous one keeps working for the overlap only. */
   classicToken(appId: string): { access_token: string; expires_in: number } {
-    this.count(appId, 'classic');
     const previous = this.current.get(`classic:${appId}`);
     const old = previous ? this.tokens.get(previous) : undefined;
     if (old) old.invalidAt = Math.min(old.expiresAt, this.now() + this.options.overlapMs);
@@ -113,7 +113,6 @@ export class SimState {
 
   /** cgi-bin/stable_token: the same token while it has > 5 min left; force_refresh replaces it at once. */
   stableToken(appId: string, forceRefresh: boolean): { access_token: string; expires_in: number } {
-    this.count(appId, 'stable');
     const currentToken = this.current.get(`stable:${appId}`);
     const current = currentToken ? this.tokens.get(currentToken) : undefined;
     const now = this.now();
@@ -139,6 +138,8 @@ export class SimState {
   /** Invalidates every token of an account, as a leaked-secret reset would. */
   invalidateTokens(appId: string): void {
     for (const issued of this.tokens.values()) if (issued.appId === appId) issued.invalidAt = this.now();
+    this.current.delete(`classic:${appId}`);
+    this.current.delete(`stable:${appId}`);
   }
 
   /** A user action that opens a sending window (the push client reports the pushes it sends). */

@@ -37,6 +37,10 @@ export interface Config {
   workerConcurrency: number;
   admin: { host: string; port: number; user: string; password?: string | undefined; apiKey?: string | undefined };
   workerMetricsPort?: number | undefined;
+  /** How long a worker holds a job before others may take it over (stalled-job recovery after a crash). */
+  workerLockMs: number;
+  /** HTTP(S) proxy for calls to the WeChat API (an egress IP on the API whitelist). */
+  apiProxy?: string | undefined;
   logLevel: string;
 }
 
@@ -78,6 +82,8 @@ const envSchema = z.object({
   ADMIN_PASSWORD: optional(z.string().min(8, 'must be at least 8 characters')),
   ADMIN_API_KEY: optional(z.string().min(16, 'must be at least 16 characters')),
   WORKER_METRICS_PORT: optional(port),
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
+  WECHAT_API_PROXY: optional(z.url({ protocol: /^https?$/ })),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -167,6 +173,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiKey: e.ADMIN_API_KEY,
     },
     workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerLockMs: e.WORKER_LOCK_DURATION_MS,
+    apiProxy: e.WECHAT_API_PROXY,
     logLevel: e.LOG_LEVEL,
   };
 }

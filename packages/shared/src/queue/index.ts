@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DefaultJobOptions } from 'bullmq';
+import type { ReplyTemplate } from '../rules/index.js';
 import type { PushFormat } from '../wechat/body.js';
 import type { ReplyItem } from '../wechat/custom-message.js';
 import { dedupKey, type InboundMessage } from '../wechat/message.js';
@@ -34,7 +35,8 @@ export interface OutboundJobData {
   appId: string;
   touser: string;
   msgKey: string;
-  replies: ReplyItem[];
+  /** Custom/send bodies without touser; media may still be `{ file }` (uploaded at send time). */
+  replies: (ReplyItem | ReplyTemplate)[];
   /** Replies already accepted by WeChat; a retried job resumes after them. */
   sent: number;
   source: 'rules' | 'handler' | 'api';
@@ -62,3 +64,15 @@ export const INBOUND_JOB_OPTIONS: DefaultJobOptions = {
   attempts: 5,
   backoff: { type: 'exponential', delay: 1000 },
 };
+
+/** Outbound jobs: retryable send errors back off exponentially with jitter (about 17 minutes in all). */
+export const OUTBOUND_JOB_OPTIONS: DefaultJobOptions = {
+  ...JOB_RETENTION,
+  attempts: 10,
+  backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
+};
+
+/** While this key exists, the account's outbound jobs wait (45009 quota, or an operator's pause). */
+export function pauseKey(appId: string): string {
+  return `${QUEUE_PREFIX}:paused:${appId}`;
+}

@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../config/errors.js';
 import { loadStructuredFile } from '../config/file.js';
@@ -85,7 +86,17 @@ export class ReplyRules {
 
   /** Loads and validates a JSON or YAML rules file; problems name the file, line and column. */
   static load(file: string, accountType: AccountType): ReplyRules {
-    return ReplyRules.compile(loadStructuredFile(file, rulesSchema, 'REPLY_RULES_FILE'), accountType, file);
+    const data = loadStructuredFile(file, rulesSchema, 'REPLY_RULES_FILE');
+    // A media `file` is relative to the rules file, wherever the process runs from.
+    const absolute = (items: ReplyTemplate[] | undefined) => items?.map((i) => resolveFiles(i, dirname(resolve(file))));
+    return ReplyRules.compile(
+      {
+        rules: data.rules.map((r) => ({ ...r, reply: absolute(r.reply as ReplyTemplate[] | undefined) })),
+        fallback: absolute(data.fallback as ReplyTemplate[] | undefined),
+      },
+      accountType,
+      file,
+    );
   }
 
   private static compile(file: RulesFile, accountType: AccountType, source: string): ReplyRules {
@@ -147,6 +158,17 @@ function matchRule(rule: Rule, m: InboundMessage): string[] | undefined {
     return groups ? [...groups].map((g) => g ?? '') : undefined;
   }
   return [];
+}
+
+function resolveFiles<T>(value: T, dir: string): T {
+  if (Array.isArray(value)) return value.map((v) => resolveFiles(v, dir)) as T;
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [
+      k,
+      k === 'file' && typeof v === 'string' ? resolve(dir, v) : resolveFiles(v, dir),
+    ]),
+  ) as T;
 }
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_.]+)\s*\}\}/g;

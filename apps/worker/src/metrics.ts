@@ -1,0 +1,37 @@
+import { Counter, type Registry } from 'prom-client';
+
+/** The worker's Prometheus metrics. */
+export class WorkerMetrics {
+  readonly sends: Counter<'app_id' | 'errcode'>;
+  readonly retries: Counter<'app_id' | 'reason'>;
+  readonly tokenRequests: Counter<'app_id' | 'result'>;
+  readonly jobs: Counter<'queue' | 'result'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.sends = new Counter({
+      name: 'wxkf_sends_total',
+      help: 'custom/send calls by account and errcode (0 = delivered; "transport" = timeout, 5xx or dropped)',
+      labelNames: ['app_id', 'errcode'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'wxkf_send_retries_total',
+      help: 'Outbound jobs handed back for a later attempt, by reason',
+      labelNames: ['app_id', 'reason'],
+      registers,
+    });
+    this.tokenRequests = new Counter({
+      name: 'wxkf_token_requests_total',
+      help: 'access_token requests made to WeChat by this process, by result (ok, errcode, transport)',
+      labelNames: ['app_id', 'result'],
+      registers,
+    });
+    this.jobs = new Counter({
+      name: 'wxkf_jobs_total',
+      help: 'Jobs finished by this process, by queue and result',
+      labelNames: ['queue', 'result'],
+      registers,
+    });
+  }
+}

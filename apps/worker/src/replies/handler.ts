@@ -1,0 +1,33 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { AccountConfig, InboundMessage, Logger, ReplyItem, ReplyTemplate, WeChatClient } from '@wx-kf/shared';
+import { reply } from '@wx-kf/shared';
+
+/** What a handler module gets besides the message. */
+export interface HandlerContext {
+  account: { appId: string; type: AccountConfig['type'] };
+  log: Logger;
+  /** Builders for reply items: `ctx.reply.text('hi')`. */
+  reply: typeof reply;
+  /** Queue more messages for any user of this account (sent in order, with retries). */
+  send(touser: string, replies: (ReplyItem | ReplyTemplate)[]): Promise<string>;
+  /** Show or hide "typing…" for the user (best effort). */
+  typing(touser: string, on?: boolean): Promise<void>;
+  /** Download an incoming message's media (image MediaId, …). */
+  getMedia(mediaId: string): Promise<Buffer>;
+  client: WeChatClient;
+}
+
+/** `export default async function (message, ctx)`: returns the replies for the message (or nothing). */
+export type MessageHandler = (message: InboundMessage, ctx: HandlerContext) => unknown | Promise<unknown>;
+
+/** Loads the module named by WECHAT_HANDLER and checks that its default export is a function. */
+export async function loadHandler(path: string): Promise<MessageHandler> {
+  const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown };
+  if (typeof mod.default !== 'function') {
+    throw new Error(`WECHAT_HANDLER ${path}: the module has no default export function (message, ctx) => replies`);
+  }
+  return mod.default as MessageHandler;
+}
+
+export { reply };

@@ -1,0 +1,390 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type Config,
+  createLogger,
+  createRedis,
+  type FieldMap,
+  INBOUND_JOB_OPTIONS,
+  INBOUND_QUEUE,
+  type InboundJobData,
+  type InboundMessage,
+  inboundJobId,
+  loadConfig,
+  OUTBOUND_QUEUE,
+  type OutboundJobData,
+  pauseKey,
+  QUEUE_PREFIX,
+} from '@wx-kf/shared';
+import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
+import { type Fault, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningWorker, startWorker } from './worker.js';
+
+const MP = 'wxworkermp0000001';
+const OA = 'wxworkeroa0000002';
+const dir = mkdtempSync(join(tmpdir(), 'wx-kf-worker-'));
+writeFileSync(join(dir, 'qr.png'), 'PNG-BYTES');
+writeFileSync(
+  join(dir, 'rules.yaml'),
+  `rules:
+  - when: { msgType: text, equals: hello }
+    reply: [{ msgtype: text, text: { content: hi } }]
+  - when: { msgType: text, equals: three }
+    reply:
+      - { msgtype: text, text: { content: "1" } }
+      - { msgtype: text, text: { content: "2" } }
+      - { msgtype: text, text: { content: "3" } }
+  - when: { msgType: text, regex: "^order\\\\s+(\\\\d+)$" }
+    reply: [{ msgtype: text, text: { content: "order {{match.1}} for {{FromUserName}}" } }]
+  - when: { msgType: text, equals: qr }
+    reply: [{ msgtype: image, image: { file: ./qr.png } }]
+  - when: { event: user_enter_tempsession }
+    reply: [{ msgtype: text, text: { content: 欢迎 } }]
+  - when: { msgType: text, contains: 人工 }
+    transfer: true
+fallback: [{ msgtype: text, text: { content: "收到：{{Content}}" } }]
+`,
+);
+
+const sim = new Simulator({
+  accounts: [
+    { appId: MP, appSecret: 'mp-secret', type: 'miniprogram' },
+    { appId: OA, appSecret: 'oa-secret', type: 'officialaccount' },
+  ],
+});
+const logs = new LogCapture();
+let config: Config;
+let redis: Redis;
+let inbound: Queue<InboundJobData>;
+let outbound: Queue<OutboundJobData>;
+let worker: RunningWorker;
+let user = 0;
+
+function configFor(simUrl: string, redisUrl: string, extra: NodeJS.ProcessEnv = {}): Config {
+  const accounts = join(dir, `accounts-${Math.random()}.json`);
+  writeFileSync(
+    accounts,
+    JSON.stringify({
+      accounts: [
+        { appId: MP, appSecret: 'mp-secret', token: 'tokMP', type: 'miniprogram' },
+        { appId: OA, appSecret: 'oa-secret', token: 'tokOA', type: 'officialaccount' },
+      ],
+    }),
+  );
+  return loadConfig({
+    REDIS_URL: redisUrl,
+    WECHAT_API_BASE: simUrl,
+    WECHAT_ACCOUNTS_FILE: accounts,
+    REPLY_RULES_FILE: join(dir, 'rules.yaml'),
+    WORKER_CONCURRENCY: '20',
+    ...extra,
+  });
+}
+
+/** Stores a push as the ingress would. */
+async function push(fields: FieldMap, appId = MP, transferred = false): Promise<string> {
+  const message = fields as InboundMessage;
+  const jobId = inboundJobId(appId, message);
+  const data = {
+    appId,
+    msgKey: jobId,
+    mode: 'safe',
+    format: 'json',
+    receivedAt: Date.now(),
+    transferred,
+    message,
+  } as const;
+  await inbound.add('push', data, { ...INBOUND_JOB_OPTIONS, jobId });
+  return jobId;
+}
+const text = (content: string, fromUser = `o_user_${++user}`) => sampleMessage('text', { content, fromUser });
+const contents = (touser: string) =>
+  sim.state
+    .messagesFor(undefined, touser)
+    .map((m) => (m.body.text as { content: string } | undefined)?.content ?? m.msgtype);
+
+type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
+async function until<T>(check: () => T | Promise<T>, ms = 10_000): Promise<Truthy<T>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value as Truthy<T>;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+const failedReason = async (jobId: string) => until(async () => (await outbound.getJob(jobId))?.failedReason);
+
+beforeAll(async () => {
+  const simUrl = await sim.listen();
+  const redisUrl = await isolatedRedisUrl();
+  config = configFor(simUrl, redisUrl);
+  redis = createRedis(redisUrl, 'client');
+  inbound = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  outbound = new Queue(OUTBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  worker = await startWorker(config, createLogger('worker-test', { destination: logs }), {
+    retryDelayMs: 20,
+    tokenOptions: { cooldownMs: 60_000 },
+  });
+});
+afterEach(async () => {
+  sim.faults.clear();
+  await redis.del(pauseKey(MP), pauseKey(OA));
+});
+afterAll(async () => {
+  await worker.close();
+  await inbound.close();
+  await outbound.close();
+  redis.disconnect();
+  await sim.close();
+});
+
+describe('replies from rules', () => {
+  it('answers equals, regex templates, events and the fallback', async () => {
+    const [a, b, c] = [text('hello'), text('order 42'), text('anything')];
+    const enter = sampleMessage('user_enter_tempsession', { fromUser: 'o_enter' });
+    for (const m of [a, b, c, enter]) await push(m);
+    await until(() => sim.state.messagesFor(MP).length >= 4);
+    expect(contents(String(a.FromUserName))).toEqual(['hi']);
+    expect(contents(String(b.FromUserName))).toEqual([`order 42 for ${b.FromUserName}`]);
+    expect(contents(String(c.FromUserName))).toEqual(['收到：anything']);
+    expect(contents('o_enter')).toEqual(['欢迎']);
+  });
+
+  it('sends nothing for a transferred message', async () => {
+    const m = text('人工');
+    const jobId = await push(m, MP, true);
+    await until(async () => (await inbound.getJob(jobId))?.returnvalue);
+    expect((await inbound.getJob(jobId))?.returnvalue).toEqual({ action: 'transferred' });
+    expect(contents(String(m.FromUserName))).toEqual([]);
+  });
+
+  it('uploads a file once and reuses its media_id', async () => {
+    const users = [text('qr'), text('qr'), text('qr')];
+    for (const m of users) await push(m);
+    const sent = await until(() => {
+      const all = users.flatMap((m) => sim.state.messagesFor(MP, String(m.FromUserName)));
+      return all.length === 3 && all;
+    });
+    expect(sim.state.media.size).toBe(1);
+    const ids = new Set(sent.map((m) => (m.body.image as { media_id: string }).media_id));
+    expect(ids.size).toBe(1);
+    expect(sim.state.media.get([...ids][0] as string)?.data.toString()).toBe('PNG-BYTES');
+  });
+
+  it('re-uploads when WeChat forgot the media_id (40007)', async () => {
+    const first = text('qr');
+    await push(first);
+    await until(() => sim.state.messagesFor(MP, String(first.FromUserName)).length === 1);
+    const before = sim.state.media.size;
+    sim.fail({
+      path: '/cgi-bin/message/custom/send',
+      appId: MP,
+      script: [{ errcode: 40007, errmsg: 'invalid media_id' }],
+    });
+    const second = text('qr');
+    await push(second);
+    await until(() => sim.state.messagesFor(MP, String(second.FromUserName)).length === 1);
+    expect(sim.state.media.size).toBe(before + 1);
+  });
+});
+
+describe('order and progress', () => {
+  it('sends three replies in order', async () => {
+    const m = text('three');
+    await push(m);
+    await until(() => contents(String(m.FromUserName)).length === 3);
+    expect(contents(String(m.FromUserName))).toEqual(['1', '2', '3']);
+  });
+
+  it('does not resend a reply that succeeded when the next one fails', async () => {
+    sim.fail({ path: '/cgi-bin/message/custom/send', appId: MP, script: ['ok', { errcode: -1 }, { http: 502 }] });
+    const m = text('three');
+    await push(m);
+    await until(() => contents(String(m.FromUserName)).length === 3);
+    expect(contents(String(m.FromUserName))).toEqual(['1', '2', '3']);
+  });
+});
+
+describe('errors', () => {
+  it('retries -1, 45011, 5xx, timeouts and dropped connections, then delivers once', async () => {
+    const faults: Fault[] = [{ errcode: -1 }, { errcode: 45011 }, { http: 503 }, { drop: true }];
+    sim.fail({ path: '/cgi-bin/message/custom/send', appId: MP, script: faults });
+    const m = text('hello');
+    const jobId = await push(m);
+    await until(() => contents(String(m.FromUserName)).length === 1);
+    const job = await until(async () => {
+      const j = await outbound.getJob(`${jobId}-r`);
+      return (await j?.isCompleted()) && j;
+    });
+    expect(job.attemptsMade).toBe(5);
+    expect(contents(String(m.FromUserName))).toEqual(['hi']);
+  });
+
+  it.each([
+    [45015, 'response out of time limit or subscription is canceled'],
+    [45047, 'out of response count limit'],
+    [40003, 'invalid openid'],
+  ])('fails at once on %i with the code in the reason', async (errcode, errmsg) => {
+    sim.fail({ path: '/cgi-bin/message/custom/send', appId: MP, script: [{ errcode, errmsg }] });
+    const jobId = await push(text('hello'));
+    expect(await failedReason(`${jobId}-r`)).toBe(`${errcode} ${errmsg}`);
+    expect((await outbound.getJob(`${jobId}-r`))?.attemptsMade).toBe(1);
+  });
+
+  it('pauses only the account whose quota is spent (45009)', async () => {
+    sim.fail({
+      path: '/cgi-bin/message/custom/send',
+      appId: MP,
+      script: [{ errcode: 45009, errmsg: 'reach max api daily quota limit' }],
+    });
+    const blocked = text('hello');
+    const jobId = await push(blocked);
+    await until(async () => (await outbound.getJob(`${jobId}-r`))?.isDelayed());
+    expect(await redis.pttl(pauseKey(MP))).toBeGreaterThan(60_000);
+    const other = text('hello');
+    await push(other, OA);
+    await until(() => contents(String(other.FromUserName)).length === 1);
+    const more = text('hello');
+    const held = await push(more);
+    await until(async () => (await outbound.getJob(`${held}-r`))?.isDelayed());
+    expect(contents(String(blocked.FromUserName))).toEqual([]);
+    expect(contents(String(more.FromUserName))).toEqual([]);
+    // The operator (or the pause's end) resumes: the delayed jobs are promoted and sent.
+    await redis.del(pauseKey(MP));
+    await (await outbound.getJob(`${jobId}-r`))?.promote();
+    await (await outbound.getJob(`${held}-r`))?.promote();
+    await until(
+      () => contents(String(blocked.FromUserName)).length === 1 && contents(String(more.FromUserName)).length === 1,
+    );
+  });
+
+  it('counts transport failures in the metrics', async () => {
+    sim.fail({ path: '/cgi-bin/message/custom/send', appId: OA, script: [{ drop: true }] });
+    const m = text('hello');
+    await push(m, OA);
+    await until(() => contents(String(m.FromUserName)).length === 1);
+    const metric = await worker.metrics.sends.get();
+    expect(
+      metric.values.find((v) => v.labels.app_id === OA && v.labels.errcode === 'transport')?.value,
+    ).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('the shared access_token', () => {
+  it('300 concurrent sends on a cold start make one token request', async () => {
+    const account = 'wxworkermp0000001';
+    await redis.del(`${QUEUE_PREFIX}:token:${account}`);
+    sim.state.tokenRequests.clear();
+    const users = Array.from({ length: 300 }, () => text('hello'));
+    await Promise.all(users.map((m) => push(m)));
+    await until(() => users.every((m) => contents(String(m.FromUserName)).length === 1), 30_000);
+    expect(sim.state.tokenRequestCount(account)).toBe(1);
+  });
+
+  it('an invalidation storm (every send gets 40001 once) costs one refresh', async () => {
+    sim.state.tokenRequests.clear();
+    sim.state.invalidateTokens(MP);
+    const users = Array.from({ length: 100 }, () => text('hello'));
+    await Promise.all(users.map((m) => push(m)));
+    await until(() => users.every((m) => contents(String(m.FromUserName)).length === 1), 30_000);
+    expect(sim.state.tokenRequestCount(MP)).toBe(1);
+  });
+
+  it('stops asking for tokens after a configuration error and says why, loudly', async () => {
+    await redis.del(`${QUEUE_PREFIX}:token:${OA}`);
+    sim.state.tokenRequests.clear();
+    sim.fail({
+      path: '/cgi-bin/stable_token',
+      appId: OA,
+      script: [{ errcode: 40164, errmsg: 'invalid ip 203.0.113.9, not in whitelist' }],
+    });
+    const users = Array.from({ length: 20 }, () => text('hello'));
+    const ids = await Promise.all(users.map((m) => push(m, OA)));
+    await until(async () =>
+      (await Promise.all(ids.map(async (id) => (await outbound.getJob(`${id}-r`))?.isDelayed()))).every(Boolean),
+    );
+    expect(sim.state.tokenRequestCount(OA)).toBe(1);
+    const loud = logs.records.find((r) => r.errcode === 40164 && r.level === 50);
+    expect(String(loud?.errmsg)).toContain('203.0.113.9');
+    await redis.del(`${QUEUE_PREFIX}:cooldown:${OA}`);
+    for (const id of ids) await (await outbound.getJob(`${id}-r`))?.promote();
+    await until(() => users.every((m) => contents(String(m.FromUserName)).length === 1));
+  });
+
+  it('keeps no secret in Redis key names or logs', async () => {
+    const keys = await redis.keys('*');
+    for (const secret of ['mp-secret', 'oa-secret']) {
+      expect(keys.join('\n')).not.toContain(secret);
+      expect(logs.text).not.toContain(secret);
+    }
+    const token = JSON.parse((await redis.get(`${QUEUE_PREFIX}:token:${MP}`)) ?? '{}').token;
+    expect(token).toMatch(/^SIM_/);
+    expect(logs.text).not.toContain(token);
+  });
+});
+
+describe('a handler module', () => {
+  it('replaces the rules and can queue more messages', async () => {
+    const handlerFile = join(dir, 'handler.mjs');
+    writeFileSync(
+      handlerFile,
+      `export default async function (message, ctx) {
+        if (message.Content === 'bad') return [{ msgtype: 'wxcard', wxcard: { card_id: 'x' } }];
+        await ctx.send(message.FromUserName, [ctx.reply.text('later')]);
+        return [ctx.reply.text('echo ' + message.Content + ' from ' + ctx.account.appId)];
+      }`,
+    );
+    const handlerRedis = await isolatedRedisUrl();
+    const own = await startWorker(
+      configFor(sim.url, handlerRedis, { WECHAT_HANDLER: handlerFile }),
+      createLogger('h', { level: 'silent' }),
+    );
+    const conn = createRedis(handlerRedis, 'client');
+    const q = new Queue<InboundJobData>(INBOUND_QUEUE, { connection: conn, prefix: QUEUE_PREFIX });
+    try {
+      const m = text('ping') as InboundMessage;
+      await q.add(
+        'push',
+        {
+          appId: MP,
+          msgKey: 'k1',
+          mode: 'plain',
+          format: 'xml',
+          receivedAt: Date.now(),
+          transferred: false,
+          message: m,
+        },
+        { jobId: inboundJobId(MP, m) },
+      );
+      await until(() => contents(String(m.FromUserName)).length === 2);
+      expect(contents(String(m.FromUserName)).sort()).toEqual([`echo ping from ${MP}`, 'later'].sort());
+      const bad = text('bad') as InboundMessage;
+      const badId = inboundJobId(MP, bad);
+      await q.add(
+        'push',
+        {
+          appId: MP,
+          msgKey: 'k2',
+          mode: 'plain',
+          format: 'xml',
+          receivedAt: Date.now(),
+          transferred: false,
+          message: bad,
+        },
+        { jobId: badId },
+      );
+      expect(await until(async () => (await q.getJob(badId))?.failedReason)).toContain(
+        'msgtype "wxcard" cannot be sent by a miniprogram',
+      );
+    } finally {
+      await own.close();
+      await q.close();
+      conn.disconnect();
+    }
+  });
+});

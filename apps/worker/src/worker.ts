@@ -1,0 +1,145 @@
+import {
+  type AccountConfig,
+  type Config,
+  createRedis,
+  INBOUND_QUEUE,
+  type InboundJobData,
+  type Logger,
+  OUTBOUND_QUEUE,
+  type OutboundJobData,
+  QUEUE_PREFIX,
+  ReplyRules,
+  TokenManager,
+  WeChatClient,
+  WeChatHttp,
+} from '@wx-kf/shared';
+import { Queue, Worker } from 'bullmq';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { WorkerMetrics } from './metrics.js';
+import { type InboundResult, inboundProcessor } from './processors/inbound.js';
+import { outboundProcessor } from './processors/outbound.js';
+import { loadHandler } from './replies/handler.js';
+
+export interface RunningWorker {
+  registry: Registry;
+  metrics: WorkerMetrics;
+  tokens: TokenManager;
+  /** The worker's /metrics and /healthz listener, when WORKER_METRICS_PORT is set. */
+  metricsUrl?: string | undefined;
+  /** Stops taking jobs, lets the active ones finish, then closes every connection. */
+  close(): Promise<void>;
+}
+
+export interface WorkerStartOptions {
+  registry?: Registry;
+  /** Token manager tuning (tests shorten leases and cool-downs). */
+  tokenOptions?: { leaseMs?: number; cooldownMs?: number; waitMs?: number };
+  /** Base delay of the send retries' exponential backoff (tests shorten it). */
+  retryDelayMs?: number;
+}
+
+/** Starts the inbound and outbound BullMQ workers for every configured account. */
+export async function startWorker(
+  config: Config,
+  logger: Logger,
+  options: WorkerStartOptions = {},
+): Promise<RunningWorker> {
+  const accounts = new Map<string, AccountConfig>(config.accounts.map((a) => [a.appId, a]));
+  const rules = new Map(
+    config.accounts.map((a) => {
+      const file = a.replyRules ?? config.replyRulesFile;
+      return [a.appId, file ? ReplyRules.load(file, a.type) : ReplyRules.none] as const;
+    }),
+  );
+  const handler = config.handler ? await loadHandler(config.handler) : undefined;
+
+  const registry = options.registry ?? new Registry();
+  collectDefaultMetrics({ register: registry });
+  const metrics = new WorkerMetrics(registry);
+
+  const connection = createRedis(config.redisUrl, 'worker', logger);
+  const client = createRedis(config.redisUrl, 'client', logger);
+  const http = new WeChatHttp({ baseUrl: config.apiBase, proxy: config.apiProxy });
+  const tokens = new TokenManager({
+    redis: client,
+    http,
+    accounts: config.accounts,
+    source: config.tokenSource,
+    logger,
+    onRequest: (appId, result) => metrics.tokenRequests.inc({ app_id: appId, result }),
+    ...options.tokenOptions,
+  });
+  const api = new WeChatClient(http, tokens, client);
+  const outbound = new Queue<OutboundJobData>(OUTBOUND_QUEUE, { connection, prefix: QUEUE_PREFIX });
+  outbound.on('error', () => {});
+
+  const workerOptions = {
+    connection,
+    prefix: QUEUE_PREFIX,
+    concurrency: config.workerConcurrency,
+    lockDuration: config.workerLockMs,
+    stalledInterval: config.workerLockMs,
+    maxStalledCount: 2,
+  };
+  const inbound = new Worker<InboundJobData, InboundResult>(
+    INBOUND_QUEUE,
+    inboundProcessor({ accounts, rules, handler, outbound, client: api, logger, retryDelayMs: options.retryDelayMs }),
+    workerOptions,
+  );
+  const sender = new Worker<OutboundJobData>(
+    OUTBOUND_QUEUE,
+    outboundProcessor({ client: api, redis: client, logger, metrics }),
+    workerOptions,
+  );
+
+  for (const [name, worker] of [
+    [INBOUND_QUEUE, inbound],
+    [OUTBOUND_QUEUE, sender],
+  ] as const) {
+    worker.on('error', (error) => logger.error({ queue: name, err: error.message }, 'worker error'));
+    worker.on('completed', () => metrics.jobs.inc({ queue: name, result: 'completed' }));
+    worker.on('failed', (job, error) => {
+      metrics.jobs.inc({ queue: name, result: 'failed' });
+      const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError';
+      logger[final ? 'error' : 'warn'](
+        {
+          queue: name,
+          jobId: job?.id,
+          msgKey: (job?.data as { msgKey?: string } | undefined)?.msgKey,
+          attempt: job?.attemptsMade,
+          reason: error.message,
+        },
+        final ? 'job failed' : 'job will be retried',
+      );
+    });
+  }
+
+  let server: FastifyInstance | undefined;
+  let metricsUrl: string | undefined;
+  if (config.workerMetricsPort !== undefined) {
+    server = Fastify({ logController: new LogController({ disableRequestLogging: true }) });
+    server.get('/healthz', async () => ({ status: inbound.isRunning() && sender.isRunning() ? 'ok' : 'stopping' }));
+    server.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+    metricsUrl = await server.listen({ host: config.host, port: config.workerMetricsPort });
+  }
+  logger.info(
+    { accounts: [...accounts.keys()], concurrency: config.workerConcurrency, handler: Boolean(handler), metricsUrl },
+    'worker started',
+  );
+
+  return {
+    registry,
+    metrics,
+    tokens,
+    metricsUrl,
+    close: async () => {
+      await Promise.all([inbound.close(), sender.close()]);
+      await server?.close();
+      await outbound.close();
+      tokens.close();
+      await http.close();
+      await Promise.all([connection.quit(), client.quit()]).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,5 @@
+export * from './client.js';
+export * from './errcodes.js';
+export * from './errors.js';
+export * from './http.js';
+export * from './token-manager.js';

@@ -1,0 +1,221 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
+import { QUEUE_PREFIX } from '../queue/index.js';
+import { TokenUnavailableError, TransportError, WeChatApiError } from './errors.js';
+import type { WeChatHttp } from './http.js';
+
+export interface TokenAccount {
+  appId: string;
+  appSecret: string;
+}
+
+export interface TokenManagerOptions {
+  /** A normal (non-subscriber) connection; the manager duplicates it once for its pub/sub wake-ups. */
+  redis: Redis;
+  http: WeChatHttp;
+  accounts: TokenAccount[];
+  /** `stable`: cgi-bin/stable_token in normal mode (never force_refresh). `classic`: cgi-bin/token. */
+  source: 'stable' | 'classic';
+  logger: Logger;
+  /** Called once per token request to WeChat with its result ('ok', or the errcode / 'transport'). */
+  onRequest?: (appId: string, result: string) => void;
+  /** How long the refresh lock is held at most; longer than a token request can take. */
+  leaseMs?: number;
+  /** Refresh this long before expiry, so no send waits on a refresh in steady state (< 5 min: see stable_token). */
+  refreshAheadMs?: number;
+  /** After a configuration error (40013, 40125, 40164, 40243, 89503, 45009…), ask again only after this long. */
+  cooldownMs?: number;
+  /** Longest a caller waits for another process's refresh. */
+  waitMs?: number;
+}
+
+interface StoredToken {
+  token: string;
+  expiresAt: number;
+  gen: number;
+}
+
+// Overwrites only with a newer generation: a slow refresher never replaces a token fetched after its own.
+const STORE = `
+local cur = redis.call('GET', KEYS[1])
+if cur and cjson.decode(cur).gen > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1`;
+// Deletes the token only if it still is the one that failed (another process may already have replaced it).
+const INVALIDATE = `
+local cur = redis.call('GET', KEYS[1])
+if cur and cjson.decode(cur).token == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+/**
+ * One access_token per account for the whole cluster, kept in Redis. Refreshes are single-flight across
+ * processes (a lock with an owner and a lease); waiters are woken by pub/sub, not by polling.
+ */
+export class TokenManager {
+  private readonly o: Required<Omit<TokenManagerOptions, 'onRequest'>> & Pick<TokenManagerOptions, 'onRequest'>;
+  private readonly accounts: Map<string, TokenAccount>;
+  private readonly inflight = new Map<string, Promise<string>>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private subscriber: Redis | undefined;
+  private subscribed: Promise<unknown> | undefined;
+  private readonly channel = `${QUEUE_PREFIX}:token-events`;
+
+  constructor(options: TokenManagerOptions) {
+    this.o = { leaseMs: 15_000, refreshAheadMs: 240_000, cooldownMs: 300_000, waitMs: 20_000, ...options };
+    this.accounts = new Map(options.accounts.map((a) => [a.appId, a]));
+  }
+
+  private key(kind: 'token' | 'lock' | 'gen' | 'cooldown', appId: string): string {
+    return `${QUEUE_PREFIX}:${kind}:${appId}`;
+  }
+
+  private async read(appId: string): Promise<StoredToken | undefined> {
+    const raw = await this.o.redis.get(this.key('token', appId));
+    return raw ? (JSON.parse(raw) as StoredToken) : undefined;
+  }
+
+  /** The account's current token: from Redis, refreshing (once for the whole cluster) when missing. */
+  async getToken(appId: string): Promise<string> {
+    const stored = await this.read(appId);
+    if (stored) {
+      if (stored.expiresAt - Date.now() < this.o.refreshAheadMs) {
+        this.refresh(appId).catch((error) =>
+          this.o.logger.warn({ appId, err: error.message }, 'token refresh-ahead failed'),
+        );
+      }
+      return stored.token;
+    }
+    return this.refresh(appId);
+  }
+
+  /**
+   * After 40001/40014/42001: deletes the stored token only if it is still `failedToken`, then returns a token
+   * other than it (refreshing once for the cluster if needed).
+   */
+  async replace(appId: string, failedToken: string): Promise<string> {
+    await this.o.redis.eval(INVALIDATE, 1, this.key('token', appId), failedToken);
+    return this.refresh(appId, failedToken);
+  }
+
+  private refresh(appId: string, failedToken?: string): Promise<string> {
+    const running = this.inflight.get(appId);
+    if (running) return running;
+    const started = this.refreshOnce(appId, failedToken).finally(() => this.inflight.delete(appId));
+    this.inflight.set(appId, started);
+    return started;
+  }
+
+  private usable(stored: StoredToken | undefined, failedToken?: string): stored is StoredToken {
+    return Boolean(stored && stored.token !== failedToken && stored.expiresAt - Date.now() >= this.o.refreshAheadMs);
+  }
+
+  private async refreshOnce(appId: string, failedToken?: string): Promise<string> {
+    const deadline = Date.now() + this.o.waitMs;
+    await this.listen();
+    for (;;) {
+      await this.checkCooldown(appId);
+      const stored = await this.read(appId);
+      if (this.usable(stored, failedToken)) return stored.token;
+
+      const owner = randomBytes(12).toString('hex');
+      const lockKey = this.key('lock', appId);
+      if ((await this.o.redis.set(lockKey, owner, 'PX', this.o.leaseMs, 'NX')) === 'OK') {
+        try {
+          const again = await this.read(appId);
+          if (this.usable(again, failedToken)) return again.token;
+          return await this.fetch(appId);
+        } finally {
+          await this.o.redis.eval(RELEASE, 1, lockKey, owner);
+        }
+      }
+      // Another process is refreshing: wait for its notice, or for its lease to run out if it died.
+      const remaining = deadline - Date.now();
+      if (remaining <= 0)
+        throw new TransportError(`waited ${this.o.waitMs} ms for a token refresh`, 'token', 'timeout');
+      const lease = await this.o.redis.pttl(lockKey);
+      await this.waitForNotice(appId, Math.max(20, Math.min(lease > 0 ? lease + 20 : 20, remaining)));
+    }
+  }
+
+  private async fetch(appId: string): Promise<string> {
+    const account = this.accounts.get(appId);
+    if (!account) throw new Error(`no account ${appId}`);
+    const gen = await this.o.redis.incr(this.key('gen', appId));
+    let answer: { access_token: string; expires_in: number };
+    try {
+      answer =
+        this.o.source === 'stable'
+          ? await this.o.http.call('/cgi-bin/stable_token', {
+              json: { grant_type: 'client_credential', appid: appId, secret: account.appSecret, force_refresh: false },
+            })
+          : await this.o.http.call('/cgi-bin/token', {
+              query: { grant_type: 'client_credential', appid: appId, secret: account.appSecret },
+            });
+    } catch (error) {
+      this.o.onRequest?.(appId, error instanceof WeChatApiError ? String(error.errcode) : 'transport');
+      if (error instanceof WeChatApiError && (error.action === 'config' || error.action === 'pause_account')) {
+        const cooldown = JSON.stringify({ errcode: error.errcode, errmsg: error.errmsg });
+        await this.o.redis.set(this.key('cooldown', appId), cooldown, 'PX', this.o.cooldownMs);
+        await this.o.redis.publish(this.channel, appId);
+        this.o.logger.error(
+          { appId, errcode: error.errcode, errmsg: error.errmsg, retryInMs: this.o.cooldownMs },
+          'access_token request refused: check the AppID, AppSecret and API IP whitelist; token requests paused',
+        );
+        throw new TokenUnavailableError(appId, error.errcode, error.errmsg, this.o.cooldownMs);
+      }
+      throw error;
+    }
+    this.o.onRequest?.(appId, 'ok');
+    const ttlMs = answer.expires_in * 1000;
+    const stored: StoredToken = { token: answer.access_token, expiresAt: Date.now() + ttlMs, gen };
+    await this.o.redis.eval(STORE, 1, this.key('token', appId), JSON.stringify(stored), gen, ttlMs);
+    await this.o.redis.publish(this.channel, appId);
+    this.o.logger.info({ appId, expiresIn: answer.expires_in, source: this.o.source }, 'access_token refreshed');
+    return (await this.read(appId))?.token ?? stored.token;
+  }
+
+  private async checkCooldown(appId: string): Promise<void> {
+    const key = this.key('cooldown', appId);
+    const [raw, ttl] = await Promise.all([this.o.redis.get(key), this.o.redis.pttl(key)]);
+    if (!raw) return;
+    const { errcode, errmsg } = JSON.parse(raw) as { errcode: number; errmsg: string };
+    throw new TokenUnavailableError(appId, errcode, errmsg, Math.max(ttl, 0));
+  }
+
+  private listen(): Promise<unknown> {
+    if (!this.subscribed) {
+      const subscriber = this.o.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+      subscriber.on('error', () => {}); // outages are logged by the main connection
+      subscriber.on('message', (_channel: string, appId: string) => {
+        const waiting = this.waiters.get(appId);
+        this.waiters.delete(appId);
+        for (const wake of waiting ?? []) wake();
+      });
+      this.subscriber = subscriber;
+      this.subscribed = subscriber.subscribe(this.channel);
+    }
+    return this.subscribed;
+  }
+
+  private waitForNotice(appId: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const set = this.waiters.get(appId) ?? new Set();
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      set.add(wake);
+      this.waiters.set(appId, set);
+    });
+  }
+
+  close(): void {
+    this.subscriber?.disconnect();
+  }
+}
