@@ -50,6 +50,8 @@ export class SimState {
   readonly messages: RecordedMessage[] = [];
   readonly typing: { appId: string; touser: string; command: string; at: number }[] = [];
   readonly tokenRequests = new Map<string, { classic: number; stable: number }>();
+  /** stable_token calls with force_refresh: true (wx-kf must never make one on its own). */
+  forceRefreshes = 0;
   private readonly tokens = new Map<string, IssuedToken>();
   private readonly current = new Map<string, string>(); // `${source}:${appId}` -> token
   readonly media = new Map<
@@ -74,6 +76,7 @@ export class SimState {
     this.messages.length = 0;
     this.typing.length = 0;
     this.tokenRequests.clear();
+    this.forceRefreshes = 0;
     this.tokens.clear();
     this.current.clear();
     this.media.clear();
@@ -119,6 +122,7 @@ export class SimState {
     if (current && currentToken && !forceRefresh && current.expiresAt - now > STABLE_ROTATE_MS) {
       return { access_token: currentToken, expires_in: Math.floor((current.expiresAt - now) / 1000) };
     }
+    if (forceRefresh) this.forceRefreshes++;
     if (current && forceRefresh) current.invalidAt = now;
     return this.issue(appId, 'stable');
   }

@@ -1,0 +1,124 @@
+import { createLogger, createRedis, QUEUE_PREFIX, TokenManager, WeChatHttp } from '@wx-kf/shared';
+import { isolatedRedisUrl } from '@wx-kf/testkit';
+import { Simulator } from '@wx-kf/wechat-sim';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
+const APP_ID = 'wxtokens000000001';
+const sim = new Simulator({ accounts: [{ appId: APP_ID, appSecret: 'tok-secret', type: 'miniprogram' }] });
+const logger = createLogger('tokens', { level: 'silent' });
+let redis: Redis;
+let http: WeChatHttp;
+const managers: TokenManager[] = [];
+
+function manager(options: Partial<ConstructorParameters<typeof TokenManager>[0]> = {}): TokenManager {
+  // Each manager has its own Redis connection, like a separate process.
+  const m = new TokenManager({
+    redis: redis.duplicate(),
+    http,
+    accounts: [{ appId: APP_ID, appSecret: 'tok-secret' }],
+    source: 'stable',
+    logger,
+    ...options,
+  });
+  managers.push(m);
+  return m;
+}
+const tokenKey = `${QUEUE_PREFIX}:token:${APP_ID}`;
+const lockKey = `${QUEUE_PREFIX}:lock:${APP_ID}`;
+
+beforeAll(async () => {
+  http = new WeChatHttp({ baseUrl: await sim.listen() });
+  redis = createRedis(await isolatedRedisUrl(), 'client');
+});
+beforeEach(async () => {
+  sim.reset();
+  await redis.flushdb();
+});
+afterAll(async () => {
+  for (const m of managers) m.close();
+  redis.disconnect();
+  await http.close();
+  await sim.close();
+});
+
+describe('TokenManager', () => {
+  it('a lock holder that died mid-refresh blocks the others only until its lease ends', async () => {
+    // What a process killed during its token request leaves behind: the lock, with its lease running.
+    await redis.set(lockKey, 'dead-process', 'PX', 600);
+    const started = Date.now();
+    const tokens = await Promise.all(
+      [manager({ leaseMs: 600 }), manager({ leaseMs: 600 })].map((m) => m.getToken(APP_ID)),
+    );
+    const waited = Date.now() - started;
+    expect(new Set(tokens).size).toBe(1);
+    expect(waited).toBeGreaterThanOrEqual(500);
+    expect(waited).toBeLessThan(5000);
+    expect(sim.state.tokenRequestCount(APP_ID)).toBe(1);
+  });
+
+  it('waiters are woken by the refresher, not by polling', async () => {
+    sim.faults.addLatency({ path: '/cgi-bin/stable_token', fixedMs: 300 });
+    const [a, b] = [manager({ leaseMs: 10_000 }), manager({ leaseMs: 10_000 })];
+    const started = Date.now();
+    const [ta, tb] = await Promise.all([a.getToken(APP_ID), b.getToken(APP_ID)]);
+    expect(ta).toBe(tb);
+    // b waited for a's refresh (300 ms), far less than the 10 s lease it would sleep to without a wake-up.
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(sim.state.tokenRequestCount(APP_ID)).toBe(1);
+  });
+
+  it('a slow refresher never overwrites a newer token', async () => {
+    const slow = manager({ leaseMs: 100 });
+    const fast = manager({ leaseMs: 100 });
+    sim.fail({ path: '/cgi-bin/stable_token', script: [{ delayMs: 600 }] });
+    const slowToken = slow.getToken(APP_ID); // takes the lock, then its request hangs past the lease
+    await new Promise((r) => setTimeout(r, 250));
+    sim.state.invalidateTokens(APP_ID); // WeChat hands the fast one a new token…
+    const fastToken = await fast.getToken(APP_ID);
+    sim.state.invalidateTokens(APP_ID); // …and the slow one, answered last, yet another
+    // The slow refresher's answer came last but belongs to an older refresh: it keeps the newer token.
+    expect(await slowToken).toBe(fastToken);
+    expect(sim.state.tokenRequestCount(APP_ID)).toBe(2);
+    const stored = JSON.parse((await redis.get(tokenKey)) ?? '{}');
+    expect(stored.token).toBe(fastToken);
+  });
+
+  it('replaces a failed token only if it still is the stored one', async () => {
+    const m = manager();
+    const first = await m.getToken(APP_ID);
+    sim.state.invalidateTokens(APP_ID);
+    const second = await m.replace(APP_ID, first);
+    expect(second).not.toBe(first);
+    // A late 40001 for the old token must not throw away the new one.
+    expect(await manager().replace(APP_ID, first)).toBe(second);
+    expect(sim.state.tokenRequestCount(APP_ID)).toBe(2);
+  });
+
+  it('classic mode: one request for many callers, refreshed ahead of expiry, the old token still valid in the overlap', async () => {
+    const [a, b] = [manager({ source: 'classic' }), manager({ source: 'classic' })];
+    const tokens = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? a : b).getToken(APP_ID)));
+    expect(new Set(tokens).size).toBe(1);
+    expect(sim.state.tokenRequests.get(APP_ID)).toEqual({ classic: 1, stable: 0 });
+    // Bring the stored token inside the refresh-ahead window: the next read returns it and refreshes behind.
+    const stored = JSON.parse((await redis.get(tokenKey)) ?? '{}');
+    await redis.set(tokenKey, JSON.stringify({ ...stored, expiresAt: Date.now() + 60_000 }), 'PX', 60_000);
+    expect(await a.getToken(APP_ID)).toBe(tokens[0]);
+    await new Promise((r) => setTimeout(r, 200));
+    const fresh = await b.getToken(APP_ID);
+    expect(fresh).not.toBe(tokens[0]);
+    expect(sim.state.tokenRequests.get(APP_ID)).toEqual({ classic: 2, stable: 0 });
+    expect(sim.state.checkToken(tokens[0]).ok).toBe(true); // the 5-minute overlap keeps in-flight sends working
+  });
+
+  it('never asks for force_refresh, even through an invalidation storm', async () => {
+    const m = manager();
+    let token = await m.getToken(APP_ID);
+    for (let i = 0; i < 5; i++) {
+      sim.state.invalidateTokens(APP_ID);
+      token = await m.replace(APP_ID, token);
+    }
+    expect(sim.state.tokenRequestCount(APP_ID)).toBe(6);
+    expect(sim.state.forceRefreshes).toBe(0);
+  });
+});

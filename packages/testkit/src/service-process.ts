@@ -1,0 +1,49 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
+const ENTRY = { ingress: 'apps/ingress/src/main.ts', worker: 'apps/worker/src/main.ts' } as const;
+
+/** An ingress or worker running as its own OS process (from the TypeScript sources), as production runs it. */
+export class ServiceProcess {
+  readonly output: string[] = [];
+  readonly exited: Promise<number | null>;
+
+  private constructor(
+    readonly name: keyof typeof ENTRY,
+    private readonly child: ChildProcess,
+  ) {
+    const collect = (chunk: Buffer) => this.output.push(...chunk.toString().split('\n').filter(Boolean));
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  static start(name: keyof typeof ENTRY, env: NodeJS.ProcessEnv): ServiceProcess {
+    const child = spawn(process.execPath, ['--conditions=wx-kf-source', '--import', 'tsx', join(ROOT, ENTRY[name])], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new ServiceProcess(name, child);
+  }
+
+  /** Resolves once a log line contains `text` (e.g. "worker started"). */
+  async waitFor(text: string, ms = 20_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!this.output.some((l) => l.includes(text))) {
+      if (Date.now() > deadline)
+        throw new Error(`${this.name} did not log "${text}" within ${ms} ms:\n${this.output.join('\n')}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`${this.name} exited (${this.child.exitCode}):\n${this.output.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Sends a signal and resolves with the exit code (null when killed by the signal). */
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
