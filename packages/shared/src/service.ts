@@ -1,4 +1,4 @@
-import { type Config, ConfigError, loadConfig } from './config/index.js';
+import { type Config, ConfigError, loadConfig, loadDotEnv } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
 
 export interface RunningService {
@@ -15,6 +15,7 @@ export async function runService(
   options: { graceMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<void> {
   let config: Config;
+  if (!options.env) loadDotEnv();
   try {
     config = loadConfig(options.env);
   } catch (error) {

@@ -3,9 +3,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
-const ENTRY = { ingress: 'apps/ingress/src/main.ts', worker: 'apps/worker/src/main.ts' } as const;
+const ENTRY = {
+  ingress: 'apps/ingress/src/main.ts',
+  worker: 'apps/worker/src/main.ts',
+  start: 'scripts/start.ts',
+  sim: 'packages/wechat-sim/src/cli.ts',
+} as const;
 
-/** An ingress or worker running as its own OS process (from the TypeScript sources), as production runs it. */
+/** An ingress, worker, `pnpm start` or sim CLI running as its own OS process (from the TypeScript sources). */
 export class ServiceProcess {
   readonly output: string[] = [];
   readonly exited: Promise<number | null>;
@@ -20,12 +25,16 @@ export class ServiceProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  static start(name: keyof typeof ENTRY, env: NodeJS.ProcessEnv): ServiceProcess {
-    const child = spawn(process.execPath, ['--conditions=wx-kf-source', '--import', 'tsx', join(ROOT, ENTRY[name])], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  static start(name: keyof typeof ENTRY, env: NodeJS.ProcessEnv, args: string[] = []): ServiceProcess {
+    const child = spawn(
+      process.execPath,
+      ['--conditions=wx-kf-source', '--import', 'tsx', join(ROOT, ENTRY[name]), ...args],
+      {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     return new ServiceProcess(name, child);
   }
 

@@ -1,5 +1,6 @@
 export * from './faults.js';
 export * from './push-client.js';
 export * from './samples.js';
+export * from './sandbox.js';
 export * from './server.js';
 export * from './state.js';

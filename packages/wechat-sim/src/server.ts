@@ -8,10 +8,12 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { type Fault, FaultPlan, type FaultRule, type LatencyRule } from './faults.js';
-import { type SimOptions, SimState } from './state.js';
+import { type RecordedMessage, type SimOptions, SimState } from './state.js';
 
 export interface SimulatorOptions extends SimOptions {
   logger?: Logger;
+  /** Called for every message custom/send accepts (the demo prints them). */
+  onMessage?: (message: RecordedMessage) => void;
 }
 
 const ok = { errcode: 0, errmsg: 'ok' };
@@ -43,8 +45,11 @@ export class Simulator {
   readonly app: FastifyInstance;
   private baseUrl: string | undefined;
 
+  private readonly onMessage: ((message: RecordedMessage) => void) | undefined;
+
   constructor(options: SimulatorOptions) {
     this.state = new SimState(options);
+    this.onMessage = options.onMessage;
     this.app = Fastify({
       loggerInstance: options.logger as FastifyBaseLogger | undefined,
       logController: new LogController({ disableRequestLogging: true }),
@@ -166,7 +171,9 @@ export class Simulator {
       const window = state.takeWindow(appId, touser);
       if (window === 45015) return err(45015, 'response out of time limit or subscription is canceled');
       if (window === 45047) return err(45047, 'out of response count limit');
-      state.messages.push({ appId, touser, msgtype: item.msgtype, body, at: state.now() });
+      const recorded = { appId, touser, msgtype: item.msgtype, body, at: state.now() };
+      state.messages.push(recorded);
+      this.onMessage?.(recorded);
       app.log.info({ appId, touser, msgtype: item.msgtype, message: item }, 'simulator: custom/send delivered');
       return ok;
     });

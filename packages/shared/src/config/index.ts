@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { isValidAesKey } from '../wechat/crypto.js';
 import type { AccountType } from '../wechat/custom-message.js';
@@ -177,4 +178,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiProxy: e.WECHAT_API_PROXY,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** Loads `.env` from the working directory into the environment, if present (variables already set win). */
+export function loadDotEnv(file = '.env'): void {
+  if (existsSync(file)) process.loadEnvFile(file);
+}
+
+/** The ingress port from PORT (default 3000), for tools that talk to a local ingress without a full config. */
+export function ingressPort(env: NodeJS.ProcessEnv = process.env): number {
+  const parsed = envSchema.shape.PORT.safeParse(env.PORT);
+  if (!parsed.success) throw new ConfigError([`PORT: ${parsed.error.issues[0]?.message ?? 'invalid'}`]);
+  return parsed.data;
 }

@@ -1,0 +1,131 @@
+import {
+  type AccountConfig,
+  ConfigError,
+  decodeAesKey,
+  decryptMessage,
+  hasCredentials,
+  ingressPort,
+  loadConfig,
+  loadDotEnv,
+  type PushFormat,
+  parseFields,
+} from '@wx-kf/shared';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { request } from 'undici';
+import { buildPush, deliverPush, type PushMode, verifyUrl } from './push-client.js';
+import { SAMPLE_TYPES, type SampleType, sampleMessage } from './samples.js';
+import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT } from './sandbox.js';
+import { Simulator } from './server.js';
+
+/** The account to push as: the configured one(s) when there are credentials, else the demo's sandbox. */
+function pickAccount(appId: string | undefined): AccountConfig {
+  const accounts = hasCredentials() ? loadConfig().accounts : [SANDBOX_ACCOUNT];
+  const account = appId ? accounts.find((a) => a.appId === appId) : accounts[0];
+  if (!account)
+    throw new InvalidArgumentError(`no configured account ${appId} (have: ${accounts.map((a) => a.appId).join(', ')})`);
+  return account;
+}
+
+const int = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
+  return n;
+};
+
+loadDotEnv();
+
+const program = new Command('pnpm sim').description('The wx-kf WeChat simulator: a fake WeChat API and a push client.');
+
+program
+  .command('push')
+  .description('push a message to the ingress the way WeChat does, and print the answer')
+  .option('--text <content>', 'text content (for --type text)', 'hello')
+  .addOption(new Option('--type <type>', 'message or event type').choices(SAMPLE_TYPES).default('text'))
+  .addOption(
+    new Option('--mode <mode>', 'push mode (default: safe when the account has an AES key)').choices([
+      'plain',
+      'compat',
+      'safe',
+    ]),
+  )
+  .addOption(new Option('--format <format>', 'body format').choices(['xml', 'json']).default('xml'))
+  .option('--account <appId>', 'account to push as (default: the first configured, or the sandbox)')
+  .option('--from <openid>', 'the user', 'o_sim_user_0001')
+  .option('--url <url>', 'ingress URL (default: http://127.0.0.1:$PORT/wechat/<appId>)')
+  .option('--deliveries <n>', 'deliver up to n times until accepted, like WeChat (max 4)', int, 1)
+  .option(
+    '--sim <url>',
+    'simulator to tell about the user activity (opens the send window)',
+    `http://127.0.0.1:${DEFAULT_SIM_PORT}`,
+  )
+  .action(async (opts) => {
+    const account = pickAccount(opts.account);
+    const mode: PushMode = opts.mode ?? (account.aesKey ? 'safe' : 'plain');
+    const url = opts.url ?? `http://127.0.0.1:${ingressPort()}/wechat/${account.appId}`;
+    const message = sampleMessage(opts.type as SampleType, { content: opts.text, fromUser: opts.from });
+    const push = buildPush({ account, message, mode, format: opts.format as PushFormat });
+    const action = opts.type === 'user_enter_tempsession' ? 'enter_session' : 'message';
+    await request(`${opts.sim}/__sim/users/activity`, {
+      method: 'POST',
+      body: JSON.stringify({ appId: account.appId, openid: opts.from, action }),
+    })
+      .then((r) => r.body.dump())
+      .catch(() => undefined);
+    console.log(`→ POST ${url} (${mode}, ${push.format}) ${opts.type} from ${opts.from}`);
+    console.log(`  body: ${push.body.length > 300 ? `${push.body.slice(0, 300)}…` : push.body}`);
+    const deliveries = await deliverPush(url, push, { maxDeliveries: Math.min(Math.max(opts.deliveries, 1), 4) });
+    for (const d of deliveries) console.log(`← ${d.status} in ${d.ms.toFixed(1)} ms: ${d.body}`);
+    const last = deliveries.at(-1);
+    if (last?.status === 200 && account.aesKey && last.body.includes('Encrypt')) {
+      const encrypt = parseFields(last.body).Encrypt as string;
+      console.log(`  decrypted: ${decryptMessage(decodeAesKey(account.aesKey), encrypt, account.appId)}`);
+    }
+    process.exitCode = deliveries.at(-1)?.status === 200 ? 0 : 1;
+  });
+
+program
+  .command('verify')
+  .description('send the GET URL verification WeChat sends when the URL is saved')
+  .option('--account <appId>', 'account (default: the first configured, or the sandbox)')
+  .option('--url <url>', 'ingress URL (default: http://127.0.0.1:$PORT/wechat/<appId>)')
+  .action(async (opts) => {
+    const account = pickAccount(opts.account);
+    const url = opts.url ?? `http://127.0.0.1:${ingressPort()}/wechat/${account.appId}`;
+    const answer = await verifyUrl(url, account, { echostr: '4375120948345356249' });
+    console.log(`← ${answer.status}: ${answer.body}`);
+    process.exitCode = answer.status === 200 && answer.body === '4375120948345356249' ? 0 : 1;
+  });
+
+program
+  .command('serve')
+  .description('run the fake WeChat API (for the configured accounts, or the sandbox)')
+  .option('--port <port>', 'port', int, DEFAULT_SIM_PORT)
+  .option('--host <host>', 'host', '127.0.0.1')
+  .option('--send-windows', "enforce WeChat's customer-service send windows (45015 / 45047)", false)
+  .action(async (opts) => {
+    const accounts = (hasCredentials() ? loadConfig().accounts : [SANDBOX_ACCOUNT]).map(
+      ({ appId, appSecret, type }) => ({ appId, appSecret, type }),
+    );
+    const sim = new Simulator({
+      accounts,
+      sendWindows: opts.sendWindows,
+      onMessage: (m) => console.log(`[simulator] custom/send → ${m.touser}: ${JSON.stringify(m.body)}`),
+    });
+    const url = await sim.listen(opts.port, opts.host);
+    console.log(
+      `[simulator] THIS IS A SIMULATOR, NOT WECHAT. Fake WeChat API on ${url} for ${accounts.map((a) => a.appId).join(', ')}`,
+    );
+    console.log(`[simulator] inspect: ${url}/__sim/state, ${url}/__sim/messages`);
+    const stop = () => void sim.close().then(() => process.exit(0));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    for (const problem of error.problems) console.error(`sim: config: ${problem}`);
+  } else {
+    console.error(`sim: ${(error as Error).message}`);
+  }
+  process.exit(1);
+});

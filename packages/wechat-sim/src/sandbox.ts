@@ -1,0 +1,14 @@
+import type { AccountConfig } from '@wx-kf/shared';
+
+/** The demo's account: only ever valid against the simulator. */
+export const SANDBOX_ACCOUNT: AccountConfig = {
+  appId: 'wxkfsandbox000001',
+  appSecret: 'sandbox-app-secret',
+  token: 'sandboxToken',
+  aesKey: 'SandboxEncodingAESKeyForTheWxKfDemoOnly0000',
+  type: 'miniprogram',
+  security: 'any',
+};
+
+/** Where `pnpm start` puts the simulator in demo mode (and where `pnpm sim push` looks for it). */
+export const DEFAULT_SIM_PORT = 4010;

@@ -1,0 +1,95 @@
+// `pnpm start`: ingress and worker in one process. With no WeChat credentials configured, the demo:
+// the simulator on loopback, a sandbox account, and a private Redis when none is running.
+import { startIngress } from '@wx-kf/ingress';
+import { hasCredentials, loadDotEnv, runService } from '@wx-kf/shared';
+import { answersPing, hasRedisServer, RedisServer } from '@wx-kf/testkit';
+import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT, Simulator } from '@wx-kf/wechat-sim';
+import { startWorker } from '@wx-kf/worker';
+
+loadDotEnv();
+
+if (hasCredentials()) {
+  await runService('wx-kf', async (config, logger) => {
+    const ingress = await startIngress(config, logger.child({ part: 'ingress' }));
+    const worker = await startWorker(config, logger.child({ part: 'worker' }));
+    return {
+      close: async () => {
+        await ingress.close();
+        await worker.close();
+      },
+    };
+  });
+} else {
+  await demo();
+}
+
+async function demo(): Promise<void> {
+  let redisUrl = process.env.REDIS_URL;
+  let privateRedis: RedisServer | undefined;
+  if (!redisUrl) {
+    if (await answersPing(6379)) {
+      redisUrl = 'redis://127.0.0.1:6379';
+    } else if (hasRedisServer()) {
+      privateRedis = await RedisServer.start();
+      redisUrl = privateRedis.url;
+      console.log(
+        `[demo] no Redis on 127.0.0.1:6379: started a private redis-server at ${redisUrl} (data is thrown away on exit)`,
+      );
+    } else {
+      console.error(
+        '[demo] no Redis: set REDIS_URL, or run `docker compose up -d redis`, or install redis-server (e.g. apt-get install -y redis-server)',
+      );
+      process.exit(1);
+    }
+  }
+  const simPort = Number(process.env.SIM_PORT ?? DEFAULT_SIM_PORT);
+  const sim = new Simulator({
+    accounts: [SANDBOX_ACCOUNT],
+    onMessage: (m) => console.log(`[simulator] custom/send → ${m.touser}: ${JSON.stringify(m.body)}`),
+  });
+  const simUrl = await sim.listen(simPort);
+  const a = SANDBOX_ACCOUNT;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    WECHAT_API_BASE: simUrl,
+    WECHAT_APP_ID: a.appId,
+    WECHAT_APP_SECRET: a.appSecret,
+    WECHAT_TOKEN: a.token,
+    WECHAT_AES_KEY: a.aesKey,
+    REPLY_RULES_FILE: process.env.REPLY_RULES_FILE ?? 'examples/rules.yaml',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  };
+  await runService(
+    'wx-kf demo',
+    async (config, logger) => {
+      const ingress = await startIngress(config, logger.child({ part: 'ingress' }));
+      const worker = await startWorker(config, logger.child({ part: 'worker' }));
+      console.log(
+        [
+          '',
+          'wx-kf DEMO: no WeChat credentials are configured, so replies go to a SIMULATOR, not to WeChat.',
+          `  ingress    ${ingress.url}/wechat/${a.appId}   (the URL WeChat would push to)`,
+          `  simulator  ${simUrl}   (fake WeChat API; recorded replies: ${simUrl}/__sim/messages)`,
+          `  redis      ${redisUrl}`,
+          '',
+          'Push a message as WeChat would, in another terminal:',
+          '  pnpm sim push --text hello          (the reply appears below as "[simulator] custom/send")',
+          '  pnpm sim push --text "order 42" --format json',
+          '  pnpm sim push --text 人工            (answered with transfer_customer_service)',
+          'Set WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN (see .env.example) to serve a real account.',
+          '',
+        ].join('\n'),
+      );
+      return {
+        close: async () => {
+          await ingress.close();
+          await worker.close();
+          await sim.close();
+          await privateRedis?.dispose();
+        },
+      };
+    },
+    { env },
+  );
+}

@@ -1,0 +1,46 @@
+import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const running: ServiceProcess[] = [];
+afterAll(async () => {
+  await Promise.all(running.map((p) => p.stop('SIGTERM')));
+});
+
+describe('pnpm start without credentials (the demo)', () => {
+  it('runs ingress, worker and simulator; a pushed "hello" gets its reply; SIGTERM exits cleanly', async () => {
+    const [port, simPort] = [await freePort(), await freePort()];
+    const env = { REDIS_URL: await isolatedRedisUrl(), PORT: String(port), SIM_PORT: String(simPort) };
+    const demo = ServiceProcess.start('start', env);
+    running.push(demo);
+    await demo.waitFor('Push a message as WeChat would');
+    expect(demo.output.join('\n')).toContain('SIMULATOR, not to WeChat');
+
+    const push = ServiceProcess.start('sim', env, [
+      'push',
+      '--text',
+      'hello',
+      '--format',
+      'json',
+      '--sim',
+      `http://127.0.0.1:${simPort}`,
+    ]);
+    expect(await push.exited).toBe(0);
+    expect(push.output.join('\n')).toMatch(/← 200 in [\d.]+ ms: success/);
+    await demo.waitFor('"content":"hi! this reply came through custom/send"');
+
+    const transfer = ServiceProcess.start('sim', env, ['push', '--text', '转人工']);
+    expect(await transfer.exited).toBe(0);
+    expect(transfer.output.join('\n')).toMatch(/decrypted: .*transfer_customer_service/);
+
+    const verify = ServiceProcess.start('sim', env, ['verify']);
+    expect(await verify.exited).toBe(0);
+    expect(verify.output).toContain('← 200: 4375120948345356249');
+
+    expect(await demo.stop('SIGTERM')).toBe(0);
+  });
+
+  it('a push to a stopped ingress exits non-zero', async () => {
+    const push = ServiceProcess.start('sim', { PORT: String(await freePort()) }, ['push', '--text', 'x']);
+    expect(await push.exited).toBe(1);
+  });
+});

@@ -1,0 +1,114 @@
+import { createRedis, INBOUND_QUEUE, QUEUE_PREFIX } from '@wx-kf/shared';
+import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
+import { buildPush, deliverPush, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
+import { Queue } from 'bullmq';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const account = {
+  appId: 'wxingressproc0001',
+  appSecret: 'ingress-proc-app-secret',
+  token: 'ingressProcToken',
+  aesKey: 'IngressProcessTestEncodingAESKey00000000000',
+};
+const env = (extra: NodeJS.ProcessEnv) => ({
+  WECHAT_APP_ID: account.appId,
+  WECHAT_APP_SECRET: account.appSecret,
+  WECHAT_TOKEN: account.token,
+  WECHAT_AES_KEY: account.aesKey,
+  HOST: '127.0.0.1',
+  LOG_LEVEL: 'debug',
+  ...extra,
+});
+const running: ServiceProcess[] = [];
+afterAll(async () => {
+  await Promise.all(running.map((p) => p.stop('SIGKILL')));
+});
+
+async function storedIds(redisUrl: string): Promise<Set<string>> {
+  const redis = createRedis(redisUrl, 'client');
+  const queue = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  const jobs = await queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed']);
+  await queue.close();
+  redis.disconnect();
+  return new Set(jobs.map((j) => String(j.id)));
+}
+
+describe('ingress process', () => {
+  it('SIGTERM under load: in-flight pushes are answered, every success is stored, exit code 0', async () => {
+    const redisUrl = await isolatedRedisUrl();
+    const port = await freePort();
+    const ingress = ServiceProcess.start('ingress', env({ REDIS_URL: redisUrl, PORT: String(port) }));
+    running.push(ingress);
+    await ingress.waitFor('ingress listening');
+    const url = `http://127.0.0.1:${port}/wechat/${account.appId}`;
+    const pushes = Array.from({ length: 400 }, () =>
+      buildPush({ account, message: sampleMessage('text'), mode: 'safe', format: 'json' }),
+    );
+    const answers: { id: string; status: number | string }[] = [];
+    const load = (async () => {
+      for (let i = 0; i < pushes.length; i += 20) {
+        const batch = pushes.slice(i, i + 20);
+        const results = await Promise.all(batch.map((p) => deliverPush(url, p, { timeoutMs: 3000 })));
+        results.forEach((r, j) =>
+          answers.push({ id: `${account.appId}-m${batch[j]?.message.MsgId}`, status: r[0]?.status ?? 'none' }),
+        );
+      }
+    })();
+    while (answers.length < 100) await new Promise((r) => setTimeout(r, 10));
+    expect(await ingress.stop('SIGTERM')).toBe(0);
+    await load;
+    const stored = await storedIds(redisUrl);
+    const succeeded = answers.filter((a) => a.status === 200);
+    expect(succeeded.length).toBeGreaterThanOrEqual(100);
+    for (const a of succeeded) expect(stored.has(a.id), a.id).toBe(true);
+    // After the stop, pushes are refused (WeChat retries them elsewhere), never answered success.
+    expect(answers.filter((a) => a.status !== 200).every((a) => a.status === 'error' || a.status === 503)).toBe(true);
+  });
+
+  it('no secret reaches the logs of the ingress or the worker', async () => {
+    const redisUrl = await isolatedRedisUrl();
+    const [port, simPort] = [await freePort(), await freePort()];
+    const sim = new Simulator({
+      accounts: [{ appId: account.appId, appSecret: account.appSecret, type: 'miniprogram' }],
+    });
+    await sim.listen(simPort);
+    try {
+      const common = env({
+        REDIS_URL: redisUrl,
+        PORT: String(port),
+        WECHAT_API_BASE: sim.url,
+        REPLY_RULES_FILE: 'examples/rules.yaml',
+      });
+      const ingress = ServiceProcess.start('ingress', common);
+      const worker = ServiceProcess.start('worker', common);
+      running.push(ingress, worker);
+      await Promise.all([ingress.waitFor('ingress listening'), worker.waitFor('worker started')]);
+      const url = `http://127.0.0.1:${port}/wechat/${account.appId}`;
+      const sent = [];
+      for (const [mode, format, tamper] of [
+        ['safe', 'json', undefined],
+        ['plain', 'xml', undefined],
+        ['safe', 'xml', 'msg_signature'],
+        ['plain', 'xml', 'signature'],
+      ] as const) {
+        const push = buildPush({ account, message: sampleMessage('text', { content: 'hello' }), mode, format, tamper });
+        sent.push(push);
+        await deliverPush(url, push);
+      }
+      while (sim.state.messages.length < 2) await new Promise((r) => setTimeout(r, 20));
+      const token = JSON.parse(
+        (await createRedis(redisUrl, 'client').get(`${QUEUE_PREFIX}:token:${account.appId}`)) ?? '{}',
+      ).token;
+      await Promise.all([ingress.stop('SIGTERM'), worker.stop('SIGTERM')]);
+      const logs = [...ingress.output, ...worker.output].join('\n');
+      expect(logs).toContain('"outcome":"stored"');
+      expect(logs).toContain('replies sent');
+      const secrets = [account.appSecret, account.token, account.aesKey, token];
+      for (const push of sent)
+        secrets.push(push.query.signature as string, ...(push.query.msg_signature ? [push.query.msg_signature] : []));
+      for (const secret of secrets) expect(logs).not.toContain(secret);
+    } finally {
+      await sim.close();
+    }
+  });
+});
