@@ -191,3 +191,6 @@ export function ingressPort(env: NodeJS.ProcessEnv = process.env): number {
   if (!parsed.success) throw new ConfigError([`PORT: ${parsed.error.issues[0]?.message ?? 'invalid'}`]);
   return parsed.data;
 }
+
+/** Every environment variable the configuration reads (README and .env.example document each). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
