@@ -49,9 +49,9 @@ describe('ingress process', () => {
       for (let i = 0; i < pushes.length; i += 20) {
         const batch = pushes.slice(i, i + 20);
         const results = await Promise.all(batch.map((p) => deliverPush(url, p, { timeoutMs: 3000 })));
-        results.forEach((r, j) =>
-          answers.push({ id: `${account.appId}-m${batch[j]?.message.MsgId}`, status: r[0]?.status ?? 'none' }),
-        );
+        for (const [j, r] of results.entries()) {
+          answers.push({ id: `${account.appId}-m${batch[j]?.message.MsgId}`, status: r[0]?.status ?? 'none' });
+        }
       }
     })();
     while (answers.length < 100) await new Promise((r) => setTimeout(r, 10));
