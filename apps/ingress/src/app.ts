@@ -84,6 +84,8 @@ export function buildApp(options: IngressOptions): FastifyInstance {
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    // One line per push is logged by the route itself; no per-request child logger on the hot path.
+    childLoggerFactory: (parent) => parent,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 256 * 1024,
     requestTimeout: 4000,

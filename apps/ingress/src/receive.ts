@@ -68,7 +68,8 @@ export function receivePush(account: IngressAccount, query: PushQuery, body: str
     return { message: parseMessage(body, format), mode: 'plain', format };
   }
   if (query.encrypt_type !== 'aes') throw new MessageFormatError('encrypt_type must be "aes"');
-  const envelope = parseFields(body, format);
+  // Not validated as XML: only the Encrypt it yields matters, and msg_signature checks exactly that.
+  const envelope = parseFields(body, format, { validate: false });
   const encrypt = envelope.Encrypt;
   if (typeof encrypt !== 'string' || encrypt === '') throw new MessageFormatError('encrypted push without Encrypt');
   verifyMsgSignature(config.token, query, encrypt);
@@ -76,5 +77,6 @@ export function receivePush(account: IngressAccount, query: PushQuery, body: str
   const plaintext = decryptMessage(account.key, encrypt, config.appId);
   // Compat mode carries the plaintext fields beside Encrypt; they are unauthenticated, so they are ignored.
   const mode: PushMode = Object.keys(envelope).some((k) => k !== 'Encrypt' && k !== 'ToUserName') ? 'compat' : 'safe';
-  return { message: parseMessage(plaintext), mode, format };
+  // Decrypted with our key and the AppID checked: WeChat wrote it, no need to validate it again.
+  return { message: parseMessage(plaintext, detectFormat(plaintext), { validate: false }), mode, format };
 }

@@ -10,7 +10,14 @@ import type { Logger } from './log.js';
 export type RedisRole = 'producer' | 'worker' | 'client';
 
 const roleOptions: Record<RedisRole, RedisOptions> = {
-  producer: { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000, connectTimeout: 2000 },
+  // Auto-pipelining sends the commands of concurrent pushes in one write: fewer syscalls per push.
+  producer: {
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 2000,
+    connectTimeout: 2000,
+  },
   worker: { maxRetriesPerRequest: null },
   client: { maxRetriesPerRequest: 2, connectTimeout: 5000 },
 };

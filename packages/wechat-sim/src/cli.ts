@@ -102,6 +102,7 @@ program
   .option('--port <port>', 'port', int, DEFAULT_SIM_PORT)
   .option('--host <host>', 'host', '127.0.0.1')
   .option('--send-windows', "enforce WeChat's customer-service send windows (45015 / 45047)", false)
+  .option('--latency <ms>', 'answer every API call after this many ms', int, 0)
   .action(async (opts) => {
     const accounts = (hasCredentials() ? loadConfig().accounts : [SANDBOX_ACCOUNT]).map(
       ({ appId, appSecret, type }) => ({ appId, appSecret, type }),

@@ -198,3 +198,19 @@ describe('dedupKey', () => {
     );
   });
 });
+
+describe('JSON numbers', () => {
+  it('keeps the MsgId exact on the fast path and other long or decimal numbers through the lossless one', () => {
+    const body = `{"ToUserName":"gh","FromUserName":"o","CreateTime":1,"MsgType":"location","Location_X":23.1345210,"Location_Y":113.358803,"Scale":20,"Label":"x","MsgId":6054768590064713728,"Big":12345678901234567890}`;
+    expect(parseMessage(body)).toMatchObject({
+      MsgId: '6054768590064713728',
+      Location_X: '23.1345210',
+      Big: '12345678901234567890',
+    });
+    const text = `{"ToUserName":"gh","FromUserName":"o","CreateTime":1,"MsgType":"text","Content":",\\"MsgId\\":12345678901234567890","MsgId":6054768590064713728}`;
+    expect(parseMessage(text)).toMatchObject({
+      MsgId: '6054768590064713728',
+      Content: ',"MsgId":12345678901234567890',
+    });
+  });
+});

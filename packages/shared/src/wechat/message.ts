@@ -1,4 +1,11 @@
-import { detectFormat, type FieldMap, type FieldValue, type PushFormat, parseFields } from './body.js';
+import {
+  detectFormat,
+  type FieldMap,
+  type FieldValue,
+  type ParseOptions,
+  type PushFormat,
+  parseFields,
+} from './body.js';
 import { MessageFormatError } from './errors.js';
 
 interface Common {
@@ -110,8 +117,12 @@ export function toMessage(fields: FieldMap): InboundMessage {
 }
 
 /** Parses a plaintext (or decrypted) message body in XML or JSON. */
-export function parseMessage(body: string, format: PushFormat = detectFormat(body)): InboundMessage {
-  return toMessage(parseFields(body, format));
+export function parseMessage(
+  body: string,
+  format: PushFormat = detectFormat(body),
+  options?: ParseOptions,
+): InboundMessage {
+  return toMessage(parseFields(body, format, options));
 }
 
 /**

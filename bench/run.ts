@@ -1,0 +1,36 @@
+// `pnpm bench [ingress|worker]`: runs the benchmarks, prints the tables and writes bench/results/<date>.md.
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { benchIngress } from './ingress.js';
+import { ROOT } from './lib.js';
+import { benchWorker } from './worker.js';
+
+const which = process.argv[2];
+const sections: string[] = [];
+if (!which || which === 'ingress') sections.push(await benchIngress());
+if (!which || which === 'worker') sections.push(await benchWorker());
+
+const version = (cmd: string) => {
+  try {
+    return execSync(cmd).toString().trim().split('\n')[0];
+  } catch {
+    return 'unknown';
+  }
+};
+const date = new Date().toISOString().slice(0, 10);
+const report = [
+  `## wx-kf benchmarks, ${new Date().toISOString()}`,
+  '',
+  `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version};`,
+  `${version('redis-server --version')}; commit ${version('git rev-parse --short HEAD')}. Command: \`pnpm bench${which ? ` ${which}` : ''}\`.`,
+  '',
+  ...sections.flatMap((s) => [s, '']),
+].join('\n');
+console.log(`\n${report}`);
+mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+const file = join(ROOT, 'bench/results', `${date}${which ? `-${which}` : ''}.md`);
+writeFileSync(file, report);
+console.log(`written to ${file}`);
+process.exit(0);
