@@ -15,7 +15,7 @@ import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
-import { cpuSeconds, median, rssMiB, spawnTarget, type Target, table } from './lib.js';
+import { cpuSeconds, rssMiB, spawnTarget, type Target, table } from './lib.js';
 
 const ACCOUNT = {
   appId: 'wxbenchworker0001',

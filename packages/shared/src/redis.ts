@@ -19,7 +19,7 @@ const roleOptions: Record<RedisRole, RedisOptions> = {
     connectTimeout: 2000,
   },
   worker: { maxRetriesPerRequest: null },
-  client: { maxRetriesPerRequest: 2, connectTimeout: 5000 },
+  client: { maxRetriesPerRequest: 2, connectTimeout: 5000, enableAutoPipelining: true },
 };
 
 /** The one Redis connection factory: reconnects with capped backoff and logs each outage once. */

@@ -78,7 +78,8 @@ export function outboundProcessor(deps: OutboundDeps) {
         throw error;
       }
       metrics.sends.inc({ app_id: appId, errcode: '0' });
-      await job.updateData({ ...job.data, sent: i + 1 });
+      // Progress matters only while replies remain; the job's completion records the last one.
+      if (i + 1 < replies.length) await job.updateData({ ...job.data, sent: i + 1 });
     }
     log.info(
       {
