@@ -17,6 +17,7 @@ export default defineConfig({
       project('wechat-sim', ['packages/wechat-sim/src/**/*.test.ts']),
       project('ingress', ['apps/ingress/src/**/*.test.ts']),
       project('worker', ['apps/worker/src/**/*.test.ts']),
+      project('admin', ['apps/admin/src/**/*.test.ts']),
       project('repo', ['test/**/*.test.ts']),
     ],
   },

@@ -1,5 +1,6 @@
 // `pnpm start`: ingress and worker in one process. With no WeChat credentials configured, the demo:
 // the simulator on loopback, a sandbox account, and a private Redis when none is running.
+import { startAdmin } from '@wx-kf/admin';
 import { startIngress } from '@wx-kf/ingress';
 import { hasCredentials, loadDotEnv, runService } from '@wx-kf/shared';
 import { answersPing, hasRedisServer, RedisServer } from '@wx-kf/testkit';
@@ -12,10 +13,14 @@ if (hasCredentials()) {
   await runService('wx-kf', async (config, logger) => {
     const ingress = await startIngress(config, logger.child({ part: 'ingress' }));
     const worker = await startWorker(config, logger.child({ part: 'worker' }));
+    const admin = await startAdmin(config, logger.child({ part: 'admin' }), {
+      registries: [ingress.registry, worker.registry],
+    });
     return {
       close: async () => {
         await ingress.close();
         await worker.close();
+        await admin?.close();
       },
     };
   });
@@ -65,6 +70,9 @@ async function demo(): Promise<void> {
     async (config, logger) => {
       const ingress = await startIngress(config, logger.child({ part: 'ingress' }));
       const worker = await startWorker(config, logger.child({ part: 'worker' }));
+      const admin = await startAdmin(config, logger.child({ part: 'admin' }), {
+        registries: [ingress.registry, worker.registry],
+      });
       console.log(
         [
           '',
@@ -72,6 +80,9 @@ async function demo(): Promise<void> {
           `  ingress    ${ingress.url}/wechat/${a.appId}   (the URL WeChat would push to)`,
           `  simulator  ${simUrl}   (fake WeChat API; recorded replies: ${simUrl}/__sim/messages)`,
           `  redis      ${redisUrl}`,
+          admin
+            ? `  admin      ${admin.url}/ui   (dashboard; /metrics)`
+            : '  admin      off (set ADMIN_PASSWORD to get the dashboard and /metrics)',
           '',
           'Push a message as WeChat would, in another terminal:',
           '  pnpm sim push --text hello          (the reply appears below as "[simulator] custom/send")',
@@ -85,6 +96,7 @@ async function demo(): Promise<void> {
         close: async () => {
           await ingress.close();
           await worker.close();
+          await admin?.close();
           await sim.close();
           await privateRedis?.dispose();
         },

@@ -185,11 +185,23 @@ export function loadDotEnv(file = '.env'): void {
   if (existsSync(file)) process.loadEnvFile(file);
 }
 
+function single<K extends 'PORT' | 'REDIS_URL'>(
+  name: K,
+  env: NodeJS.ProcessEnv,
+): z.output<(typeof envSchema.shape)[K]> {
+  const parsed = envSchema.shape[name].safeParse(env[name]);
+  if (!parsed.success) throw new ConfigError([`${name}: ${parsed.error.issues[0]?.message ?? 'invalid'}`]);
+  return parsed.data as z.output<(typeof envSchema.shape)[K]>;
+}
+
 /** The ingress port from PORT (default 3000), for tools that talk to a local ingress without a full config. */
 export function ingressPort(env: NodeJS.ProcessEnv = process.env): number {
-  const parsed = envSchema.shape.PORT.safeParse(env.PORT);
-  if (!parsed.success) throw new ConfigError([`PORT: ${parsed.error.issues[0]?.message ?? 'invalid'}`]);
-  return parsed.data;
+  return single('PORT', env);
+}
+
+/** REDIS_URL (default redis://127.0.0.1:6379), for tools that need only Redis (the queue CLI). */
+export function redisUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  return single('REDIS_URL', env);
 }
 
 /** Every environment variable the configuration reads (README and .env.example document each). */
