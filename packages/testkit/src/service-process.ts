@@ -8,9 +8,11 @@ const ENTRY = {
   worker: 'apps/worker/src/main.ts',
   start: 'scripts/start.ts',
   sim: 'packages/wechat-sim/src/cli.ts',
+  queues: 'apps/admin/src/cli.ts',
+  admin: 'apps/admin/src/main.ts',
 } as const;
 
-/** An ingress, worker, `pnpm start` or sim CLI running as its own OS process (from the TypeScript sources). */
+/** An ingress, worker, admin, `pnpm start`, sim or queue CLI running as its own OS process (from the TypeScript sources). */
 export class ServiceProcess {
   readonly output: string[] = [];
   readonly exited: Promise<number | null>;
