@@ -65,9 +65,14 @@ describe('ingress process', () => {
     expect(answers.filter((a) => a.status !== 200).every((a) => a.status === 'error' || a.status === 503)).toBe(true);
   });
 
-  it('no secret reaches the logs of the ingress or the worker', async () => {
+  it('counts pushes and sends in /metrics, and no secret reaches the logs of the ingress or the worker', async () => {
     const redisUrl = await isolatedRedisUrl();
-    const [port, simPort] = [await freePort(), await freePort()];
+    const [port, simPort, adminPort, workerMetricsPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const sim = new Simulator({
       accounts: [{ appId: account.appId, appSecret: account.appSecret, type: 'miniprogram' }],
     });
@@ -79,8 +84,12 @@ describe('ingress process', () => {
         WECHAT_API_BASE: sim.url,
         REPLY_RULES_FILE: 'examples/rules.yaml',
       });
-      const ingress = ServiceProcess.start('ingress', common);
-      const worker = ServiceProcess.start('worker', common);
+      const ingress = ServiceProcess.start('ingress', {
+        ...common,
+        ADMIN_PORT: String(adminPort),
+        ADMIN_PASSWORD: 'metrics-pass',
+      });
+      const worker = ServiceProcess.start('worker', { ...common, WORKER_METRICS_PORT: String(workerMetricsPort) });
       running.push(ingress, worker);
       await Promise.all([ingress.waitFor('ingress listening'), worker.waitFor('worker started')]);
       const url = `http://127.0.0.1:${port}/wechat/${account.appId}`;
@@ -96,6 +105,20 @@ describe('ingress process', () => {
         await deliverPush(url, push);
       }
       while (sim.state.messages.length < 2) await new Promise((r) => setTimeout(r, 20));
+      const auth = { authorization: `Basic ${Buffer.from('admin:metrics-pass').toString('base64')}` };
+      const ingressMetrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`, { headers: auth })).text();
+      expect(ingressMetrics).toContain(`wxkf_pushes_total{app_id="${account.appId}",mode="safe",result="stored"} 1`);
+      expect(ingressMetrics).toContain(`wxkf_pushes_total{app_id="${account.appId}",mode="plain",result="stored"} 1`);
+      expect(ingressMetrics).toContain(
+        `wxkf_pushes_total{app_id="${account.appId}",mode="encrypted",result="rejected"} 1`,
+      );
+      expect(ingressMetrics).toMatch(/wxkf_push_ack_seconds_count\{result="stored"\} 2/);
+      expect(ingressMetrics).toMatch(/wxkf_queue_jobs\{queue="inbound",state="completed"\} 2/);
+      expect((await fetch(`http://127.0.0.1:${adminPort}/metrics`)).status).toBe(401);
+      const workerMetrics = await (await fetch(`http://127.0.0.1:${workerMetricsPort}/metrics`)).text();
+      expect(workerMetrics).toContain(`wxkf_sends_total{app_id="${account.appId}",errcode="0"} 2`);
+      expect(workerMetrics).toContain(`wxkf_token_requests_total{app_id="${account.appId}",result="ok"} 1`);
+      expect(await (await fetch(`http://127.0.0.1:${workerMetricsPort}/healthz`)).json()).toEqual({ status: 'ok' });
       const token = JSON.parse(
         (await createRedis(redisUrl, 'client').get(`${QUEUE_PREFIX}:token:${account.appId}`)) ?? '{}',
       ).token;

@@ -2,10 +2,9 @@ import underPressure from '@fastify/under-pressure';
 import {
   buildTransferReply,
   type Config,
-  DEDUP_TTL_MS,
   DecryptError,
   type InboundJobData,
-  inboundJobId,
+  inboundJob,
   type Logger,
   MessageFormatError,
   ReplyRules,
@@ -168,25 +167,12 @@ export function buildApp(options: IngressOptions): FastifyInstance {
       const body = typeof req.body === 'string' ? req.body : '';
       const push = receivePush(account, query, body);
       const { message } = push;
-      const jobId = inboundJobId(appId, message);
-      Object.assign(line, { mode: push.mode, format: push.format, msgType: message.MsgType, msgKey: jobId });
-
       const decision = rules.get(appId)?.decide(message);
       const transfer = decision?.kind === 'transfer' ? decision : undefined;
-      const data: InboundJobData = {
-        appId,
-        msgKey: jobId,
-        mode: push.mode,
-        format: push.format,
-        receivedAt: Date.now(),
-        transferred: Boolean(transfer),
-        message,
-      };
+      const job = inboundJob(appId, message, { mode: push.mode, format: push.format, transferred: Boolean(transfer) });
+      Object.assign(line, { mode: push.mode, format: push.format, msgType: message.MsgType, msgKey: job.data.msgKey });
       try {
-        await withTimeout(
-          queue.add('push', data, { jobId, deduplication: { id: jobId, ttl: DEDUP_TTL_MS } }),
-          enqueueTimeoutMs,
-        );
+        await withTimeout(queue.add(job.name, job.data, job.opts), enqueueTimeoutMs);
       } catch (error) {
         metrics.enqueueFailures.inc({ app_id: appId });
         throw error instanceof UnavailableError ? error : new UnavailableError((error as Error).message);

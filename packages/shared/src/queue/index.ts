@@ -76,3 +76,29 @@ export const OUTBOUND_JOB_OPTIONS: DefaultJobOptions = {
 export function pauseKey(appId: string): string {
   return `${QUEUE_PREFIX}:paused:${appId}`;
 }
+
+/**
+ * The job the ingress stores for a verified push: named after its de-duplication key (and de-duplicated for
+ * an hour beyond the job's own life), with the inbound retry options.
+ */
+export function inboundJob(
+  appId: string,
+  message: InboundMessage,
+  push: { mode: PushMode; format: PushFormat; transferred?: boolean; receivedAt?: number },
+) {
+  const jobId = inboundJobId(appId, message);
+  const data: InboundJobData = {
+    appId,
+    msgKey: jobId,
+    mode: push.mode,
+    format: push.format,
+    receivedAt: push.receivedAt ?? Date.now(),
+    transferred: push.transferred ?? false,
+    message,
+  };
+  return {
+    name: 'push',
+    data,
+    opts: { ...INBOUND_JOB_OPTIONS, jobId, deduplication: { id: jobId, ttl: DEDUP_TTL_MS } },
+  };
+}
