@@ -18,7 +18,8 @@ export default defineConfig({
       project('ingress', ['apps/ingress/src/**/*.test.ts']),
       project('worker', ['apps/worker/src/**/*.test.ts']),
       project('admin', ['apps/admin/src/**/*.test.ts']),
-      project('repo', ['test/**/*.test.ts']),
+      project('repo', ['test/*.test.ts']),
+      project('faults', ['test/faults/*.test.ts']),
     ],
   },
 });

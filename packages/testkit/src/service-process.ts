@@ -40,6 +40,10 @@ export class ServiceProcess {
     return new ServiceProcess(name, child);
   }
 
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
   /** Resolves once a log line contains `text` (e.g. "worker started"). */
   async waitFor(text: string, ms = 20_000): Promise<void> {
     const deadline = Date.now() + ms;
