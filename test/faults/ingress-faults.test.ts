@@ -68,7 +68,7 @@ describe('fault suite: ingress', () => {
     const started = Date.now();
     const load = (async () => {
       const inflight: Promise<boolean>[] = [];
-      for (let i = 0; Date.now() - started < 5000; i++) {
+      while (Date.now() - started < 5000) {
         const push = buildPush({ account, message: sampleMessage('text'), mode: 'safe', format: 'json' });
         pushes.push(push);
         inflight.push(deliverUntilAccepted(url, push, answers));
