@@ -36,9 +36,23 @@ const accountEnv = {
   WECHAT_AES_KEY: ACCOUNT.aesKey,
 };
 
-async function simCount(simUrl: string): Promise<number> {
+async function simState(
+  simUrl: string,
+): Promise<{ messages: number; tokenRequests: Record<string, { classic: number; stable: number }> }> {
   const res = await request(`${simUrl}/__sim/state`);
-  return ((await res.body.json()) as { messages: number }).messages;
+  return (await res.body.json()) as {
+    messages: number;
+    tokenRequests: Record<string, { classic: number; stable: number }>;
+  };
+}
+
+async function simCount(simUrl: string): Promise<number> {
+  return (await simState(simUrl)).messages;
+}
+
+async function tokenRequests(simUrl: string): Promise<number> {
+  const counts = (await simState(simUrl)).tokenRequests[ACCOUNT.appId];
+  return counts ? counts.classic + counts.stable : 0;
 }
 
 async function waitForCount(simUrl: string, target: number, timeoutMs = 120_000): Promise<void> {
@@ -70,6 +84,12 @@ interface Drain {
   rate: number;
   cpu: number;
   rss: number;
+  /** Token requests WeChat saw during the run (cold start: an empty Redis). */
+  tokens: number;
+  /** wx-kf only: token requests for a second batch sent right after every token was invalidated. */
+  stormTokens?: number;
+  /** Redis memory per retained job, bytes (wx-kf only). */
+  bytesPerJob?: number;
 }
 
 async function drain(
@@ -110,6 +130,7 @@ async function drain(
   }
   const cpu0 = workers.reduce((s, w) => s + cpuSeconds(w.child.pid as number), 0);
   const before = await simCount(simUrl);
+  const tokens0 = await tokenRequests(simUrl);
   const started = performance.now();
   if (kind === 'plain') {
     const queue = new Queue('plain', { connection: redis, prefix: 'bench' });
@@ -130,9 +151,28 @@ async function drain(
   const seconds = (performance.now() - started) / 1000;
   const cpu = workers.reduce((s, w) => s + cpuSeconds(w.child.pid as number), 0) - cpu0;
   const rss = Math.max(...workers.map((w) => rssMiB(w.child.pid as number)));
+  const result: Drain = { rate: JOBS / seconds, cpu, rss, tokens: (await tokenRequests(simUrl)) - tokens0 };
+  if (kind === 'wx-kf') {
+    const view = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+    const retained = (await view.getJobCounts('completed')).completed ?? 0;
+    await view.close();
+    const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
+    result.bytesPerJob = retained ? used / retained : 0;
+    // An invalidation storm: every send of the next batch gets 40001 once.
+    await request(`${simUrl}/__sim/accounts/${ACCOUNT.appId}/invalidate-tokens`, { method: 'POST' }).then((r) =>
+      r.body.dump(),
+    );
+    const stormStart = await tokenRequests(simUrl);
+    const count = await simCount(simUrl);
+    const queue = new Queue<InboundJobData>(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+    await queue.addBulk(inboundJobs(500, `storm_${processes}_${concurrency}_${Date.now()}`));
+    await queue.close();
+    await waitForCount(simUrl, count + 500);
+    result.stormTokens = (await tokenRequests(simUrl)) - stormStart;
+  }
   await Promise.all(workers.map((w) => w.stop()));
   redis.disconnect();
-  return { rate: JOBS / seconds, cpu, rss };
+  return result;
 }
 
 async function steadyLatency(
@@ -232,6 +272,7 @@ export async function benchWorker(): Promise<string> {
     for (const [processes, concurrency] of [
       [1, 50],
       [2, 50],
+      [4, 50],
       [1, 200],
       [2, 200],
     ] as const) {
@@ -248,6 +289,8 @@ export async function benchWorker(): Promise<string> {
         (JOBS / plain.cpu).toFixed(0),
         (JOBS / ours.cpu).toFixed(0),
         ours.rss.toFixed(0),
+        `${ours.tokens} / ${ours.stormTokens ?? '-'}`,
+        ((ours.bytesPerJob ?? 0) / 1024).toFixed(1),
       ]);
     }
     latency = await steadyLatency(redis.url, simUrl);
@@ -267,12 +310,17 @@ export async function benchWorker(): Promise<string> {
         'plain sends per CPU-s',
         'wx-kf sends per CPU-s',
         'wx-kf worker RSS MiB',
+        'token requests: cold / storm',
+        'Redis KiB per retained message',
       ],
       rows,
     ),
     '',
     'The plain loop only POSTs a ready-made body per job (one job per send). wx-kf does everything: the inbound job',
     '(rules, templates) then the outbound job (token lookup in Redis, send, progress saved, metrics): two jobs per send.',
+    'Token requests: what WeChat saw for the whole run from a cold start (empty Redis), and for 500 more messages sent',
+    'right after every token was invalidated (each send gets 40001 once). Redis KiB per retained message: used_memory',
+    'over the messages whose jobs Redis still holds (inbound + outbound job, de-duplication key, token).',
     '',
     `### Push → send latency at a steady 500 pushes/s (ingress + 2 workers at concurrency 50, safe JSON)`,
     '',
