@@ -4,7 +4,7 @@
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, type Push, sampleMessage } from '@wx-kf/wechat-sim';
 import autocannon from 'autocannon';
-import { cpuSeconds, median, spawnTarget, type Target, table } from './lib.js';
+import { cpuSeconds, median, spawnIngress, spawnTarget, type Target, table } from './lib.js';
 
 const ACCOUNT = {
   appId: 'wxbenchmark000001',
@@ -93,24 +93,12 @@ export async function benchIngress(): Promise<string> {
       label: `wx-kf ingress, safe ${format.toUpperCase()} → Redis`,
       format,
       start: (port: number) =>
-        spawnTarget(
-          'ingress',
-          'apps/ingress/src/main.ts',
-          [],
-          {
-            REDIS_URL: redis.url,
-            HOST: '127.0.0.1',
-            PORT: String(port),
-            WECHAT_APP_ID: ACCOUNT.appId,
-            WECHAT_APP_SECRET: 'bench-secret',
-            WECHAT_TOKEN: ACCOUNT.token,
-            WECHAT_AES_KEY: ACCOUNT.aesKey,
-            LOG_LEVEL: 'warn',
-          },
-          '',
-        ).then(async (t) => {
-          await waitForPort(port);
-          return t;
+        spawnIngress(port, {
+          REDIS_URL: redis.url,
+          WECHAT_APP_ID: ACCOUNT.appId,
+          WECHAT_APP_SECRET: 'bench-secret',
+          WECHAT_TOKEN: ACCOUNT.token,
+          WECHAT_AES_KEY: ACCOUNT.aesKey,
         }),
     })),
   ];
@@ -192,15 +180,4 @@ export async function benchIngress(): Promise<string> {
     'machine whose CPU steal makes raw req/s swing. The `wechat` middleware only parses XML; it verifies and decrypts but',
     'stores nothing. The wx-kf ingress verifies, decrypts, parses, de-duplicates and stores every push in Redis before answering.',
   ].join('\n');
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (res.ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing ready on port ${port}`);
 }

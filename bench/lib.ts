@@ -73,3 +73,31 @@ export function table(header: string[], rows: (string | number)[][]): string {
   const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
+
+/** Polls http://127.0.0.1:port/readyz until the ingress answers 200 (10 s at most). */
+export async function waitForReady(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (
+      await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the ingress on port ${port} did not become ready`);
+}
+
+/** The wx-kf ingress as its own process, ready to take pushes. */
+export async function spawnIngress(port: number, env: NodeJS.ProcessEnv): Promise<Target> {
+  const target = await spawnTarget(
+    'ingress',
+    'apps/ingress/src/main.ts',
+    [],
+    { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    '',
+  );
+  await waitForReady(port);
+  return target;
+}

@@ -6,7 +6,7 @@ import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
-import { rssMiB, spawnTarget, table } from './lib.js';
+import { rssMiB, spawnIngress, spawnTarget, table } from './lib.js';
 
 const ACCOUNT = {
   appId: 'wxbenchsoak000001',
@@ -42,7 +42,7 @@ export async function benchSoak(): Promise<string> {
     LOG_LEVEL: 'warn',
   };
   const rules = `${process.cwd()}/examples/rules.yaml`;
-  const ingress = await spawnTarget('ingress', 'apps/ingress/src/main.ts', [], env, '');
+  const ingress = await spawnIngress(port, env);
   const worker = await spawnTarget(
     'worker',
     'apps/worker/src/main.ts',
@@ -50,16 +50,6 @@ export async function benchSoak(): Promise<string> {
     { ...env, REPLY_RULES_FILE: rules, LOG_LEVEL: 'info' },
     'worker started',
   );
-  for (
-    let i = 0;
-    i < 200 &&
-    !(await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    ));
-    i++
-  )
-    await new Promise((r) => setTimeout(r, 50));
   const bodies = Array.from({ length: TOTAL }, (_, i) => {
     const p = buildPush({
       account: ACCOUNT,

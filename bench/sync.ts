@@ -4,7 +4,7 @@
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import autocannon from 'autocannon';
-import { spawnTarget, type Target, table } from './lib.js';
+import { spawnIngress, spawnTarget, type Target, table } from './lib.js';
 
 const ACCOUNT = {
   appId: 'wxbenchsync000001',
@@ -53,26 +53,7 @@ export async function benchSync(): Promise<string> {
       ],
       [
         'wx-kf ingress (store, answer; replies sent later)',
-        (port: number) =>
-          spawnTarget(
-            'ingress',
-            'apps/ingress/src/main.ts',
-            [],
-            { ...accountEnv, REDIS_URL: redis.url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' },
-            '',
-          ).then(async (t) => {
-            for (
-              let i = 0;
-              i < 200 &&
-              !(await fetch(`http://127.0.0.1:${port}/readyz`).then(
-                (r) => r.ok,
-                () => false,
-              ));
-              i++
-            )
-              await new Promise((r) => setTimeout(r, 50));
-            return t;
-          }),
+        (port: number) => spawnIngress(port, { ...accountEnv, REDIS_URL: redis.url }),
       ],
     ] as const) {
       for (const rate of RATES) {

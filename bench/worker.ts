@@ -15,7 +15,7 @@ import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
-import { cpuSeconds, rssMiB, spawnTarget, type Target, table } from './lib.js';
+import { cpuSeconds, rssMiB, spawnIngress, spawnTarget, type Target, table } from './lib.js';
 
 const ACCOUNT = {
   appId: 'wxbenchworker0001',
@@ -192,21 +192,11 @@ async function steadyLatency(
     PORT: String(port),
     LOG_LEVEL: 'warn',
   };
-  const ingress = await spawnTarget('ingress', 'apps/ingress/src/main.ts', [], env, '');
+  const ingress = await spawnIngress(port, env);
   const workers = [
     await spawnTarget('worker', 'apps/worker/src/main.ts', [], { ...env, LOG_LEVEL: 'info' }, 'worker started'),
     await spawnTarget('worker', 'apps/worker/src/main.ts', [], { ...env, LOG_LEVEL: 'info' }, 'worker started'),
   ];
-  for (
-    let i = 0;
-    i < 200 &&
-    !(await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    ));
-    i++
-  )
-    await new Promise((r) => setTimeout(r, 50));
   const dispatcher = new Agent({ connections: 64 });
   const url = `http://127.0.0.1:${port}/wechat/${ACCOUNT.appId}`;
   const sentAt = new Map<string, number>();
