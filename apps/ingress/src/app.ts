@@ -73,12 +73,13 @@ export function buildApp(options: IngressOptions): FastifyInstance {
   const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 2500;
   const metrics = new IngressMetrics(options.registry ?? new Registry());
   const accounts = new Map<string, IngressAccount>(config.accounts.map((a) => [a.appId, ingressAccount(a)]));
-  const rules = new Map<string, ReplyRules>(
-    config.accounts.map((a) => {
-      const file = a.replyRules ?? config.replyRulesFile;
-      return [a.appId, file ? ReplyRules.load(file, a.type) : ReplyRules.none];
-    }),
-  );
+  // Only transfer rules matter here (the worker decides replies), so only accounts that have one consult rules.
+  const transferRules = new Map<string, ReplyRules>();
+  for (const a of config.accounts) {
+    const file = a.replyRules ?? config.replyRulesFile;
+    const rules = file ? ReplyRules.load(file, a.type) : undefined;
+    if (rules?.transfers) transferRules.set(a.appId, rules);
+  }
   const onlyAccount = config.accounts.length === 1 ? config.accounts[0]?.appId : undefined;
 
   const app = Fastify({
@@ -167,7 +168,7 @@ export function buildApp(options: IngressOptions): FastifyInstance {
       const body = typeof req.body === 'string' ? req.body : '';
       const push = receivePush(account, query, body);
       const { message } = push;
-      const decision = rules.get(appId)?.decide(message);
+      const decision = transferRules.get(appId)?.decide(message);
       const transfer = decision?.kind === 'transfer' ? decision : undefined;
       const job = inboundJob(appId, message, { mode: push.mode, format: push.format, transferred: Boolean(transfer) });
       Object.assign(line, { mode: push.mode, format: push.format, msgType: message.MsgType, msgKey: job.data.msgKey });
