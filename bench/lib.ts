@@ -101,3 +101,14 @@ export async function spawnIngress(port: number, env: NodeJS.ProcessEnv): Promis
   await waitForReady(port);
   return target;
 }
+
+/** The simulator (`pnpm sim serve`) as its own process for the accounts in `env`; resolves its base URL. */
+export async function spawnSim(
+  port: number,
+  env: NodeJS.ProcessEnv,
+  latencyMs = 0,
+): Promise<{ url: string; target: Target }> {
+  const args = ['serve', '--port', String(port), ...(latencyMs ? ['--latency', String(latencyMs)] : [])];
+  const target = await spawnTarget('sim', 'packages/wechat-sim/src/cli.ts', args, env, 'THIS IS A SIMULATOR');
+  return { url: `http://127.0.0.1:${port}`, target };
+}

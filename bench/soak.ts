@@ -6,7 +6,7 @@ import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
-import { rssMiB, spawnIngress, spawnTarget, table } from './lib.js';
+import { rssMiB, spawnIngress, spawnSim, spawnTarget, table } from './lib.js';
 
 const ACCOUNT = {
   appId: 'wxbenchsoak000001',
@@ -25,14 +25,7 @@ export async function benchSoak(): Promise<string> {
     WECHAT_TOKEN: ACCOUNT.token,
     WECHAT_AES_KEY: ACCOUNT.aesKey,
   };
-  const sim = await spawnTarget(
-    'sim',
-    'packages/wechat-sim/src/cli.ts',
-    ['serve', '--port', String(simPort)],
-    accountEnv,
-    'THIS IS A SIMULATOR',
-  );
-  const simUrl = `http://127.0.0.1:${simPort}`;
+  const { url: simUrl, target: sim } = await spawnSim(simPort, accountEnv);
   const env = {
     ...accountEnv,
     REDIS_URL: redis.url,

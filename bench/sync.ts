@@ -4,7 +4,7 @@
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import autocannon from 'autocannon';
-import { spawnIngress, spawnTarget, type Target, table } from './lib.js';
+import { spawnIngress, spawnSim, spawnTarget, type Target, table } from './lib.js';
 
 const ACCOUNT = {
   appId: 'wxbenchsync000001',
@@ -24,14 +24,7 @@ export async function benchSync(): Promise<string> {
     WECHAT_TOKEN: ACCOUNT.token,
     WECHAT_AES_KEY: ACCOUNT.aesKey,
   };
-  const sim = await spawnTarget(
-    'sim',
-    'packages/wechat-sim/src/cli.ts',
-    ['serve', '--port', String(simPort), '--latency', '20'],
-    accountEnv,
-    'THIS IS A SIMULATOR',
-  );
-  const simUrl = `http://127.0.0.1:${simPort}`;
+  const { url: simUrl, target: sim } = await spawnSim(simPort, accountEnv, 20);
   const bodies = Array.from({ length: 30_000 }, () => {
     const p = buildPush({ account: ACCOUNT, message: sampleMessage('text'), mode: 'safe', format: 'xml' });
     return { path: `/wechat/${ACCOUNT.appId}?${new URLSearchParams(p.query)}`, body: p.body };

@@ -15,7 +15,7 @@ import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
-import { cpuSeconds, rssMiB, spawnIngress, spawnTarget, type Target, table } from './lib.js';
+import { cpuSeconds, rssMiB, spawnIngress, spawnSim, spawnTarget, type Target, table } from './lib.js';
 
 const ACCOUNT = {
   appId: 'wxbenchworker0001',
@@ -248,14 +248,7 @@ async function steadyLatency(
 export async function benchWorker(): Promise<string> {
   const redis = await RedisServer.start();
   const simPort = await freePort();
-  const sim = await spawnTarget(
-    'sim',
-    'packages/wechat-sim/src/cli.ts',
-    ['serve', '--port', String(simPort), '--latency', String(SIM_LATENCY_MS)],
-    accountEnv,
-    'THIS IS A SIMULATOR',
-  );
-  const simUrl = `http://127.0.0.1:${simPort}`;
+  const { url: simUrl, target: sim } = await spawnSim(simPort, accountEnv, SIM_LATENCY_MS);
   const rows: (string | number)[][] = [];
   let latency: Awaited<ReturnType<typeof steadyLatency>> | undefined;
   try {

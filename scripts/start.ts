@@ -2,28 +2,33 @@
 // the simulator on loopback, a sandbox account, and a private Redis when none is running.
 import { startAdmin } from '@wx-kf/admin';
 import { startIngress } from '@wx-kf/ingress';
-import { hasCredentials, loadDotEnv, runService } from '@wx-kf/shared';
+import { type Config, hasCredentials, type Logger, loadDotEnv, runService } from '@wx-kf/shared';
 import { answersPing, hasRedisServer, RedisServer } from '@wx-kf/testkit';
 import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT, Simulator } from '@wx-kf/wechat-sim';
 import { startWorker } from '@wx-kf/worker';
 
 loadDotEnv();
 
-if (hasCredentials()) {
-  await runService('wx-kf', async (config, logger) => {
-    const ingress = await startIngress(config, logger.child({ part: 'ingress' }));
-    const worker = await startWorker(config, logger.child({ part: 'worker' }));
-    const admin = await startAdmin(config, logger.child({ part: 'admin' }), {
-      registries: [ingress.registry, worker.registry],
-    });
-    return {
-      close: async () => {
-        await ingress.close();
-        await worker.close();
-        await admin?.close();
-      },
-    };
+/** Ingress, worker and (with ADMIN_PASSWORD) the admin listener, whose /metrics cover both. */
+async function startAll(config: Config, logger: Logger) {
+  const ingress = await startIngress(config, logger.child({ part: 'ingress' }));
+  const worker = await startWorker(config, logger.child({ part: 'worker' }));
+  const admin = await startAdmin(config, logger.child({ part: 'admin' }), {
+    registries: [ingress.registry, worker.registry],
   });
+  return {
+    ingress,
+    admin,
+    close: async () => {
+      await ingress.close();
+      await worker.close();
+      await admin?.close();
+    },
+  };
+}
+
+if (hasCredentials()) {
+  await runService('wx-kf', startAll);
 } else {
   await demo();
 }
@@ -68,11 +73,8 @@ async function demo(): Promise<void> {
   await runService(
     'wx-kf demo',
     async (config, logger) => {
-      const ingress = await startIngress(config, logger.child({ part: 'ingress' }));
-      const worker = await startWorker(config, logger.child({ part: 'worker' }));
-      const admin = await startAdmin(config, logger.child({ part: 'admin' }), {
-        registries: [ingress.registry, worker.registry],
-      });
+      const service = await startAll(config, logger);
+      const { ingress, admin } = service;
       console.log(
         [
           '',
@@ -94,9 +96,7 @@ async function demo(): Promise<void> {
       );
       return {
         close: async () => {
-          await ingress.close();
-          await worker.close();
-          await admin?.close();
+          await service.close();
           await sim.close();
           await privateRedis?.dispose();
         },

@@ -1,11 +1,4 @@
-import {
-  createLogger,
-  createRedis,
-  INBOUND_JOB_OPTIONS,
-  INBOUND_QUEUE,
-  type InboundJobData,
-  QUEUE_PREFIX,
-} from '@wx-kf/shared';
+import { createLogger, createRedis, INBOUND_QUEUE, type InboundJobData, QUEUE_PREFIX } from '@wx-kf/shared';
 import { LogCapture, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import { Queue } from 'bullmq';
@@ -47,7 +40,6 @@ beforeAll(async () => {
   queue = new Queue(INBOUND_QUEUE, {
     connection: producer,
     prefix: QUEUE_PREFIX,
-    defaultJobOptions: INBOUND_JOB_OPTIONS,
   });
   queue.on('error', () => {});
   await queue.waitUntilReady();

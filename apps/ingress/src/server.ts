@@ -1,12 +1,4 @@
-import {
-  type Config,
-  createRedis,
-  INBOUND_JOB_OPTIONS,
-  INBOUND_QUEUE,
-  type InboundJobData,
-  type Logger,
-  QUEUE_PREFIX,
-} from '@wx-kf/shared';
+import { type Config, createRedis, INBOUND_QUEUE, type InboundJobData, type Logger, QUEUE_PREFIX } from '@wx-kf/shared';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
@@ -30,7 +22,6 @@ export async function startIngress(
   const queue = new Queue<InboundJobData>(INBOUND_QUEUE, {
     connection: redis,
     prefix: QUEUE_PREFIX,
-    defaultJobOptions: INBOUND_JOB_OPTIONS,
   });
   queue.on('error', () => {}); // the connection's own listener logs outages once
   const registry = options.registry ?? new Registry();

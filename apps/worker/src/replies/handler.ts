@@ -1,7 +1,14 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { AccountConfig, InboundMessage, Logger, ReplyItem, ReplyTemplate, WeChatClient } from '@wx-kf/shared';
-import { reply } from '@wx-kf/shared';
+import type {
+  AccountConfig,
+  InboundMessage,
+  Logger,
+  ReplyItem,
+  ReplyTemplate,
+  reply,
+  WeChatClient,
+} from '@wx-kf/shared';
 
 /** What a handler module gets besides the message. */
 export interface HandlerContext {
@@ -29,5 +36,3 @@ export async function loadHandler(path: string): Promise<MessageHandler> {
   }
   return mod.default as MessageHandler;
 }
-
-export { reply };
