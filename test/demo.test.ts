@@ -39,6 +39,18 @@ describe('pnpm start without credentials (the demo)', () => {
     expect(await demo.stop('SIGTERM')).toBe(0);
   });
 
+  it('pnpm sim serve --latency answers API calls after that many ms', async () => {
+    const port = await freePort();
+    const sim = ServiceProcess.start('sim', {}, ['serve', '--port', String(port), '--latency', '300']);
+    running.push(sim);
+    await sim.waitFor('THIS IS A SIMULATOR');
+    const started = performance.now();
+    const res = await fetch(`http://127.0.0.1:${port}/cgi-bin/token?grant_type=client_credential`);
+    expect(res.status).toBe(200);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    expect(await sim.stop('SIGTERM')).toBe(0);
+  });
+
   it('a push to a stopped ingress exits non-zero', async () => {
     const push = ServiceProcess.start('sim', { PORT: String(await freePort()) }, ['push', '--text', 'x']);
     expect(await push.exited).toBe(1);

@@ -51,7 +51,9 @@ function queueArg(name: string | undefined) {
 }
 
 const program = new Command('pnpm queues')
-  .description('Inspect and operate the wx-kf queues (inbound: stored pushes; outbound: replies to send).')
+  .description(
+    'Inspect and operate the wx-kf queues (inbound: stored pushes, each sending its replies; outbound: replies being retried, and the send API).',
+  )
   .showHelpAfterError();
 
 program
@@ -172,7 +174,7 @@ for (const action of ['pause', 'resume'] as const) {
       }
       if (action === 'pause') {
         await redis.set(pauseKey(opts.account), 'paused by an operator');
-        console.log(`paused sends of ${opts.account} (its jobs wait as delayed)`);
+        console.log(`paused sends of ${opts.account} (within a second its replies wait as delayed outbound jobs)`);
         return;
       }
       await redis.del(pauseKey(opts.account));

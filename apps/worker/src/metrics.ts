@@ -17,7 +17,7 @@ export class WorkerMetrics {
     });
     this.retries = new Counter({
       name: 'wxkf_send_retries_total',
-      help: 'Outbound jobs handed back for a later attempt, by reason',
+      help: 'Sends put off for a later attempt (retryable error, paused account, token cool-down), by reason',
       labelNames: ['app_id', 'reason'],
       registers,
     });

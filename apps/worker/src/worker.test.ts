@@ -22,6 +22,7 @@ import { type Fault, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PAUSE_CHECK_MS } from './processors/send.js';
 import { type RunningWorker, startWorker } from './worker.js';
 
 const MP = 'wxworkermp0000001';
@@ -117,7 +118,7 @@ async function until<T>(check: () => T | Promise<T>, ms = 10_000): Promise<Truth
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-const failedReason = async (jobId: string) => until(async () => (await outbound.getJob(jobId))?.failedReason);
+const failedReason = async (jobId: string) => until(async () => (await inbound.getJob(jobId))?.failedReason);
 
 beforeAll(async () => {
   const simUrl = await sim.listen();
@@ -201,6 +202,36 @@ describe('order and progress', () => {
     expect(contents(String(m.FromUserName))).toEqual(['1', '2', '3']);
   });
 
+  it("sends a message's replies in its own job: no outbound job while WeChat accepts them", async () => {
+    const m = text('three');
+    const jobId = await push(m);
+    await until(() => contents(String(m.FromUserName)).length === 3);
+    await until(async () => (await inbound.getJob(jobId))?.returnvalue);
+    expect((await inbound.getJob(jobId))?.returnvalue).toEqual({ action: 'replied', replies: 3 });
+    expect(await outbound.getJob(`${jobId}-r`)).toBeUndefined();
+  });
+
+  it('a retried push whose plan was part sent resumes after the replies WeChat accepted', async () => {
+    const m = text('anything');
+    const message = m as InboundMessage;
+    const jobId = inboundJobId(MP, message);
+    const replies = ['a', 'b', 'c'].map((content) => ({ msgtype: 'text', text: { content } }));
+    const data: InboundJobData = {
+      appId: MP,
+      msgKey: jobId,
+      mode: 'safe',
+      format: 'json',
+      receivedAt: Date.now(),
+      transferred: false,
+      message,
+      plan: { replies, source: 'handler', sent: 1 },
+    };
+    await inbound.add('push', data, { ...INBOUND_JOB_OPTIONS, jobId });
+    await until(() => contents(String(m.FromUserName)).length === 2);
+    await until(async () => (await inbound.getJob(jobId))?.returnvalue);
+    expect(contents(String(m.FromUserName))).toEqual(['b', 'c']);
+  });
+
   it('does not resend a reply that succeeded when the next one fails', async () => {
     sim.fail({ path: '/cgi-bin/message/custom/send', appId: MP, script: ['ok', { errcode: -1 }, { http: 502 }] });
     const m = text('three');
@@ -217,11 +248,13 @@ describe('errors', () => {
     const m = text('hello');
     const jobId = await push(m);
     await until(() => contents(String(m.FromUserName)).length === 1);
+    // The push's own job made the first attempt, then handed the reply to the outbound queue for the rest.
+    expect((await inbound.getJob(jobId))?.returnvalue).toMatchObject({ action: 'handed_off', sent: 0 });
     const job = await until(async () => {
       const j = await outbound.getJob(`${jobId}-r`);
       return (await j?.isCompleted()) && j;
     });
-    expect(job.attemptsMade).toBe(5);
+    expect(job.attemptsMade).toBe(4);
     expect(contents(String(m.FromUserName))).toEqual(['hi']);
   });
 
@@ -232,8 +265,9 @@ describe('errors', () => {
   ])('fails at once on %i with the code in the reason', async (errcode, errmsg) => {
     sim.fail({ path: '/cgi-bin/message/custom/send', appId: MP, script: [{ errcode, errmsg }] });
     const jobId = await push(text('hello'));
-    expect(await failedReason(`${jobId}-r`)).toBe(`${errcode} ${errmsg}`);
-    expect((await outbound.getJob(`${jobId}-r`))?.attemptsMade).toBe(1);
+    expect(await failedReason(jobId)).toBe(`${errcode} ${errmsg}`);
+    expect((await inbound.getJob(jobId))?.attemptsMade).toBe(1);
+    expect(await outbound.getJob(`${jobId}-r`)).toBeUndefined();
   });
 
   it('pauses only the account whose quota is spent (45009)', async () => {
@@ -261,6 +295,21 @@ describe('errors', () => {
     await until(
       () => contents(String(blocked.FromUserName)).length === 1 && contents(String(more.FromUserName)).length === 1,
     );
+  });
+
+  it("an operator's pause of one account holds its replies (within PAUSE_CHECK_MS) until resumed", async () => {
+    await redis.set(pauseKey(OA), 'paused by an operator');
+    await new Promise((r) => setTimeout(r, PAUSE_CHECK_MS + 50));
+    const m = text('hello');
+    const jobId = await push(m, OA);
+    const held = await until(async () => {
+      const j = await outbound.getJob(`${jobId}-r`);
+      return (await j?.isDelayed()) && j;
+    });
+    expect(contents(String(m.FromUserName))).toEqual([]);
+    await redis.del(pauseKey(OA));
+    await held.promote();
+    await until(() => contents(String(m.FromUserName)).length === 1);
   });
 
   it('counts transport failures in the metrics', async () => {

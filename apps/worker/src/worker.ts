@@ -19,6 +19,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { WorkerMetrics } from './metrics.js';
 import { type InboundResult, inboundProcessor } from './processors/inbound.js';
 import { outboundProcessor } from './processors/outbound.js';
+import { replySender } from './processors/send.js';
 import { loadHandler } from './replies/handler.js';
 
 export interface RunningWorker {
@@ -82,16 +83,22 @@ export async function startWorker(
     stalledInterval: config.workerLockMs,
     maxStalledCount: 2,
   };
+  const sendReplies = replySender({ client: api, redis: client, logger, metrics });
   const inbound = new Worker<InboundJobData, InboundResult>(
     INBOUND_QUEUE,
-    inboundProcessor({ accounts, rules, handler, outbound, client: api, logger, retryDelayMs: options.retryDelayMs }),
+    inboundProcessor({
+      accounts,
+      rules,
+      handler,
+      outbound,
+      client: api,
+      logger,
+      sendReplies,
+      retryDelayMs: options.retryDelayMs,
+    }),
     workerOptions,
   );
-  const sender = new Worker<OutboundJobData>(
-    OUTBOUND_QUEUE,
-    outboundProcessor({ client: api, redis: client, logger, metrics }),
-    workerOptions,
-  );
+  const sender = new Worker<OutboundJobData>(OUTBOUND_QUEUE, outboundProcessor(sendReplies), workerOptions);
 
   for (const [name, worker] of [
     [INBOUND_QUEUE, inbound],

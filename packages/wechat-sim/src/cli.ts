@@ -112,6 +112,7 @@ program
       sendWindows: opts.sendWindows,
       onMessage: (m) => console.log(`[simulator] custom/send → ${m.touser}: ${JSON.stringify(m.body)}`),
     });
+    if (opts.latency > 0) sim.slow({ fixedMs: opts.latency });
     const url = await sim.listen(opts.port, opts.host);
     console.log(
       `[simulator] THIS IS A SIMULATOR, NOT WECHAT. Fake WeChat API on ${url} for ${accounts.map((a) => a.appId).join(', ')}`,

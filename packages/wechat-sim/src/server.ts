@@ -84,6 +84,11 @@ export class Simulator {
     this.faults.add(rule);
   }
 
+  /** Delays the calls a rule matches (every call when it names no path). */
+  slow(rule: LatencyRule): void {
+    this.faults.addLatency(rule);
+  }
+
   /** Clears recorded state, tokens and faults. */
   reset(): void {
     this.state.reset();
@@ -241,7 +246,7 @@ export class Simulator {
     app.post('/__sim/latency', async (req, reply) => {
       const rule = parseJsonBody(req.body) as LatencyRule | undefined;
       if (!rule) return reply.code(400).send({ error: 'a latency rule is a JSON object' });
-      this.faults.addLatency(rule);
+      this.slow(rule);
       return ok;
     });
     app.post('/__sim/users/activity', async (req, reply) => {

@@ -28,6 +28,15 @@ export interface InboundJobData {
   /** Answered with transfer_customer_service: the 客服 tool handles it, the worker sends nothing. */
   transferred: boolean;
   message: InboundMessage;
+  /** Set by the worker once a multi-reply plan is part sent, so a retry resumes it instead of planning again. */
+  plan?: ReplyPlan;
+}
+
+/** The replies decided for one message and how many WeChat has accepted. */
+export interface ReplyPlan {
+  replies: OutboundJobData['replies'];
+  source: OutboundJobData['source'];
+  sent: number;
 }
 
 /** Replies to send to one user, in order. */

@@ -1,0 +1,136 @@
+import {
+  type Logger,
+  type OutboundJobData,
+  pauseKey,
+  TokenUnavailableError,
+  TransportError,
+  toCustomMessage,
+  WeChatApiError,
+  type WeChatClient,
+} from '@wx-kf/shared';
+import type { Redis } from 'ioredis';
+import type { WorkerMetrics } from '../metrics.js';
+import { hasFile, resolveMedia } from '../replies/media.js';
+
+/** How long an account's sending pauses after 45009 (daily quota reached); then one job probes again. */
+export const QUOTA_PAUSE_MS = 15 * 60_000;
+
+/** How long "this account is not paused" is believed without asking Redis again: an operator's pause takes hold within it. */
+export const PAUSE_CHECK_MS = 1000;
+
+export interface SendDeps {
+  client: WeChatClient;
+  redis: Redis;
+  logger: Logger;
+  metrics: WorkerMetrics;
+}
+
+/** Why sending stopped before the last reply. */
+export type SendStop =
+  /** The account is paused (operator or 45009) or its token is cooling down: try again after `delayMs`. */
+  | { kind: 'wait'; delayMs: number; reason: string }
+  /** A retryable failure (-1, 45011, 5xx, timeouts, a token that could not be refreshed): back off, retry. */
+  | { kind: 'retry'; error: Error }
+  /** WeChat refused for good (45015, 45047, 40003, …): `reason` is `errcode errmsg`. */
+  | { kind: 'permanent'; reason: string };
+
+/** How far a send got: `sent` replies were accepted; `stop` says why it ended early, if it did. */
+export interface SendReport {
+  sent: number;
+  stop?: SendStop;
+}
+
+export type Replies = Pick<OutboundJobData, 'appId' | 'touser' | 'msgKey' | 'replies' | 'receivedAt'>;
+
+/**
+ * The send loop both processors share: sends `replies` in order from index `from`, calling `saveProgress`
+ * after each accepted reply but the last (the caller's job completion records that one), so a retry resumes
+ * after the last reply WeChat accepted. Never throws for WeChat's answers: it reports why it stopped.
+ */
+export function replySender(deps: SendDeps) {
+  const { client, redis, logger, metrics } = deps;
+  /** Accounts seen unpaused, and when: saves a Redis round trip per message; a pause is always re-read. */
+  const unpausedAt = new Map<string, number>();
+
+  /** The account's pause in ms (0 = none; -1 = until an operator resumes it). */
+  const pausedFor = async (appId: string): Promise<number> => {
+    const seen = unpausedAt.get(appId);
+    if (seen !== undefined && Date.now() - seen < PAUSE_CHECK_MS) return 0;
+    const ttl = await redis.pttl(pauseKey(appId));
+    if (ttl === -2) unpausedAt.set(appId, Date.now());
+    else unpausedAt.delete(appId);
+    return ttl === -2 ? 0 : ttl;
+  };
+
+  const wait = (appId: string, delayMs: number, reason: string): SendStop => {
+    metrics.retries.inc({ app_id: appId, reason });
+    return { kind: 'wait', delayMs, reason };
+  };
+
+  const sendOne = async (appId: string, touser: string, template: Record<string, unknown>) => {
+    try {
+      await client.sendCustomMessage(appId, toCustomMessage(touser, await resolveMedia(client, appId, template)));
+    } catch (error) {
+      // A cached media_id that WeChat no longer knows: upload the file again, once.
+      if (!(error instanceof WeChatApiError && error.action === 'reupload_media' && hasFile(template))) throw error;
+      const fresh = await resolveMedia(client, appId, template, { fresh: true });
+      await client.sendCustomMessage(appId, toCustomMessage(touser, fresh));
+    }
+  };
+
+  /** What a failed send means for the job, with its metrics and one log line. */
+  const classify = async (appId: string, i: number, error: unknown, log: Logger): Promise<SendStop> => {
+    if (error instanceof WeChatApiError) {
+      metrics.sends.inc({ app_id: appId, errcode: String(error.errcode) });
+      log.warn({ errcode: error.errcode, errmsg: error.errmsg, reply: i, action: error.action }, 'send refused');
+      if (error.action === 'pause_account') {
+        await redis.set(pauseKey(appId), `${error.errcode} ${error.errmsg}`, 'PX', QUOTA_PAUSE_MS);
+        unpausedAt.delete(appId);
+        log.error({ errcode: error.errcode }, 'daily quota reached: sending paused for this account');
+        return wait(appId, QUOTA_PAUSE_MS, 'quota');
+      }
+      if (error.action === 'retry' || error.action === 'refresh_token') {
+        metrics.retries.inc({ app_id: appId, reason: String(error.errcode) });
+        return { kind: 'retry', error };
+      }
+      return { kind: 'permanent', reason: `${error.errcode} ${error.errmsg}` };
+    }
+    if (error instanceof TokenUnavailableError) return wait(appId, error.retryAfterMs, 'token');
+    if (error instanceof TransportError) {
+      metrics.sends.inc({ app_id: appId, errcode: 'transport' });
+      metrics.retries.inc({ app_id: appId, reason: error.kind });
+      log.warn({ reply: i, kind: error.kind, err: error.message }, 'send failed in transport');
+    }
+    return { kind: 'retry', error: error instanceof Error ? error : new Error(String(error)) };
+  };
+
+  return async (job: Replies, from: number, saveProgress: (sent: number) => Promise<unknown>): Promise<SendReport> => {
+    const { appId, touser, replies, msgKey } = job;
+    const paused = await pausedFor(appId);
+    if (paused !== 0) return { sent: from, stop: wait(appId, paused > 0 ? paused : 60_000, 'paused') };
+
+    for (let i = from; i < replies.length; i++) {
+      try {
+        await sendOne(appId, touser, replies[i] as Record<string, unknown>);
+      } catch (error) {
+        // A child logger only on this rare path: the usual one logs a single line below.
+        return { sent: i, stop: await classify(appId, i, error, logger.child({ appId, msgKey })) };
+      }
+      metrics.sends.inc({ app_id: appId, errcode: '0' });
+      if (i + 1 < replies.length) await saveProgress(i + 1);
+    }
+    logger.info(
+      {
+        appId,
+        msgKey,
+        touser,
+        replies: replies.length,
+        latencyMs: job.receivedAt ? Date.now() - job.receivedAt : undefined,
+      },
+      'replies sent',
+    );
+    return { sent: replies.length };
+  };
+}
+
+export type SendReplies = ReturnType<typeof replySender>;
