@@ -10,6 +10,7 @@ import {
   INBOUND_QUEUE,
   type InboundJobData,
   type InboundMessage,
+  inboundJob,
   inboundJobId,
   loadConfig,
   OUTBOUND_QUEUE,
@@ -213,20 +214,10 @@ describe('order and progress', () => {
 
   it('a retried push whose plan was part sent resumes after the replies WeChat accepted', async () => {
     const m = text('anything');
-    const message = m as InboundMessage;
-    const jobId = inboundJobId(MP, message);
+    const job = inboundJob(MP, m as InboundMessage, { mode: 'safe', format: 'json' });
     const replies = ['a', 'b', 'c'].map((content) => ({ msgtype: 'text', text: { content } }));
-    const data: InboundJobData = {
-      appId: MP,
-      msgKey: jobId,
-      mode: 'safe',
-      format: 'json',
-      receivedAt: Date.now(),
-      transferred: false,
-      message,
-      plan: { replies, source: 'handler', sent: 1 },
-    };
-    await inbound.add('push', data, { ...INBOUND_JOB_OPTIONS, jobId });
+    await inbound.add(job.name, { ...job.data, plan: { replies, source: 'handler', sent: 1 } }, job.opts);
+    const jobId = job.data.msgKey;
     await until(() => contents(String(m.FromUserName)).length === 2);
     await until(async () => (await inbound.getJob(jobId))?.returnvalue);
     expect(contents(String(m.FromUserName))).toEqual(['b', 'c']);

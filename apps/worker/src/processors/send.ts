@@ -15,7 +15,7 @@ import { hasFile, resolveMedia } from '../replies/media.js';
 /** How long an account's sending pauses after 45009 (daily quota reached); then one job probes again. */
 export const QUOTA_PAUSE_MS = 15 * 60_000;
 
-/** How long "this account is not paused" is believed without asking Redis again: an operator's pause takes hold within it. */
+/** How long "not paused" is believed without asking Redis again: an operator's pause takes hold within it. */
 export const PAUSE_CHECK_MS = 1000;
 
 export interface SendDeps {
