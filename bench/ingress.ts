@@ -178,6 +178,7 @@ export async function benchIngress(): Promise<string> {
     '',
     'req per CPU-s = requests answered / CPU seconds used by the server process (user + system), the stable measure on a',
     'machine whose CPU steal makes raw req/s swing. The `wechat` middleware only parses XML; it verifies and decrypts but',
-    'stores nothing. The wx-kf ingress verifies, decrypts, parses, de-duplicates and stores every push in Redis before answering.',
+    'stores nothing. The wx-kf ingress verifies, decrypts, parses, de-duplicates and stores every push in Redis before answering,',
+    'and logs one line per push (LOG_LEVEL=info, the default).',
   ].join('\n');
 }

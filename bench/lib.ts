@@ -89,13 +89,13 @@ export async function waitForReady(port: number): Promise<void> {
   throw new Error(`the ingress on port ${port} did not become ready`);
 }
 
-/** The wx-kf ingress as its own process, ready to take pushes. */
+/** The wx-kf ingress as its own process, ready to take pushes; it logs at `info` as in production (a line per push). */
 export async function spawnIngress(port: number, env: NodeJS.ProcessEnv): Promise<Target> {
   const target = await spawnTarget(
     'ingress',
     'apps/ingress/src/main.ts',
     [],
-    { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     '',
   );
   await waitForReady(port);

@@ -193,7 +193,7 @@ async function steadyLatency(
     REPLY_RULES_FILE: rules,
     HOST: '127.0.0.1',
     PORT: String(port),
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'info',
   };
   const ingress = await spawnIngress(port, env);
   const workers = [
