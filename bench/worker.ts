@@ -2,14 +2,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  INBOUND_JOB_OPTIONS,
-  INBOUND_QUEUE,
-  type InboundJobData,
-  type InboundMessage,
-  inboundJobId,
-  QUEUE_PREFIX,
-} from '@wx-kf/shared';
+import { INBOUND_QUEUE, type InboundJobData, type InboundMessage, inboundJob, QUEUE_PREFIX } from '@wx-kf/shared';
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import { Queue } from 'bullmq';
@@ -65,20 +58,13 @@ async function waitForCount(simUrl: string, target: number, timeoutMs = 120_000)
 }
 
 function inboundJobs(n: number, tag: string) {
-  return Array.from({ length: n }, (_, i) => {
-    const message = sampleMessage('text', { fromUser: `o_${tag}_${i}`, content: String(i) }) as InboundMessage;
-    const jobId = inboundJobId(ACCOUNT.appId, message);
-    const data: InboundJobData = {
-      appId: ACCOUNT.appId,
-      msgKey: jobId,
-      mode: 'safe',
-      format: 'json',
-      receivedAt: Date.now(),
-      transferred: false,
-      message,
-    };
-    return { name: 'push', data, opts: { ...INBOUND_JOB_OPTIONS, jobId } };
-  });
+  return Array.from({ length: n }, (_, i) =>
+    inboundJob(
+      ACCOUNT.appId,
+      sampleMessage('text', { fromUser: `o_${tag}_${i}`, content: String(i) }) as InboundMessage,
+      { mode: 'safe', format: 'json' },
+    ),
+  );
 }
 
 interface Drain {

@@ -3,11 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   createRedis,
-  INBOUND_JOB_OPTIONS,
   INBOUND_QUEUE,
   type InboundJobData,
   type InboundMessage,
-  inboundJobId,
+  inboundJob,
   QUEUE_PREFIX,
 } from '@wx-kf/shared';
 import { isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
@@ -46,20 +45,12 @@ function worker(extra: NodeJS.ProcessEnv = {}): ServiceProcess {
 async function pushMany(n: number, tag: string): Promise<string[]> {
   const users = Array.from({ length: n }, (_, i) => `o_${tag}_${i}`);
   await inbound.addBulk(
-    users.map((fromUser) => {
-      const message = sampleMessage('text', { fromUser, content: fromUser }) as InboundMessage;
-      const jobId = inboundJobId(APP_ID, message);
-      const data: InboundJobData = {
-        appId: APP_ID,
-        msgKey: jobId,
+    users.map((fromUser) =>
+      inboundJob(APP_ID, sampleMessage('text', { fromUser, content: fromUser }) as InboundMessage, {
         mode: 'safe',
         format: 'json',
-        receivedAt: Date.now(),
-        transferred: false,
-        message,
-      };
-      return { name: 'push', data, opts: { ...INBOUND_JOB_OPTIONS, jobId } };
-    }),
+      }),
+    ),
   );
   return users;
 }

@@ -6,7 +6,6 @@ import {
   createLogger,
   createRedis,
   type FieldMap,
-  INBOUND_JOB_OPTIONS,
   INBOUND_QUEUE,
   type InboundJobData,
   type InboundMessage,
@@ -89,19 +88,9 @@ function configFor(simUrl: string, redisUrl: string, extra: NodeJS.ProcessEnv = 
 
 /** Stores a push as the ingress would. */
 async function push(fields: FieldMap, appId = MP, transferred = false): Promise<string> {
-  const message = fields as InboundMessage;
-  const jobId = inboundJobId(appId, message);
-  const data = {
-    appId,
-    msgKey: jobId,
-    mode: 'safe',
-    format: 'json',
-    receivedAt: Date.now(),
-    transferred,
-    message,
-  } as const;
-  await inbound.add('push', data, { ...INBOUND_JOB_OPTIONS, jobId });
-  return jobId;
+  const job = inboundJob(appId, fields as InboundMessage, { mode: 'safe', format: 'json', transferred });
+  await inbound.add(job.name, job.data, job.opts);
+  return job.data.msgKey;
 }
 const text = (content: string, fromUser = `o_user_${++user}`) => sampleMessage('text', { content, fromUser });
 const contents = (touser: string) =>
