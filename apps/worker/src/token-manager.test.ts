@@ -95,17 +95,40 @@ describe('TokenManager', () => {
     expect(sim.state.tokenRequestCount(APP_ID)).toBe(2);
   });
 
+  it('reuses a token it read for a bounded time, and drops it when another process replaces it', async () => {
+    const [a, b] = [manager({ localMs: 400 }), manager()];
+    const first = await a.getToken(APP_ID);
+    await expect.poll(() => (a as unknown as { listening: boolean }).listening).toBe(true);
+    expect(await a.getToken(APP_ID)).toBe(first); // read again, now kept
+    // A change that no notice announces (as if it were missed) is seen once the copy runs out, not before.
+    const stored = JSON.parse((await redis.get(tokenKey)) ?? '{}');
+    await redis.set(tokenKey, JSON.stringify({ ...stored, token: 'unannounced' }), 'PX', 60_000);
+    expect(await a.getToken(APP_ID)).toBe(first);
+    await expect.poll(() => a.getToken(APP_ID), { timeout: 2000 }).toBe('unannounced');
+    // Another process's replacement is announced: a picks it up at once, well before its copy would run out.
+    const long = manager({ localMs: 60_000 });
+    expect(await long.getToken(APP_ID)).toBe('unannounced');
+    await expect.poll(() => (long as unknown as { listening: boolean }).listening).toBe(true);
+    expect(await long.getToken(APP_ID)).toBe('unannounced');
+    const replaced = await b.replace(APP_ID, 'unannounced');
+    expect(replaced).not.toBe('unannounced');
+    await expect.poll(() => long.getToken(APP_ID), { timeout: 1000 }).toBe(replaced);
+    expect(sim.state.tokenRequestCount(APP_ID)).toBe(2);
+  });
+
   it('classic mode: one request for many callers, refreshed ahead of expiry, the old token still valid in the overlap', async () => {
     const [a, b] = [manager({ source: 'classic' }), manager({ source: 'classic' })];
     const tokens = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? a : b).getToken(APP_ID)));
     expect(new Set(tokens).size).toBe(1);
     expect(sim.state.tokenRequests.get(APP_ID)).toEqual({ classic: 1, stable: 0 });
     // Bring the stored token inside the refresh-ahead window: the next read returns it and refreshes behind.
+    // (A process that starts now: a and b may still reuse their copies for a few seconds.)
     const stored = JSON.parse((await redis.get(tokenKey)) ?? '{}');
     await redis.set(tokenKey, JSON.stringify({ ...stored, expiresAt: Date.now() + 60_000 }), 'PX', 60_000);
-    expect(await a.getToken(APP_ID)).toBe(tokens[0]);
+    const c = manager({ source: 'classic' });
+    expect(await c.getToken(APP_ID)).toBe(tokens[0]);
     await new Promise((r) => setTimeout(r, 200));
-    const fresh = await b.getToken(APP_ID);
+    const fresh = await c.getToken(APP_ID);
     expect(fresh).not.toBe(tokens[0]);
     expect(sim.state.tokenRequests.get(APP_ID)).toEqual({ classic: 2, stable: 0 });
     expect(sim.state.checkToken(tokens[0]).ok).toBe(true); // the 5-minute overlap keeps in-flight sends working

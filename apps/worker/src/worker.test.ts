@@ -16,6 +16,7 @@ import {
   type OutboundJobData,
   pauseKey,
   QUEUE_PREFIX,
+  TOKEN_EVENTS,
 } from '@wx-kf/shared';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { type Fault, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
@@ -107,6 +108,11 @@ async function until<T>(check: () => T | Promise<T>, ms = 10_000): Promise<Truth
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+/** A cold start as the running worker sees it: no stored token, and the processes told so (as on a 40001). */
+async function forgetToken(appId: string): Promise<void> {
+  await redis.del(`${QUEUE_PREFIX}:token:${appId}`);
+  await redis.publish(TOKEN_EVENTS, appId);
 }
 const failedReason = async (jobId: string) => until(async () => (await inbound.getJob(jobId))?.failedReason);
 
@@ -307,7 +313,7 @@ describe('errors', () => {
 describe('the shared access_token', () => {
   it('300 concurrent sends on a cold start make one token request', async () => {
     const account = 'wxworkermp0000001';
-    await redis.del(`${QUEUE_PREFIX}:token:${account}`);
+    await forgetToken(account);
     sim.state.tokenRequests.clear();
     const users = Array.from({ length: 300 }, () => text('hello'));
     await Promise.all(users.map((m) => push(m)));
@@ -325,7 +331,7 @@ describe('the shared access_token', () => {
   });
 
   it('stops asking for tokens after a configuration error and says why, loudly', async () => {
-    await redis.del(`${QUEUE_PREFIX}:token:${OA}`);
+    await forgetToken(OA);
     sim.state.tokenRequests.clear();
     sim.fail({
       path: '/cgi-bin/stable_token',

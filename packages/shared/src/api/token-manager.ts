@@ -28,7 +28,15 @@ export interface TokenManagerOptions {
   cooldownMs?: number;
   /** Longest a caller waits for another process's refresh. */
   waitMs?: number;
+  /**
+   * How long this process reuses a token it read from Redis without reading it again. Every store or
+   * invalidation anywhere in the cluster drops the copy at once (pub/sub); this bounds it if a notice is missed.
+   */
+  localMs?: number;
 }
+
+/** The pub/sub channel on which every token store or invalidation is announced (the message is the AppID). */
+export const TOKEN_EVENTS = `${QUEUE_PREFIX}:token-events`;
 
 interface StoredToken {
   token: string;
@@ -60,12 +68,23 @@ export class TokenManager {
   private readonly accounts: Map<string, TokenAccount>;
   private readonly inflight = new Map<string, Promise<string>>();
   private readonly waiters = new Map<string, Set<() => void>>();
+  /** Tokens read from Redis, reused until `until` or the next notice; only while notices are being received. */
+  private readonly local = new Map<string, { token: string; until: number }>();
   private subscriber: Redis | undefined;
   private subscribed: Promise<unknown> | undefined;
-  private readonly channel = `${QUEUE_PREFIX}:token-events`;
+  private listening = false;
+  /** Notices received so far: a read that a notice overtook is not kept. */
+  private notices = 0;
 
   constructor(options: TokenManagerOptions) {
-    this.o = { leaseMs: 15_000, refreshAheadMs: 240_000, cooldownMs: 300_000, waitMs: 20_000, ...options };
+    this.o = {
+      leaseMs: 15_000,
+      refreshAheadMs: 240_000,
+      cooldownMs: 300_000,
+      waitMs: 20_000,
+      localMs: 5_000,
+      ...options,
+    };
     this.accounts = new Map(options.accounts.map((a) => [a.appId, a]));
   }
 
@@ -78,18 +97,27 @@ export class TokenManager {
     return raw ? (JSON.parse(raw) as StoredToken) : undefined;
   }
 
-  /** The account's current token: from Redis, refreshing (once for the whole cluster) when missing. */
+  /**
+   * The account's current token: the cluster's one from Redis (reused for up to `localMs` by this process, and
+   * never inside the refresh-ahead window), refreshing it once for the whole cluster when missing.
+   */
   async getToken(appId: string): Promise<string> {
+    const now = Date.now();
+    const copy = this.local.get(appId);
+    if (copy && copy.until > now) return copy.token;
+    if (!this.listening) void this.listen().catch(() => {}); // notices must flow before anything is reused
+    const notices = this.notices;
     const stored = await this.read(appId);
-    if (stored) {
-      if (stored.expiresAt - Date.now() < this.o.refreshAheadMs) {
-        this.refresh(appId).catch((error) =>
-          this.o.logger.warn({ appId, err: error.message }, 'token refresh-ahead failed'),
-        );
-      }
-      return stored.token;
+    if (!stored) return this.refresh(appId);
+    const refreshAt = stored.expiresAt - this.o.refreshAheadMs;
+    if (refreshAt <= now) {
+      this.refresh(appId).catch((error) =>
+        this.o.logger.warn({ appId, err: error.message }, 'token refresh-ahead failed'),
+      );
+    } else if (this.listening && this.notices === notices) {
+      this.local.set(appId, { token: stored.token, until: Math.min(now + this.o.localMs, refreshAt) });
     }
-    return this.refresh(appId);
+    return stored.token;
   }
 
   /**
@@ -97,7 +125,10 @@ export class TokenManager {
    * other than it (refreshing once for the cluster if needed).
    */
   async replace(appId: string, failedToken: string): Promise<string> {
-    await this.o.redis.eval(INVALIDATE, 1, this.key('token', appId), failedToken);
+    this.local.delete(appId);
+    if (await this.o.redis.eval(INVALIDATE, 1, this.key('token', appId), failedToken)) {
+      await this.o.redis.publish(TOKEN_EVENTS, appId); // the other processes drop their copies too
+    }
     return this.refresh(appId, failedToken);
   }
 
@@ -160,7 +191,7 @@ export class TokenManager {
       if (error instanceof WeChatApiError && (error.action === 'config' || error.action === 'pause_account')) {
         const cooldown = JSON.stringify({ errcode: error.errcode, errmsg: error.errmsg });
         await this.o.redis.set(this.key('cooldown', appId), cooldown, 'PX', this.o.cooldownMs);
-        await this.o.redis.publish(this.channel, appId);
+        await this.o.redis.publish(TOKEN_EVENTS, appId);
         this.o.logger.error(
           { appId, errcode: error.errcode, errmsg: error.errmsg, retryInMs: this.o.cooldownMs },
           'access_token request refused: check the AppID, AppSecret and API IP whitelist; token requests paused',
@@ -173,7 +204,7 @@ export class TokenManager {
     const ttlMs = answer.expires_in * 1000;
     const stored: StoredToken = { token: answer.access_token, expiresAt: Date.now() + ttlMs, gen };
     await this.o.redis.eval(STORE, 1, this.key('token', appId), JSON.stringify(stored), gen, ttlMs);
-    await this.o.redis.publish(this.channel, appId);
+    await this.o.redis.publish(TOKEN_EVENTS, appId);
     this.o.logger.info({ appId, expiresIn: answer.expires_in, source: this.o.source }, 'access_token refreshed');
     return (await this.read(appId))?.token ?? stored.token;
   }
@@ -190,13 +221,27 @@ export class TokenManager {
     if (!this.subscribed) {
       const subscriber = this.o.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
       subscriber.on('error', () => {}); // outages are logged by the main connection
+      // Notices may be missed while disconnected: stop reusing copies until resubscribed.
+      subscriber.on('close', () => {
+        this.listening = false;
+        this.local.clear();
+      });
       subscriber.on('message', (_channel: string, appId: string) => {
+        this.notices++;
+        this.local.delete(appId);
         const waiting = this.waiters.get(appId);
         this.waiters.delete(appId);
         for (const wake of waiting ?? []) wake();
       });
       this.subscriber = subscriber;
-      this.subscribed = subscriber.subscribe(this.channel);
+      this.subscribed = subscriber.subscribe(TOKEN_EVENTS);
+      this.subscribed.then(
+        () => {
+          this.listening = true;
+          subscriber.on('ready', () => (this.listening = true)); // after a reconnect, ioredis resubscribes
+        },
+        () => {},
+      );
     }
     return this.subscribed;
   }
