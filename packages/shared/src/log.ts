@@ -2,8 +2,9 @@ import { type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger } from 'pino';
 
-// Secrets must never reach a log line; these paths are censored wherever they appear.
-const REDACT = [
+// Secrets must never reach a log line: fields with these names are censored at the top level and two levels
+// down (`{ account: { appSecret } }`, `req.headers.authorization`), as is any nested `query` (`req.query`).
+const SECRETS = new Set([
   'appSecret',
   'secret',
   'token',
@@ -13,18 +14,47 @@ const REDACT = [
   'msg_signature',
   'password',
   'authorization',
-  '*.appSecret',
-  '*.secret',
-  '*.token',
-  '*.aesKey',
-  '*.access_token',
-  '*.signature',
-  '*.msg_signature',
-  '*.password',
-  '*.authorization',
-  'req.headers.authorization',
-  'req.query',
-];
+]);
+const CENSOR = '[redacted]';
+
+/**
+ * `fields` with its secrets censored: a copy when there is one, else `fields` itself. Errors are serialized
+ * first, so their own properties are censored too. (pino's path redaction does the same at about 10 µs a line
+ * for these paths; this costs a fraction of a µs on the flat lines of the hot paths.)
+ */
+function censorSecrets(fields: Record<string, unknown>, depth = 0): Record<string, unknown> {
+  let copy = fields;
+  for (const key in fields) {
+    const value = fields[key];
+    let safe = value;
+    if (SECRETS.has(key) || (depth > 0 && key === 'query')) safe = CENSOR;
+    else if (depth < 2 && typeof value === 'object' && value && !Array.isArray(value) && !ArrayBuffer.isView(value)) {
+      safe = censorSecrets(value instanceof Error ? pino.stdSerializers.err(value) : (value as never), depth + 1);
+    }
+    if (safe !== value) {
+      if (copy === fields) copy = { ...fields };
+      copy[key] = safe;
+    }
+  }
+  return copy;
+}
+
+const WARN = 40;
+let stdout: ReturnType<typeof pino.destination> | undefined;
+
+/**
+ * stdout, shared by every logger of the process and written in batches: a write per 4 KiB and at least every
+ * 100 ms instead of a write per line (the per-line write cost more CPU than anything else a message needs).
+ * Warnings and errors are written at once, and what is buffered is written when the process exits.
+ */
+function batchedStdout(): ReturnType<typeof pino.destination> {
+  if (!stdout) {
+    const stream = pino.destination({ dest: 1, sync: true, minLength: 4096, periodicFlush: 100 });
+    process.once('exit', () => stream.flushSync());
+    stdout = stream;
+  }
+  return stdout;
+}
 
 /** The one logger factory: pino JSON to stdout (or `destination`), secrets redacted. */
 export function createLogger(
@@ -34,7 +64,26 @@ export function createLogger(
   const config: LoggerOptions = {
     name,
     level: options.level ?? 'info',
-    redact: { paths: REDACT, censor: '[redacted]' },
+    formatters: { log: censorSecrets },
+    // Errors arrive here already serialized (and censored) by censorSecrets; serialize only those it did not see.
+    serializers: { err: (err: unknown) => (err instanceof Error ? pino.stdSerializers.err(err) : err) },
   };
-  return options.destination ? pino(config, options.destination) : pino(config);
+  let logger: Logger;
+  if (options.destination) logger = pino(config, options.destination);
+  else {
+    const destination = batchedStdout();
+    config.hooks = {
+      logMethod(args, method, level) {
+        method.apply(this, args);
+        if (level >= WARN) destination.flush();
+      },
+    };
+    logger = pino(config, destination);
+  }
+  // Child bindings skip the log formatter: censor them on the way in (children inherit this `child`).
+  const child = logger.child;
+  logger.child = function (this: Logger, bindings, childOptions) {
+    return child.call(this, censorSecrets(bindings), childOptions);
+  } as Logger['child'];
+  return logger;
 }
