@@ -1,5 +1,6 @@
 // Ingress capacity: safe-mode pushes at 50 (and 200) connections against (a) a bare Fastify route,
-// (b) the `wechat` middleware on Express and (c) the wx-kf ingress with a local Redis, interleaved in rounds.
+// (b) the `wechat` middleware on Express, (c) a minimal hand-written handler (the issue's reference) and
+// (d) the wx-kf ingress, the last two with a local Redis, interleaved in rounds.
 
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, type Push, sampleMessage } from '@wx-kf/wechat-sim';
@@ -85,6 +86,18 @@ export async function benchIngress(): Promise<string> {
           'webot',
           'bench/targets/webot.ts',
           [String(port), ACCOUNT.token, ACCOUNT.appId, ACCOUNT.aesKey],
+          {},
+          'listening',
+        ),
+    },
+    {
+      label: 'minimal verify + decrypt + `queue.add` (reference)',
+      format: 'json',
+      start: (port) =>
+        spawnTarget(
+          'minimal',
+          'bench/targets/minimal.ts',
+          [String(port), ACCOUNT.token, ACCOUNT.appId, ACCOUNT.aesKey, redis.url],
           {},
           'listening',
         ),
@@ -178,7 +191,9 @@ export async function benchIngress(): Promise<string> {
     '',
     'req per CPU-s = requests answered / CPU seconds used by the server process (user + system), the stable measure on a',
     'machine whose CPU steal makes raw req/s swing. The `wechat` middleware only parses XML; it verifies and decrypts but',
-    'stores nothing. The wx-kf ingress verifies, decrypts, parses, de-duplicates and stores every push in Redis before answering,',
-    'and logs one line per push (LOG_LEVEL=info, the default).',
+    'stores nothing. The reference is the "minimal hand-written verify + decrypt + `queue.add` handler" the issue names',
+    '(`bench/targets/minimal.ts`): no logging, metrics, limits, timestamp check or error handling. The wx-kf ingress',
+    'verifies, decrypts, parses, de-duplicates and stores every push in Redis before answering, and logs one line per push',
+    '(LOG_LEVEL=info, the default).',
   ].join('\n');
 }
