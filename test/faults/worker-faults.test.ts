@@ -51,6 +51,16 @@ async function pushAll(redisUrl: string, users: string[]): Promise<void> {
   redis.disconnect();
 }
 
+/** The worker's configuration for the test account, against this Redis database and simulator. */
+const workerEnv = (redisUrl: string, apiBase: string) => ({
+  REDIS_URL: redisUrl,
+  WECHAT_API_BASE: apiBase,
+  WECHAT_APP_ID: APP_ID,
+  WECHAT_APP_SECRET: SECRET,
+  WECHAT_TOKEN: 'faultsToken',
+  REPLY_RULES_FILE: rules,
+});
+
 function tally(sim: Simulator, users: string[]) {
   const counts = new Map(users.map((u) => [u, 0]));
   for (const m of sim.state.messages) if (counts.has(m.touser)) counts.set(m.touser, (counts.get(m.touser) ?? 0) + 1);
@@ -68,12 +78,7 @@ describe('fault suite: workers', () => {
     await sim.listen();
     const redisUrl = await isolatedRedisUrl();
     const env = {
-      REDIS_URL: redisUrl,
-      WECHAT_API_BASE: sim.url,
-      WECHAT_APP_ID: APP_ID,
-      WECHAT_APP_SECRET: SECRET,
-      WECHAT_TOKEN: 'faultsToken',
-      REPLY_RULES_FILE: rules,
+      ...workerEnv(redisUrl, sim.url),
       WORKER_CONCURRENCY: '25',
       WORKER_LOCK_DURATION_MS: '2000',
     };
@@ -137,14 +142,7 @@ describe('fault suite: workers', () => {
     });
     await sim.listen();
     const redisUrl = await isolatedRedisUrl();
-    const config = loadConfig({
-      REDIS_URL: redisUrl,
-      WECHAT_API_BASE: sim.url,
-      WECHAT_APP_ID: APP_ID,
-      WECHAT_APP_SECRET: SECRET,
-      WECHAT_TOKEN: 'faultsToken',
-      REPLY_RULES_FILE: rules,
-    });
+    const config = loadConfig(workerEnv(redisUrl, sim.url));
     const worker = await startWorker(config, createLogger('faults', { level: 'silent' }), { retryDelayMs: 20 });
     const users = [...Array.from({ length: 480 }, (_, i) => `o_flaky_${i}`), ...permanent];
     await pushAll(redisUrl, users);
