@@ -1,4 +1,5 @@
-import { RedisServer } from '@wx-kf/testkit';
+// By path, not by package name: vitest loads this file before the projects' source conditions apply.
+import { RedisServer } from '../packages/testkit/src/redis-server.js';
 import type { TestProject } from 'vitest/node';
 
 let server: RedisServer | undefined;

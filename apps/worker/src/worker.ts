@@ -128,7 +128,7 @@ export async function startWorker(
     server = Fastify({ logController: new LogController({ disableRequestLogging: true }) });
     server.get('/healthz', async () => ({ status: inbound.isRunning() && sender.isRunning() ? 'ok' : 'stopping' }));
     server.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-    metricsUrl = await server.listen({ host: config.host, port: config.workerMetricsPort });
+    metricsUrl = await server.listen({ host: config.workerMetricsHost, port: config.workerMetricsPort });
   }
   logger.info(
     { accounts: [...accounts.keys()], concurrency: config.workerConcurrency, handler: Boolean(handler), metricsUrl },

@@ -30,7 +30,8 @@ describe('loadConfig', () => {
       host: '0.0.0.0',
       port: 3000,
       apiBase: 'https://api.weixin.qq.com',
-      timestampToleranceSeconds: 3600,
+      timestampToleranceSeconds: 300,
+      workerMetricsHost: '127.0.0.1',
       tokenSource: 'stable',
       admin: { host: '127.0.0.1', port: 3001, user: 'admin' },
       logLevel: 'info',
@@ -46,6 +47,38 @@ describe('loadConfig', () => {
       },
     ]);
     expect(config.admin.password).toBeUndefined();
+  });
+
+  it('accepts only encrypted pushes for an account with an AES key unless told otherwise', () => {
+    expect(loadConfig({ ...one, WECHAT_AES_KEY: AES }).accounts[0]?.security).toBe('safe');
+    expect(loadConfig({ ...one, WECHAT_AES_KEY: AES, WECHAT_SECURITY: 'any' }).accounts[0]?.security).toBe('any');
+    const accounts = file(
+      'security.yaml',
+      `accounts:\n  - { appId: wxa, appSecret: s, token: tok123, aesKey: ${AES} }\n` +
+        `  - { appId: wxb, appSecret: s, token: tok123, aesKey: ${AES}, security: any }\n` +
+        '  - { appId: wxc, appSecret: s, token: tok123 }\n',
+    );
+    expect(loadConfig({ WECHAT_ACCOUNTS_FILE: accounts }).accounts.map((a) => a.security)).toEqual([
+      'safe',
+      'any',
+      'any',
+    ]);
+  });
+
+  it('reads secrets from <NAME>_FILE, never both ways, and names an unreadable file without its content', () => {
+    const secret = file('app-secret', 'from-a-file\n');
+    const config = loadConfig({ ...one, WECHAT_APP_SECRET: '', WECHAT_APP_SECRET_FILE: secret });
+    expect(config.accounts[0]?.appSecret).toBe('from-a-file');
+    expect(problems({ ...one, WECHAT_APP_SECRET_FILE: secret })).toEqual([
+      'WECHAT_APP_SECRET_FILE: set WECHAT_APP_SECRET or WECHAT_APP_SECRET_FILE, not both',
+    ]);
+    expect(problems({ ...one, ADMIN_PASSWORD_FILE: join(dir, 'missing') })).toEqual([
+      `ADMIN_PASSWORD_FILE ${join(dir, 'missing')}: cannot be read (ENOENT)`,
+    ]);
+    const shortPassword = file('short-password', 'abc');
+    expect(problems({ ...one, ADMIN_PASSWORD_FILE: shortPassword })).toEqual([
+      'ADMIN_PASSWORD: must be at least 8 characters',
+    ]);
   });
 
   it('reports every bad value on its own line', () => {

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { isValidAesKey } from '../wechat/crypto.js';
 import type { AccountType } from '../wechat/custom-message.js';
@@ -19,7 +19,7 @@ export interface AccountConfig {
   /** The 43-character EncodingAESKey; needed for compat and safe mode. */
   aesKey?: string | undefined;
   type: AccountType;
-  /** `safe` rejects plaintext pushes (only a verified Encrypt is accepted). */
+  /** `safe` accepts only pushes with a verified Encrypt; the default for an account with an AES key. */
   security: Security;
   /** Reply rules for this account, overriding REPLY_RULES_FILE. */
   replyRules?: string | undefined;
@@ -38,6 +38,8 @@ export interface Config {
   workerConcurrency: number;
   admin: { host: string; port: number; user: string; password?: string | undefined; apiKey?: string | undefined };
   workerMetricsPort?: number | undefined;
+  /** Address of a worker's metrics listener (loopback unless told otherwise). */
+  workerMetricsHost: string;
   /** How long a worker holds a job before others may take it over (stalled-job recovery after a crash). */
   workerLockMs: number;
   /** HTTP(S) proxy for calls to the WeChat API (an egress IP on the API whitelist). */
@@ -71,8 +73,8 @@ const envSchema = z.object({
   WECHAT_AES_KEY: optional(aesKey),
   WECHAT_ACCOUNT_TYPE: accountType.default('miniprogram'),
   WECHAT_ACCOUNTS_FILE: optional(z.string()),
-  WECHAT_SECURITY: security.default('any'),
-  WECHAT_TIMESTAMP_TOLERANCE: z.coerce.number().int().min(0).default(3600),
+  WECHAT_SECURITY: optional(security),
+  WECHAT_TIMESTAMP_TOLERANCE: z.coerce.number().int().min(0).default(300),
   REPLY_RULES_FILE: optional(z.string()),
   WECHAT_HANDLER: optional(z.string()),
   TOKEN_SOURCE: z.enum(['stable', 'classic']).default('stable'),
@@ -83,6 +85,7 @@ const envSchema = z.object({
   ADMIN_PASSWORD: optional(z.string().min(8, 'must be at least 8 characters')),
   ADMIN_API_KEY: optional(z.string().min(16, 'must be at least 16 characters')),
   WORKER_METRICS_PORT: optional(port),
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
   WECHAT_API_PROXY: optional(z.url({ protocol: /^https?$/ })),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -104,6 +107,35 @@ const accountsFileSchema = z.strictObject({
     .min(1, 'must list at least one account'),
 });
 
+/** Secrets that may instead be read from a file named by `<NAME>_FILE` (compose/Kubernetes secrets). */
+export const SECRET_VARIABLES = [
+  'REDIS_URL',
+  'WECHAT_APP_SECRET',
+  'WECHAT_TOKEN',
+  'WECHAT_AES_KEY',
+  'ADMIN_PASSWORD',
+  'ADMIN_API_KEY',
+] as const;
+
+/** The environment with every `<NAME>_FILE` replaced by the file's content (trailing newline trimmed). */
+function withSecretFiles(env: NodeJS.ProcessEnv, problems: string[]): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (!file) continue;
+    if (env[name]) {
+      problems.push(`${name}_FILE: set ${name} or ${name}_FILE, not both`);
+      continue;
+    }
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      problems.push(`${name}_FILE ${file}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  return out;
+}
+
 /** True when the environment names at least one WeChat account (otherwise `pnpm start` runs the demo). */
 export function hasCredentials(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(env.WECHAT_APP_ID || env.WECHAT_ACCOUNTS_FILE);
@@ -111,12 +143,13 @@ export function hasCredentials(env: NodeJS.ProcessEnv = process.env): boolean {
 
 /** Parses and checks the whole configuration once; throws ConfigError with one line per problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  const problems: string[] = [];
+  const parsed = envSchema.safeParse(withSecretFiles(env, problems));
+  if (!parsed.success || problems.length > 0) {
+    // Issue messages never quote the value: a secret must not reach the terminal or a log.
+    throw new ConfigError([...problems, ...(parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [])]);
   }
   const e = parsed.data;
-  const problems: string[] = [];
   const accounts: AccountConfig[] = [];
 
   if (e.WECHAT_APP_ID) {
@@ -128,14 +161,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       token: e.WECHAT_TOKEN ?? '',
       aesKey: e.WECHAT_AES_KEY,
       type: e.WECHAT_ACCOUNT_TYPE,
-      security: e.WECHAT_SECURITY,
+      security: e.WECHAT_SECURITY ?? (e.WECHAT_AES_KEY ? 'safe' : 'any'),
     });
   }
   if (e.WECHAT_ACCOUNTS_FILE) {
     try {
       const file = loadStructuredFile(e.WECHAT_ACCOUNTS_FILE, accountsFileSchema, 'WECHAT_ACCOUNTS_FILE');
       for (const a of file.accounts) {
-        accounts.push({ ...a, type: a.type ?? e.WECHAT_ACCOUNT_TYPE, security: a.security ?? e.WECHAT_SECURITY });
+        accounts.push({
+          ...a,
+          type: a.type ?? e.WECHAT_ACCOUNT_TYPE,
+          security: a.security ?? e.WECHAT_SECURITY ?? (a.aesKey ? 'safe' : 'any'),
+        });
       }
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
@@ -174,6 +211,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiKey: e.ADMIN_API_KEY,
     },
     workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerMetricsHost: e.WORKER_METRICS_HOST,
     workerLockMs: e.WORKER_LOCK_DURATION_MS,
     apiProxy: e.WECHAT_API_PROXY,
     logLevel: e.LOG_LEVEL,
@@ -189,7 +227,9 @@ function single<K extends 'PORT' | 'REDIS_URL'>(
   name: K,
   env: NodeJS.ProcessEnv,
 ): z.output<(typeof envSchema.shape)[K]> {
-  const parsed = envSchema.shape[name].safeParse(env[name]);
+  const problems: string[] = [];
+  const parsed = envSchema.shape[name].safeParse(withSecretFiles(env, problems)[name]);
+  if (problems.length > 0) throw new ConfigError(problems);
   if (!parsed.success) throw new ConfigError([`${name}: ${parsed.error.issues[0]?.message ?? 'invalid'}`]);
   return parsed.data as z.output<(typeof envSchema.shape)[K]>;
 }
@@ -205,4 +245,7 @@ export function redisUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Every environment variable the configuration reads (README and .env.example document each). */
-export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+export const CONFIG_VARIABLES: readonly string[] = [
+  ...Object.keys(envSchema.shape),
+  ...SECRET_VARIABLES.map((name) => `${name}_FILE`),
+];
