@@ -88,7 +88,14 @@ describe('dashboard in headless Chromium', () => {
       httpCredentials: { username: 'admin', password: 'dashboard-pass' },
       viewport: { width: 1280, height: 900 },
     });
+    // Every request the page makes, and any Content-Security-Policy complaint (the CSP must not break the UI).
+    const requested: string[] = [];
+    const cspErrors: string[] = [];
+    context.on('request', (request) => requested.push(request.url()));
     const page = await context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error' && m.text().includes('Content Security Policy')) cspErrors.push(m.text());
+    });
     expect((await page.goto(`${admin.url}/ui`))?.status()).toBe(200);
     await page.getByText('outbound').first().waitFor({ timeout: 15_000 });
     await expect(page.getByText('inbound').first().isVisible()).resolves.toBe(true);
@@ -97,5 +104,9 @@ describe('dashboard in headless Chromium', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: new URL('dashboard-failed-job.png', ARTIFACTS).pathname, fullPage: true });
     await context.close();
+    // Nothing leaves loopback: no Google Fonts (offline sites would log errors), no other host.
+    expect(requested.length).toBeGreaterThan(3);
+    expect(requested.filter((url) => !/^(https?:\/\/(127\.0\.0\.1|localhost)[:/]|data:|blob:)/.test(url))).toEqual([]);
+    expect(cspErrors).toEqual([]);
   });
 });

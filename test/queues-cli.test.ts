@@ -1,5 +1,9 @@
 import {
   createRedis,
+  INBOUND_QUEUE,
+  type InboundJobData,
+  type InboundMessage,
+  inboundJob,
   OUTBOUND_JOB_OPTIONS,
   OUTBOUND_QUEUE,
   type OutboundJobData,
@@ -12,12 +16,19 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const APP = 'wxclitest00000001';
+const ACCOUNT = { WECHAT_APP_ID: APP, WECHAT_APP_SECRET: 'secret', WECHAT_TOKEN: 'tok123' };
 let redisUrl: string;
 let redis: Redis;
 let outbound: Queue<OutboundJobData>;
+let inbound: Queue<InboundJobData>;
+let inboundId: string;
 
+/** Runs `pnpm queues …` as its own process, with the account configured unless `env` says otherwise. */
 async function cli(...args: string[]): Promise<{ code: number | null; out: string }> {
-  const p = ServiceProcess.start('queues', { REDIS_URL: redisUrl }, args);
+  return cliWith(ACCOUNT, ...args);
+}
+async function cliWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; out: string }> {
+  const p = ServiceProcess.start('queues', { REDIS_URL: redisUrl, ...env }, args);
   const code = await p.exited;
   return { code, out: p.output.join('\n') };
 }
@@ -53,8 +64,33 @@ beforeAll(async () => {
   }
   await worker.close();
   await outbound.add('send', job('o_waiting'), { ...OUTBOUND_JOB_OPTIONS, jobId: 'job-waiting' });
+
+  // A push whose first reply was accepted and whose second was refused for good: a failed inbound job.
+  inbound = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  const message = {
+    ToUserName: 'gh_x',
+    FromUserName: 'o_asker',
+    CreateTime: '1700000000',
+    MsgType: 'text',
+    Content: '价格？',
+    MsgId: '24000000000000000001',
+  };
+  const push = inboundJob(APP, message as InboundMessage, { mode: 'safe', format: 'xml' });
+  const replies = ['第一条', '第二条'].map((content) => ({ msgtype: 'text' as const, text: { content } }));
+  await inbound.add(push.name, { ...push.data, plan: { replies, source: 'rules', sent: 1 } }, push.opts);
+  inboundId = push.data.msgKey;
+  const inboundWorker = new Worker(
+    INBOUND_QUEUE,
+    async () => {
+      throw new UnrecoverableError('45015 response out of time limit or subscription is canceled');
+    },
+    { connection: createRedis(redisUrl, 'worker'), prefix: QUEUE_PREFIX },
+  );
+  while ((await inbound.getFailedCount()) !== 1) await new Promise((r) => setTimeout(r, 20));
+  await inboundWorker.close();
 });
 afterAll(async () => {
+  await inbound.close();
   await outbound.close();
   redis.disconnect();
 });
@@ -65,17 +101,32 @@ describe('pnpm queues', () => {
     expect(code).toBe(0);
     const stats = JSON.parse(out);
     expect(stats.queues.outbound).toMatchObject({ waiting: 1, active: 0, delayed: 0, completed: 1, failed: 1 });
-    expect(stats.queues.inbound).toMatchObject({ waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 });
+    expect(stats.queues.inbound).toMatchObject({ waiting: 0, active: 0, delayed: 0, completed: 0, failed: 1 });
+    expect(stats.accounts).toEqual({ [APP]: { paused: false } });
   });
 
   it('lists failed jobs with their reason, as a table and as JSON', async () => {
-    const table = await cli('list', 'failed');
+    const [table, listed] = await Promise.all([
+      cli('list', 'failed'),
+      cli('list', 'failed', '--queue', 'outbound', '--json'),
+    ]);
     expect(table.out).toContain('job-failed');
     expect(table.out).toContain('45015 response out of time limit');
-    const json = JSON.parse((await cli('list', 'failed', '--json')).out);
+    const json = JSON.parse(listed.out);
     expect(json).toEqual([
       expect.objectContaining({ id: 'job-failed', queue: 'outbound', user: 'o_failed', attempts: 1 }),
     ]);
+    // Times in ISO 8601 with the zone.
+    expect(json[0].created).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(new Date(json[0].created).getTime()).toBeGreaterThan(Date.now() - 600_000);
+    expect(table.out).toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/);
+  });
+
+  it('prints tables without colour codes when stdout is not a terminal', async () => {
+    for (const { out } of await Promise.all([cli('stats'), cli('list', 'failed')])) {
+      expect(out).toContain('│');
+      expect(out).not.toContain('\u001b[');
+    }
   });
 
   it('shows a job with its replies, attempts and errcode history', async () => {
@@ -89,6 +140,22 @@ describe('pnpm queues', () => {
     expect((await cli('show', 'job-failed')).out).toContain('failed: 45015 response out of time limit');
   });
 
+  it('shows a message with its replies, how many were accepted, and its outcome', async () => {
+    const shown = JSON.parse((await cli('show', inboundId, '--json')).out);
+    expect(shown).toMatchObject({
+      queue: 'inbound',
+      state: 'failed',
+      sent: 1,
+      replies: [{ text: { content: '第一条' } }, { text: { content: '第二条' } }],
+      failedReason: expect.stringContaining('45015'),
+    });
+    expect(shown.finished).toMatch(/Z$/);
+    const human = (await cli('show', inboundId)).out;
+    expect(human).toContain('message: text "价格？"');
+    expect(human).toContain('replies (2, 1 accepted by WeChat):\n  1. text: 第一条\n  2. text: 第二条');
+    expect(human).toContain('outcome: failed: 45015 response out of time limit');
+  });
+
   it('retries and removes jobs', async () => {
     expect((await cli('retry', 'job-failed')).code).toBe(0);
     expect(await (await outbound.getJob('job-failed'))?.getState()).toBe('waiting');
@@ -96,9 +163,26 @@ describe('pnpm queues', () => {
     expect(await outbound.getJob('job-waiting')).toBeUndefined();
   });
 
-  it('pauses and resumes one account’s sends', async () => {
-    await cli('pause', '--account', APP);
+  it('pauses and resumes one account’s sends; the pause has no expiry and shows in stats and paused', async () => {
+    expect((await cli('pause', '--account', APP)).code).toBe(0);
     expect(await redis.get(pauseKey(APP))).toBe('paused by an operator');
+    expect(await redis.pttl(pauseKey(APP))).toBe(-1);
+    const stats = JSON.parse((await cli('stats', '--json')).out);
+    expect(stats.accounts[APP]).toEqual({
+      paused: true,
+      reason: 'operator',
+      detail: 'paused by an operator',
+      until: null,
+    });
+    expect((await cli('stats')).out).toMatch(new RegExp(`${APP}\\s*│\\s*yes \\(operator\\)`));
+    const paused = JSON.parse((await cli('paused', '--json')).out);
+    expect(paused).toEqual([{ appId: APP, reason: 'operator', detail: 'paused by an operator', until: null }]);
+    // A 45009 pause, stored by a worker, is listed with its end even without a configuration.
+    await redis.set(pauseKey('wxquota0000000001'), '45009 reach max api daily quota limit', 'PX', 3_600_000);
+    const listed = await cliWith({}, 'paused');
+    expect(listed.code).toBe(0);
+    expect(listed.out).toMatch(/wxquota0000000001\s*│\s*quota\s*│\s*\d{4}-\d\d-\d\dT[\d:.]+Z/);
+    await redis.del(pauseKey('wxquota0000000001'));
     const resumed = await cli('resume', '--account', APP);
     expect(resumed.out).toContain(`resumed sends of ${APP}`);
     expect(await redis.exists(pauseKey(APP))).toBe(0);
@@ -106,6 +190,27 @@ describe('pnpm queues', () => {
     expect(await outbound.isPaused()).toBe(true);
     await cli('resume');
     expect(await outbound.isPaused()).toBe(false);
+  });
+
+  it('refuses to pause an account that is not configured, or without a configuration', async () => {
+    const unknown = await cli('pause', '--account', 'wxnotthere');
+    expect(unknown.code).toBe(1);
+    expect(unknown.out.split('\n')).toEqual([
+      `queues: unknown account "wxnotthere" (configured: ${APP}); nothing paused`,
+    ]);
+    expect(await redis.exists(pauseKey('wxnotthere'))).toBe(0);
+    const noConfig = await cliWith({}, 'pause', '--account', APP);
+    expect(noConfig.code).toBe(1);
+    expect(noConfig.out.split('\n')).toHaveLength(1);
+    expect(noConfig.out).toContain('queues: cannot check --account: the configuration does not load');
+    expect(await redis.exists(pauseKey(APP))).toBe(0);
+  });
+
+  it('retry --failed prints how many jobs it retried', async () => {
+    const { code, out } = await cli('retry', '--failed');
+    expect(code).toBe(0);
+    expect(out).toBe('retried 1 failed job(s) (inbound 1, outbound 0)');
+    expect(await (await inbound.getJob(inboundId))?.getState()).toBe('waiting');
   });
 
   it('cleans completed jobs older than a duration', async () => {
@@ -120,12 +225,17 @@ describe('pnpm queues', () => {
     [['retry'], 'queues: give a job id, or --failed'],
     [
       ['clean', 'completed', '--older-than', 'soon'],
-      "error: option '--older-than <duration>' argument 'soon' is invalid",
+      "queues: option '--older-than <duration>' argument 'soon' is invalid",
     ],
-    [['list', 'sleeping'], "error: command-argument value 'sleeping' is invalid"],
-  ])('%j fails with one line and exit code 1', async (args, message) => {
+    [['list', 'sleeping'], "queues: command-argument value 'sleeping' is invalid"],
+    [['list'], "queues: missing required argument 'state'"],
+    [['list', 'failed', '--jsn'], "queues: unknown option '--jsn'"],
+    [['frobnicate'], "queues: unknown command 'frobnicate'"],
+    [[], 'queues: give a command'],
+  ])('%j fails with one line and exit code 1', { concurrent: true }, async (args, message) => {
     const { code, out } = await cli(...args);
     expect(code).toBe(1);
-    expect(out.split('\n')[0]).toContain(message);
+    expect(out.split('\n')).toHaveLength(1);
+    expect(out).toContain(message);
   });
 });

@@ -1,3 +1,4 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -10,16 +11,35 @@ import {
   MessageFormatError,
   OUTBOUND_JOB_OPTIONS,
   type OutboundJobData,
-  safeEqual,
+  QUEUE_PREFIX,
   validateReply,
 } from '@wx-kf/shared';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { Queues } from './queues.js';
+import { WindowCounter } from './rate-limit.js';
+
+/** Per client address, per minute: wrong credentials (dashboard, metrics, send API) and send-API calls. */
+export const ADMIN_LIMITS = { failedLoginsPerMinute: 10, sendsPerMinute: 600 };
+/** The send API's bounds: the whole body, the messages per call, the OpenID. */
+export const SEND_API_BODY_LIMIT = 64 * 1024;
+export const SEND_API_MAX_MESSAGES = 20;
+const OPENID = /^[A-Za-z0-9_-]{1,64}$/;
+/** How long an Idempotency-Key keeps answering with its first job (WeChat's send window is 48 h at most). */
+export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
 export interface AdminOptions {
   /** Registries of the process hosting the listener (ingress and/or worker metrics), served at /metrics. */
   registries?: Registry[];
+  /** Overrides of ADMIN_LIMITS (tests). */
+  limits?: Partial<typeof ADMIN_LIMITS>;
 }
 
 export interface RunningAdmin {
@@ -28,7 +48,15 @@ export interface RunningAdmin {
   close(): Promise<void>;
 }
 
-function queueMetrics(registry: Registry, queues: Queues): void {
+/** Equal strings, compared in constant time over SHA-256 digests: neither the length nor a prefix leaks. */
+function digestEqual(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+function queueMetrics(registry: Registry, queues: Queues, appIds: string[]): void {
   new Gauge({
     name: 'wxkf_queue_jobs',
     help: 'Jobs per queue and state',
@@ -49,7 +77,37 @@ function queueMetrics(registry: Registry, queues: Queues): void {
       for (const q of queues.all) this.set({ queue: q.name }, await queues.oldestWaitingAge(q));
     },
   });
+  new Gauge({
+    name: 'wxkf_account_paused',
+    help: 'Whether an account’s sends are paused (1) and why: quota (45009, expires) or operator (until resumed)',
+    labelNames: ['app_id', 'reason'],
+    registers: [registry],
+    async collect() {
+      const pauses = await queues.pauses(appIds);
+      for (const appId of appIds) {
+        for (const reason of ['quota', 'operator'] as const) {
+          this.set({ app_id: appId, reason }, pauses.some((p) => p.appId === appId && p.reason === reason) ? 1 : 0);
+        }
+      }
+    },
+  });
 }
+
+/** 429 with a short reason and Retry-After. */
+function tooMany(reply: FastifyReply, seconds: number, what: string) {
+  return reply
+    .code(429)
+    .header('retry-after', String(seconds))
+    .send({ error: 'rate_limited', message: `${what}; try again in ${seconds} s` });
+}
+
+// bull-board routes that would put data of the dashboard user's choosing into a job: the worker sends what
+// a job holds, so these stay closed. Retry, promote, clean and remove stay open.
+const BOARD_DENIED = new Set(['post /api/queues/:queueName/add', 'patch /api/queues/:queueName/:jobId/update-data']);
+// The dashboard loads everything from this listener: no fonts or scripts from another host (offline sites).
+const BOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+const EXTERNAL_LINK = /<link\b[^>]*\bhref=["']?(?:https?:)?\/\/[^>]*>\s*/gi;
 
 /**
  * The admin listener: bull-board and /metrics behind basic auth, and `POST /api/v1/messages` behind a bearer
@@ -65,8 +123,13 @@ export async function buildAdminApp(
   if (!password) throw new Error('the admin listener needs ADMIN_PASSWORD');
   const accounts = new Map<string, AccountConfig>(config.accounts.map((a) => [a.appId, a]));
 
+  const limits = { ...ADMIN_LIMITS, ...options.limits };
+  const failures = new WindowCounter(limits.failedLoginsPerMinute, 60_000);
+  const sends = new WindowCounter(limits.sendsPerMinute, 60_000);
+  const redis = queues.connection;
+
   const own = new Registry();
-  queueMetrics(own, queues);
+  queueMetrics(own, queues, [...accounts.keys()]);
   const hosted = options.registries ?? [];
   if (!hosted.some((r) => r.getSingleMetric('process_cpu_user_seconds_total')))
     collectDefaultMetrics({ register: own });
@@ -76,49 +139,99 @@ export async function buildAdminApp(
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   });
+
+  /** Counts a wrong credential; logs once when a client reaches the limit. */
+  const failed = (req: FastifyRequest, what: string) => {
+    if (failures.add(req.ip) === failures.limit) {
+      logger.warn({ ip: req.ip, what }, 'admin: too many failed logins; this client is refused for a minute');
+    }
+  };
+  /** Refuses a client that failed too often, before looking at what it sent. */
+  const refuseGuessers = async (req: FastifyRequest, reply: FastifyReply) => {
+    const wait = failures.retryAfter(req.ip);
+    if (wait > 0) return tooMany(reply, wait, 'too many failed logins');
+  };
+
   await app.register(basicAuth, {
-    validate: async (user, pass) => {
-      // Both compared in full, in constant time, whichever is wrong.
-      const ok = safeEqual(user, config.admin.user) && safeEqual(pass, password);
-      if (!ok) throw new Error('wrong user or password');
+    validate: async (user, pass, req) => {
+      // Both compared in full, in constant time, whichever is wrong (`&`, not `&&`).
+      const ok = Number(digestEqual(user, config.admin.user)) & Number(digestEqual(pass, password));
+      if (!ok) {
+        failed(req, 'basic auth');
+        throw new Error('wrong user or password');
+      }
     },
     authenticate: { realm: 'wx-kf admin' },
   });
 
   await app.register(async (secured) => {
+    secured.addHook('onRequest', refuseGuessers);
     secured.addHook('onRequest', secured.basicAuth);
     const board = new FastifyAdapter();
     createBullBoard({
       queues: queues.all.map((q) => new BullMQAdapter(q)),
       serverAdapter: board,
-      options: { uiConfig: { boardTitle: 'wx-kf queues' } },
+      options: {
+        uiConfig: { boardTitle: 'wx-kf queues', hideDocsLink: true },
+        handlerHooks: {
+          before: ({ method, route }) =>
+            BOARD_DENIED.has(`${method} ${route}`)
+              ? { allow: false, status: 403, message: 'the dashboard cannot add jobs or change job data' }
+              : undefined,
+        },
+      },
     });
     board.setBasePath('/ui');
+    // bull-board's page links Google Fonts; drop any link to another host (the fonts fall back to the system's).
+    secured.addHook('onSend', async (_req, reply, payload) => {
+      if (!String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
+      reply.header('content-security-policy', BOARD_CSP);
+      return typeof payload === 'string' ? payload.replace(EXTERNAL_LINK, '') : payload;
+    });
     await secured.register(board.registerPlugin(), { prefix: '/ui' });
     secured.get('/', async (_req, reply) => reply.redirect('/ui'));
     secured.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   });
 
-  app.post('/api/v1/messages', async (req, reply) => {
+  /** Bearer key, then the per-client send rate: both before the body is read. */
+  const sendApiGate = async (req: FastifyRequest, reply: FastifyReply) => {
     const apiKey = config.admin.apiKey;
     if (!apiKey)
       return reply.code(403).send({ error: 'disabled', message: 'set ADMIN_API_KEY to enable the send API' });
+    const wait = failures.retryAfter(req.ip);
+    if (wait > 0) return tooMany(reply, wait, 'too many failed logins');
     const auth = req.headers.authorization ?? '';
-    if (!auth.startsWith('Bearer ') || !safeEqual(auth.slice(7), apiKey)) {
+    if (!auth.startsWith('Bearer ') || !digestEqual(auth.slice(7), apiKey)) {
+      failed(req, 'send API key');
       return reply
         .code(401)
         .send({ error: 'unauthorized', message: 'a valid Authorization: Bearer <ADMIN_API_KEY> is required' });
     }
+    if (sends.add(req.ip) > sends.limit) {
+      return tooMany(reply, sends.retryAfter(req.ip), `at most ${sends.limit} send API calls a minute`);
+    }
+  };
+
+  app.post('/api/v1/messages', { bodyLimit: SEND_API_BODY_LIMIT, onRequest: sendApiGate }, async (req, reply) => {
+    const idempotencyKey = req.headers['idempotency-key'];
+    if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(idempotencyKey))) {
+      return reply
+        .code(400)
+        .send({ error: 'idempotency_key', message: 'Idempotency-Key must be 1 to 128 printable ASCII characters' });
+    }
     const body = req.body as { appId?: unknown; touser?: unknown; messages?: unknown } | undefined;
     const account = typeof body?.appId === 'string' ? accounts.get(body.appId) : undefined;
     if (!account) return reply.code(400).send({ error: 'account', message: 'appId must be a configured account' });
-    if (typeof body?.touser !== 'string' || body.touser === '') {
-      return reply.code(400).send({ error: 'touser', message: 'touser (the OpenID) is required' });
-    }
-    if (!Array.isArray(body.messages) || body.messages.length === 0 || body.messages.length > 20) {
+    if (typeof body?.touser !== 'string' || !OPENID.test(body.touser)) {
       return reply
         .code(400)
-        .send({ error: 'messages', message: 'messages must be a list of 1 to 20 custom/send bodies without touser' });
+        .send({ error: 'touser', message: 'touser must be an OpenID: 1 to 64 characters of A-Z a-z 0-9 _ -' });
+    }
+    if (!Array.isArray(body.messages) || body.messages.length === 0 || body.messages.length > SEND_API_MAX_MESSAGES) {
+      return reply.code(400).send({
+        error: 'messages',
+        message: `messages must be a list of 1 to ${SEND_API_MAX_MESSAGES} custom/send bodies without touser`,
+      });
     }
     let replies: OutboundJobData['replies'];
     try {
@@ -134,19 +247,46 @@ export async function buildAdminApp(
       if (!(error instanceof MessageFormatError)) throw error;
       return reply.code(400).send({ error: 'messages', message: error.message });
     }
+    const touser = body.touser;
+
+    // With a key: the job id derives from (appId, key), and a marker remembers it for IDEMPOTENCY_TTL_MS even
+    // after retention removes the job. The job is added before the marker, so a crash in between leaves a
+    // job that the client's retry finds again (same id) rather than a marker without a job.
+    const digest = sha256(JSON.stringify([touser, replies]));
+    const marker = idempotencyKey ? `${QUEUE_PREFIX}:idempotency:${account.appId}:${sha256(idempotencyKey)}` : '';
+    const replayed = async (stored: string) => {
+      const [jobId, storedDigest] = stored.split(' ');
+      if (storedDigest !== digest) {
+        return reply
+          .code(422)
+          .send({ error: 'idempotency_key', message: 'this Idempotency-Key was used with another body' });
+      }
+      return reply.code(202).header('idempotent-replayed', 'true').send({ jobId });
+    };
+    if (marker) {
+      const stored = await redis.get(marker);
+      if (stored) return replayed(stored);
+    }
+    const jobId = idempotencyKey
+      ? `api-${account.appId}-${sha256(`${account.appId}\n${idempotencyKey}`).slice(0, 32)}`
+      : `api-${randomUUID()}`;
     const data: OutboundJobData = {
       appId: account.appId,
-      touser: body.touser,
-      msgKey: `api-${Date.now()}`,
+      touser,
+      msgKey: jobId,
       replies,
       sent: 0,
       source: 'api',
       receivedAt: Date.now(),
     };
-    const job = await queues.outbound.add('send', data, OUTBOUND_JOB_OPTIONS);
-    await job.updateData({ ...data, msgKey: `api-${job.id}` });
-    logger.info({ appId: account.appId, jobId: job.id, replies: replies.length }, 'send API: queued');
-    return reply.code(202).send({ jobId: job.id });
+    await queues.outbound.add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
+    if (marker) {
+      const set = await redis.set(marker, `${jobId} ${digest}`, 'PX', IDEMPOTENCY_TTL_MS, 'NX');
+      // Another request with this key got there first: it holds the job (ours was the same id, not added twice).
+      if (set === null) return replayed((await redis.get(marker)) ?? `${jobId} ${digest}`);
+    }
+    logger.info({ appId: account.appId, jobId, replies: replies.length }, 'send API: queued');
+    return reply.code(202).send({ jobId });
   });
   return app;
 }

@@ -1,8 +1,19 @@
-import { type ConfigError, createRedis, loadDotEnv, pauseKey, redisUrlFromEnv } from '@wx-kf/shared';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  type Config,
+  ConfigError,
+  createRedis,
+  loadConfig,
+  loadDotEnv,
+  pauseKey,
+  redisUrlFromEnv,
+} from '@wx-kf/shared';
 import type { Job } from 'bullmq';
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
-import { JOB_STATES, Queues } from './queues.js';
+import type { Redis } from 'ioredis';
+import { type AccountPause, JOB_STATES, OPERATOR_PAUSE, Queues } from './queues.js';
 
 /** `1h`, `30m`, `7d`, `45s`, `500ms` → milliseconds. */
 export function parseDuration(value: string): number {
@@ -12,211 +23,383 @@ export function parseDuration(value: string): number {
   return Number(match[1]) * unit;
 }
 
+/** A refusal the operator can act on: printed as one line, exit code 1. */
 class CliError extends Error {}
 
-loadDotEnv();
-let redisUrl: string;
-try {
-  redisUrl = redisUrlFromEnv();
-} catch (error) {
-  for (const problem of (error as ConfigError).problems ?? [String(error)]) console.error(`queues: config: ${problem}`);
-  process.exit(1);
-}
-const redis = createRedis(redisUrl, 'client');
-const queues = new Queues(redis);
-
+const firstLine = (s: string) => s.trim().split('\n')[0] ?? '';
+const clip = (s: string, max: number) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+/** ISO 8601 with the zone (UTC), for humans and JSON alike. */
+const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);
 const print = (json: boolean, data: unknown, human: () => string) =>
   console.log(json ? JSON.stringify(data, null, 2) : human());
-const when = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '');
+
+/** A table; its header is coloured only on a terminal (escape codes would land in files and pipes). */
+function table(head: string[]): Table.Table {
+  return new Table(process.stdout.isTTY ? { head } : { head, style: { head: [], border: [] } });
+}
+
+interface ReplyLike {
+  msgtype?: string;
+  [field: string]: unknown;
+}
+
+/** One line per reply: its type and its text, title or media. */
+function describeReply(item: ReplyLike): string {
+  const body = (item.msgtype ? item[item.msgtype] : undefined) as Record<string, unknown> | undefined;
+  const gist =
+    body?.content ?? body?.title ?? body?.media_id ?? body?.file ?? body?.card_id ?? JSON.stringify(body ?? {});
+  return clip(`${item.msgtype ?? '?'}: ${String(gist)}`, 120);
+}
 
 function summary(job: Job) {
-  const data = job.data as { appId?: string; touser?: string; message?: { FromUserName?: string; MsgType?: string } };
+  const data = job.data as {
+    appId?: string;
+    touser?: string;
+    replies?: unknown[];
+    message?: { FromUserName?: string; MsgType?: string; Event?: string };
+  };
+  const message = data.message;
   return {
     id: job.id,
     queue: job.queueName,
     appId: data.appId,
-    user: data.touser ?? data.message?.FromUserName,
-    type: data.message?.MsgType ?? `${(data as { replies?: unknown[] }).replies?.length ?? 0} replies`,
+    user: data.touser ?? message?.FromUserName,
+    type: message
+      ? message.Event
+        ? `event ${message.Event}`
+        : (message.MsgType ?? '?')
+      : `${data.replies?.length ?? 0} replies`,
     attempts: job.attemptsMade,
-    created: when(job.timestamp),
+    created: iso(job.timestamp),
     failedReason: job.failedReason || undefined,
   };
 }
 
-function queueArg(name: string | undefined) {
-  if (!name) return queues.all;
-  const queue = queues.byName(name);
-  if (!queue) throw new CliError(`unknown queue "${name}" (inbound or outbound)`);
-  return [queue];
+/** A job's replies, how many WeChat accepted, and how it ended. */
+async function outcomeOf(job: Job, queues: Queues) {
+  const data = job.data as {
+    replies?: ReplyLike[];
+    sent?: number;
+    plan?: { replies: ReplyLike[]; sent: number };
+    message?: unknown;
+  };
+  const state = await job.getState();
+  // An inbound job keeps its plan only once part-sent; replies still owed move to the outbound job `<id>-r`.
+  const handedOff = data.message ? await queues.outbound.getJob(`${job.id}-r`) : undefined;
+  return {
+    state,
+    replies: data.replies ?? data.plan?.replies ?? (handedOff?.data as { replies?: ReplyLike[] })?.replies,
+    sent: data.sent ?? data.plan?.sent,
+    result: job.returnvalue ?? undefined,
+    failedReason: job.failedReason || undefined,
+    finished: iso(job.finishedOn),
+    retryJob: handedOff
+      ? {
+          id: handedOff.id,
+          state: await handedOff.getState(),
+          sent: (handedOff.data as { sent?: number }).sent,
+          failedReason: handedOff.failedReason || undefined,
+        }
+      : undefined,
+  };
 }
 
-const program = new Command('pnpm queues')
-  .description(
-    'Inspect and operate the wx-kf queues (inbound: stored pushes, each sending its replies; outbound: replies being retried, and the send API).',
-  )
-  .showHelpAfterError();
+function outcomeLine(o: Awaited<ReturnType<typeof outcomeOf>>): string {
+  if (o.failedReason) return `failed: ${o.failedReason}`;
+  const result = o.result as { action?: string; replies?: number; sent?: number; reason?: string } | undefined;
+  if (o.state !== 'completed' || !result?.action) return o.state;
+  if (result.action === 'replied') return `replied: ${result.replies} sent`;
+  if (result.action === 'handed_off')
+    return `handed off after ${result.sent} of ${result.replies} sent (${result.reason}): see the retry job`;
+  if (result.action === 'transferred') return 'transferred to 客服 (no replies)';
+  if (result.action === 'none') return 'no replies (no rule matched)';
+  return `${result.action}`;
+}
 
-program
-  .command('stats')
-  .description('jobs per queue and state')
-  .option('--json', 'machine-readable output')
-  .action(async (opts) => {
-    const stats = await queues.stats();
-    print(opts.json, { queues: stats }, () => {
-      const table = new Table({ head: ['queue', ...JOB_STATES, 'paused'] });
-      for (const [name, s] of Object.entries(stats))
-        table.push([name, ...JOB_STATES.map((st) => s[st]), s.paused ? 'yes' : 'no']);
-      return table.toString();
-    });
-  });
-
-program
-  .command('list')
-  .description('jobs in a state, newest first')
-  .addArgument(new Argument('<state>', 'job state').choices(JOB_STATES))
-  .option('--queue <name>', 'inbound or outbound (default: both)')
-  .option('--limit <n>', 'at most this many per queue', (v) => Number.parseInt(v, 10), 20)
-  .option('--json', 'machine-readable output')
-  .action(async (state: (typeof JOB_STATES)[number], opts) => {
-    if (!JOB_STATES.includes(state)) throw new CliError(`unknown state "${state}" (${JOB_STATES.join(', ')})`);
-    const jobs = (await Promise.all(queueArg(opts.queue).map((q) => q.getJobs([state], 0, opts.limit - 1)))).flat();
-    const rows = jobs.map(summary);
-    print(opts.json, rows, () => {
-      const table = new Table({
-        head: ['id', 'queue', 'appId', 'user', 'type', 'attempts', 'created', 'failed reason'],
-      });
-      for (const r of rows)
-        table.push([
-          r.id ?? '',
-          r.queue,
-          r.appId ?? '',
-          r.user ?? '',
-          r.type,
-          r.attempts,
-          r.created,
-          r.failedReason ?? '',
-        ]);
-      return rows.length ? table.toString() : `no ${state} jobs`;
-    });
-  });
-
-program
-  .command('show <jobId>')
-  .description("a job's message, replies, attempts, errcode history and failed reason")
-  .option('--json', 'machine-readable output')
-  .action(async (jobId: string, opts) => {
-    const job = await queues.find(jobId);
-    if (!job) throw new CliError(`no job ${jobId} in inbound or outbound`);
-    const detail = {
-      ...summary(job),
-      state: await job.getState(),
-      data: job.data,
-      returnvalue: job.returnvalue,
-      finished: when(job.finishedOn),
-      // One line per failed attempt, newest last: for sends, "errcode errmsg".
-      history: (job.stacktrace ?? []).map((trace) => trace.split('\n')[0]),
-    };
-    print(opts.json, detail, () =>
-      [
-        `job ${detail.id} (${detail.queue}, ${detail.state}) — ${detail.appId} / ${detail.user}`,
-        `created ${detail.created}${detail.finished ? `, finished ${detail.finished}` : ''}, attempts ${detail.attempts}`,
-        detail.failedReason ? `failed: ${detail.failedReason}` : '',
-        detail.history.length ? `attempt errors:\n${detail.history.map((h) => `  - ${h}`).join('\n')}` : '',
-        `data: ${JSON.stringify(detail.data, null, 2)}`,
-      ]
-        .filter(Boolean)
-        .join('\n'),
-    );
-  });
-
-program
-  .command('retry [jobId]')
-  .description('retry one failed job, or every failed job with --failed')
-  .option('--failed', 'retry all failed jobs in both queues')
-  .action(async (jobId: string | undefined, opts) => {
-    if (opts.failed) {
-      for (const q of queues.all) await q.retryJobs({ state: 'failed' });
-      console.log('retried every failed job');
-      return;
+/** The commands, bound to one Redis connection; the configuration is loaded only by commands that need it. */
+function buildProgram(redis: Redis, queues: Queues): Command {
+  let config: Config | undefined;
+  const accountsConfig = (): Config => {
+    if (config) return config;
+    try {
+      config = loadConfig();
+      return config;
+    } catch (error) {
+      const problem = error instanceof ConfigError ? error.problems[0] : (error as Error).message;
+      throw new CliError(`cannot check --account: the configuration does not load (${problem})`);
     }
-    if (!jobId) throw new CliError('give a job id, or --failed');
-    const job = await queues.find(jobId);
-    if (!job) throw new CliError(`no job ${jobId} in inbound or outbound`);
-    if (!(await job.isFailed())) throw new CliError(`job ${jobId} is ${await job.getState()}, not failed`);
-    await job.retry();
-    console.log(`retried ${jobId}`);
-  });
+  };
+  const configuredIds = (): string[] => {
+    try {
+      return accountsConfig().accounts.map((a) => a.appId);
+    } catch {
+      return []; // stats and paused work without a configuration: they list the pause keys in Redis
+    }
+  };
+  const queueArg = (name: string | undefined) => {
+    if (!name) return queues.all;
+    const queue = queues.byName(name);
+    if (!queue) throw new CliError(`unknown queue "${clip(name, 40)}" (inbound or outbound)`);
+    return [queue];
+  };
+  const pauseRows = (pauses: AccountPause[]) => {
+    const t = table(['account', 'reason', 'until', 'detail']);
+    for (const p of pauses) t.push([p.appId, p.reason, p.until ?? 'resume', clip(p.detail, 60)]);
+    return t.toString();
+  };
 
-program
-  .command('remove <jobId>')
-  .description('remove a job')
-  .action(async (jobId: string) => {
-    const job = await queues.find(jobId);
-    if (!job) throw new CliError(`no job ${jobId} in inbound or outbound`);
-    await job.remove();
-    console.log(`removed ${jobId}`);
-  });
-
-for (const action of ['pause', 'resume'] as const) {
-  program
-    .command(action)
+  const program = new Command('pnpm queues')
     .description(
-      action === 'pause'
-        ? 'stop processing (all, or one account’s sends)'
-        : 'resume processing (all, or one account’s sends)',
+      'Inspect and operate the wx-kf queues (inbound: stored pushes, each sending its replies; outbound: replies being retried, and the send API).',
     )
+    .exitOverride()
+    .configureOutput({
+      // Usage errors as one line (commander's reason; no usage dump), like every other refusal.
+      outputError: (message, write) =>
+        write(
+          `queues: ${message
+            .replace(/^error: /, '')
+            .replace(/\s*\n\s*/g, ' ')
+            .trim()}\n`,
+        ),
+    });
+
+  program
+    .command('stats')
+    .description('jobs per queue and state, and the accounts whose sends are paused')
+    .option('--json', 'machine-readable output')
+    .action(async (opts) => {
+      const stats = await queues.stats();
+      const pauses = await queues.allPauses();
+      const accounts: Record<string, { paused: boolean } & Partial<Omit<AccountPause, 'appId'>>> = {};
+      for (const appId of configuredIds()) accounts[appId] = { paused: false };
+      for (const { appId, ...pause } of pauses) accounts[appId] = { paused: true, ...pause };
+      print(opts.json, { queues: stats, accounts }, () => {
+        const t = table(['queue', ...JOB_STATES, 'paused']);
+        for (const [name, s] of Object.entries(stats))
+          t.push([name, ...JOB_STATES.map((st) => s[st]), s.paused ? 'yes' : 'no']);
+        const a = table(['account', 'paused']);
+        for (const [appId, s] of Object.entries(accounts))
+          a.push([appId, s.paused ? `yes (${s.reason}${s.until ? ` until ${s.until}` : ''})` : 'no']);
+        return Object.keys(accounts).length ? `${t.toString()}\n${a.toString()}` : t.toString();
+      });
+    });
+
+  program
+    .command('paused')
+    .description('accounts whose sends are paused: by 45009 (expires by itself) or by an operator (until resumed)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts) => {
+      const pauses = await queues.allPauses();
+      print(opts.json, pauses, () => (pauses.length ? pauseRows(pauses) : 'no account is paused'));
+    });
+
+  program
+    .command('list')
+    .description('jobs in a state, newest first')
+    .addArgument(new Argument('<state>', 'job state').choices(JOB_STATES))
+    .option('--queue <name>', 'inbound or outbound (default: both)')
+    .option('--limit <n>', 'at most this many per queue', (v) => Number.parseInt(v, 10), 20)
+    .option('--json', 'machine-readable output')
+    .action(async (state: (typeof JOB_STATES)[number], opts) => {
+      const jobs = (await Promise.all(queueArg(opts.queue).map((q) => q.getJobs([state], 0, opts.limit - 1)))).flat();
+      const rows = jobs.map(summary);
+      print(opts.json, rows, () => {
+        const t = table(['id', 'queue', 'appId', 'user', 'type', 'attempts', 'created', 'failed reason']);
+        for (const r of rows)
+          t.push([
+            r.id ?? '',
+            r.queue,
+            r.appId ?? '',
+            r.user ?? '',
+            r.type,
+            r.attempts,
+            r.created ?? '',
+            clip(r.failedReason ?? '', 80),
+          ]);
+        return rows.length ? t.toString() : `no ${state} jobs`;
+      });
+    });
+
+  program
+    .command('show <jobId>')
+    .description("a job's message, its replies and how it ended, attempts and the error of each failed attempt")
+    .option('--json', 'machine-readable output')
+    .action(async (jobId: string, opts) => {
+      const job = await queues.find(jobId);
+      if (!job) throw new CliError(`no job ${clip(jobId, 80)} in inbound or outbound`);
+      const outcome = await outcomeOf(job, queues);
+      const detail = {
+        ...summary(job),
+        ...outcome,
+        data: job.data,
+        // One line per failed attempt, newest last: for sends, "errcode errmsg".
+        history: (job.stacktrace ?? []).map(firstLine),
+      };
+      const message = (job.data as { message?: Record<string, unknown> }).message;
+      print(opts.json, detail, () =>
+        [
+          `job ${detail.id} (${detail.queue}, ${detail.state}) — ${detail.appId} / ${detail.user}`,
+          `created ${detail.created}${detail.finished ? `, finished ${detail.finished}` : ''}, attempts ${detail.attempts}`,
+          message ? `message: ${detail.type}${message.Content ? ` "${clip(String(message.Content), 200)}"` : ''}` : '',
+          detail.replies
+            ? `replies (${detail.replies.length}${detail.sent !== undefined ? `, ${detail.sent} accepted by WeChat` : ''}):\n${detail.replies.map((r, i) => `  ${i + 1}. ${describeReply(r)}`).join('\n')}`
+            : '',
+          `outcome: ${outcomeLine(outcome)}`,
+          detail.retryJob
+            ? `retry job ${detail.retryJob.id}: ${detail.retryJob.state}, ${detail.retryJob.sent} sent${detail.retryJob.failedReason ? `, failed: ${detail.retryJob.failedReason}` : ''}`
+            : '',
+          detail.history.length ? `attempt errors:\n${detail.history.map((h) => `  - ${h}`).join('\n')}` : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      );
+    });
+
+  program
+    .command('retry [jobId]')
+    .description('retry one failed job, or every failed job with --failed')
+    .option('--failed', 'retry all failed jobs in both queues')
+    .action(async (jobId: string | undefined, opts) => {
+      if (opts.failed) {
+        const counts: string[] = [];
+        let total = 0;
+        for (const q of queues.all) {
+          const n = await q.getFailedCount();
+          if (n > 0) await q.retryJobs({ state: 'failed' });
+          counts.push(`${q.name} ${n}`);
+          total += n;
+        }
+        console.log(`retried ${total} failed job(s) (${counts.join(', ')})`);
+        return;
+      }
+      if (!jobId) throw new CliError('give a job id, or --failed');
+      const job = await queues.find(jobId);
+      if (!job) throw new CliError(`no job ${clip(jobId, 80)} in inbound or outbound`);
+      if (!(await job.isFailed())) throw new CliError(`job ${jobId} is ${await job.getState()}, not failed`);
+      await job.retry();
+      console.log(`retried ${jobId}`);
+    });
+
+  program
+    .command('remove <jobId>')
+    .description('remove a job')
+    .action(async (jobId: string) => {
+      const job = await queues.find(jobId);
+      if (!job) throw new CliError(`no job ${clip(jobId, 80)} in inbound or outbound`);
+      await job.remove();
+      console.log(`removed ${jobId}`);
+    });
+
+  program
+    .command('pause')
+    .description('stop processing (all), or hold one configured account’s sends until `resume --account`')
+    .option('--account <appId>', 'only this account’s sends (no expiry: it lasts until resumed)')
+    .action(async (opts) => {
+      if (!opts.account) {
+        for (const q of queues.all) await q.pause();
+        console.log('paused inbound and outbound');
+        return;
+      }
+      const appId: string = opts.account;
+      const known = accountsConfig().accounts.map((a) => a.appId);
+      if (!known.includes(appId)) {
+        throw new CliError(
+          `unknown account "${clip(appId, 40)}" (configured: ${clip(known.join(', '), 200)}); nothing paused`,
+        );
+      }
+      // No expiry on purpose: an operator's pause holds until an operator resumes it (a 45009 pause expires).
+      await redis.set(pauseKey(appId), OPERATOR_PAUSE);
+      console.log(
+        `paused sends of ${appId} until \`pnpm queues resume --account ${appId}\` (within a second its replies wait as delayed outbound jobs)`,
+      );
+    });
+
+  program
+    .command('resume')
+    .description('resume processing (all), or one account’s sends (its delayed outbound jobs are promoted)')
     .option('--account <appId>', 'only this account’s sends')
     .action(async (opts) => {
       if (!opts.account) {
-        for (const q of queues.all) await (action === 'pause' ? q.pause() : q.resume());
-        console.log(`${action === 'pause' ? 'paused' : 'resumed'} inbound and outbound`);
+        for (const q of queues.all) await q.resume();
+        console.log('resumed inbound and outbound');
         return;
       }
-      if (action === 'pause') {
-        await redis.set(pauseKey(opts.account), 'paused by an operator');
-        console.log(`paused sends of ${opts.account} (within a second its replies wait as delayed outbound jobs)`);
-        return;
-      }
-      await redis.del(pauseKey(opts.account));
+      const appId: string = opts.account;
+      const removed = await redis.del(pauseKey(appId));
       let promoted = 0;
       for (const job of await queues.outbound.getJobs(['delayed'])) {
-        if ((job.data as { appId?: string }).appId === opts.account) {
+        if ((job.data as { appId?: string }).appId === appId) {
           await job.promote();
           promoted++;
         }
       }
-      console.log(`resumed sends of ${opts.account} (${promoted} delayed job(s) promoted)`);
+      console.log(
+        `${removed ? 'resumed' : 'was not paused:'} sends of ${clip(appId, 40)} (${promoted} delayed job(s) promoted)`,
+      );
     });
+
+  program
+    .command('clean <state>')
+    .description('remove jobs in a state (completed, failed, delayed, waiting) older than a duration')
+    .requiredOption('--older-than <duration>', 'e.g. 1h, 7d', parseDuration)
+    .option('--queue <name>', 'inbound or outbound (default: both)')
+    .action(async (state: string, opts) => {
+      const allowed = ['completed', 'failed', 'delayed', 'wait', 'waiting'];
+      if (!allowed.includes(state)) throw new CliError(`cannot clean "${clip(state, 40)}" (${allowed.join(', ')})`);
+      let removed = 0;
+      for (const q of queueArg(opts.queue)) {
+        removed += (await q.clean(opts.olderThan, 100_000, (state === 'waiting' ? 'wait' : state) as 'completed'))
+          .length;
+      }
+      console.log(`removed ${removed} ${state} job(s) older than ${opts.olderThan / 1000} s`);
+    });
+
+  return program;
 }
 
-program
-  .command('clean <state>')
-  .description('remove jobs in a state (completed, failed, delayed, waiting) older than a duration')
-  .requiredOption('--older-than <duration>', 'e.g. 1h, 7d', parseDuration)
-  .option('--queue <name>', 'inbound or outbound (default: both)')
-  .action(async (state: string, opts) => {
-    const allowed = ['completed', 'failed', 'delayed', 'wait', 'waiting'];
-    if (!allowed.includes(state)) throw new CliError(`cannot clean "${state}" (${allowed.join(', ')})`);
-    let removed = 0;
-    for (const q of queueArg(opts.queue)) {
-      removed += (await q.clean(opts.olderThan, 100_000, (state === 'waiting' ? 'wait' : state) as 'completed')).length;
-    }
-    console.log(`removed ${removed} ${state} job(s) older than ${opts.olderThan / 1000} s`);
-  });
-
-program.exitOverride();
-try {
-  await program.parseAsync();
-} catch (error) {
-  const code = (error as { code?: string }).code ?? '';
-  if (code === 'commander.helpDisplayed' || code === 'commander.version') process.exitCode = 0;
-  else if (code.startsWith('commander.'))
-    process.exitCode = 1; // commander already printed the reason
-  else {
-    console.error(`queues: ${error instanceof CliError ? error.message : (error as Error).message}`);
-    process.exitCode = 1;
+/** Runs the CLI on `args` (without node and the script) and resolves with the exit code. */
+export async function main(args: string[]): Promise<number> {
+  if (args.length === 0) {
+    console.error(
+      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean); --help lists them',
+    );
+    return 1;
   }
-} finally {
-  await queues.close();
-  redis.disconnect();
+  loadDotEnv();
+  let redisUrl: string;
+  try {
+    redisUrl = redisUrlFromEnv();
+  } catch (error) {
+    const problems = error instanceof ConfigError ? error.problems : [String(error)];
+    console.error(`queues: config: ${problems.join('; ')}`);
+    return 1;
+  }
+  const redis = createRedis(redisUrl, 'client');
+  const queues = new Queues(redis);
+  try {
+    await buildProgram(redis, queues).parseAsync(args, { from: 'user' });
+    return 0;
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? '';
+    if (code === 'commander.helpDisplayed' || code === 'commander.version') return 0;
+    if (code.startsWith('commander.')) return 1; // commander printed the reason (one line, see outputError)
+    console.error(`queues: ${clip(firstLine((error as Error).message ?? String(error)), 300)}`);
+    return 1;
+  } finally {
+    await queues.close();
+    redis.disconnect();
+  }
+}
+
+// Run only as a script (`pnpm queues`): importing this module connects to nothing.
+const script = (() => {
+  try {
+    return process.argv[1] ? realpathSync(process.argv[1]) : '';
+  } catch {
+    return '';
+  }
+})();
+if (script === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
 }

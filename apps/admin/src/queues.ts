@@ -1,4 +1,4 @@
-import { INBOUND_QUEUE, OUTBOUND_QUEUE, type QUEUE_NAMES, QUEUE_PREFIX } from '@wx-kf/shared';
+import { INBOUND_QUEUE, OUTBOUND_QUEUE, pauseKey, type QUEUE_NAMES, QUEUE_PREFIX } from '@wx-kf/shared';
 import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
@@ -8,12 +8,28 @@ export type JobState = (typeof JOB_STATES)[number];
 
 export type QueueStats = Record<JobState, number> & { paused: boolean };
 
+/**
+ * An account whose sends are held: `quota` when the worker paused it on 45009 (it expires by itself),
+ * `operator` when someone ran `pnpm queues pause --account` (no expiry by design: it lasts until `resume`).
+ */
+export interface AccountPause {
+  appId: string;
+  reason: 'quota' | 'operator';
+  /** What the key holds: "45009 <errmsg>" or "paused by an operator". */
+  detail: string;
+  /** ISO 8601 time the pause ends by itself; null for an operator's pause. */
+  until: string | null;
+}
+
+/** The value the CLI stores for an operator's pause (the worker stores "<errcode> <errmsg>" for 45009). */
+export const OPERATOR_PAUSE = 'paused by an operator';
+
 /** Both queues on one connection, for operators' tools. */
 export class Queues {
   readonly inbound: Queue;
   readonly outbound: Queue;
 
-  constructor(connection: Redis) {
+  constructor(readonly connection: Redis) {
     this.inbound = new Queue(INBOUND_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.outbound = new Queue(OUTBOUND_QUEUE, { connection, prefix: QUEUE_PREFIX });
     for (const q of this.all) q.on('error', () => {});
@@ -53,6 +69,40 @@ export class Queues {
   async oldestWaitingAge(queue: Queue): Promise<number> {
     const [oldest] = await queue.getJobs(['waiting'], 0, 0, true);
     return oldest ? Math.max(0, (Date.now() - oldest.timestamp) / 1000) : 0;
+  }
+
+  /** The pause of each given account that has one. */
+  async pauses(appIds: readonly string[]): Promise<AccountPause[]> {
+    if (appIds.length === 0) return [];
+    const pipeline = this.connection.pipeline();
+    for (const appId of appIds) pipeline.get(pauseKey(appId)).pttl(pauseKey(appId));
+    const results = (await pipeline.exec()) ?? [];
+    const pauses: AccountPause[] = [];
+    appIds.forEach((appId, i) => {
+      const detail = results[2 * i]?.[1] as string | null;
+      const ttl = results[2 * i + 1]?.[1] as number;
+      if (detail === null || detail === undefined) return;
+      pauses.push({
+        appId,
+        reason: detail.startsWith('45009') ? 'quota' : 'operator',
+        detail: detail.slice(0, 200),
+        until: ttl > 0 ? new Date(Date.now() + ttl).toISOString() : null,
+      });
+    });
+    return pauses;
+  }
+
+  /** Every paused account, configured or not (a SCAN over the pause keys: for operators, not hot paths). */
+  async allPauses(): Promise<AccountPause[]> {
+    const prefix = pauseKey('');
+    const appIds = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.connection.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      for (const key of keys) appIds.add(key.slice(prefix.length));
+      cursor = next;
+    } while (cursor !== '0');
+    return this.pauses([...appIds].sort());
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import {
   asAgent,
   reply,
   SENDABLE_TYPES,
+  TEXT_CONTENT_MAX_BYTES,
   toCustomMessage,
   validateReply,
   validateReplyTemplate,
@@ -98,6 +99,46 @@ describe('custom/send bodies', () => {
     const template = { msgtype: 'image', image: { file: './assets/qr.png' } };
     expect(validateReplyTemplate(template, 'miniprogram')).toEqual(template);
     expect(() => validateReply(template, 'miniprogram')).toThrow(MessageFormatError);
+  });
+
+  it('bounds text content by UTF-8 bytes, as WeChat does', () => {
+    expect(TEXT_CONTENT_MAX_BYTES).toBe(2048);
+    expect(validateReply(reply.text('a'.repeat(2048)), 'miniprogram')).toBeTruthy();
+    expect(validateReply(reply.text('中'.repeat(682)), 'miniprogram')).toBeTruthy(); // 2046 bytes
+    expect(() => validateReply(reply.text('中'.repeat(683)), 'miniprogram')).toThrow(
+      'text.content: at most 2048 bytes',
+    );
+  });
+
+  it.each([
+    ['a media_id', reply.image('M'.repeat(257)), 'image.media_id: at most 256 bytes'],
+    ['a url', reply.news({ title: 't', url: `${url}/${'x'.repeat(2048)}` }), 'news.articles.0.url'],
+    ['a title', reply.news({ title: 't'.repeat(1025), url }), 'news.articles.0.title: at most 1024 bytes'],
+    [
+      'a menu',
+      reply.msgmenu({ list: Array.from({ length: 21 }, (_, i) => ({ id: String(i), content: 'c' })) }),
+      'msgmenu.list',
+    ],
+  ])('refuses an oversized %s', (_label, item, reason) => {
+    expect(() => validateReply(item, 'officialaccount')).toThrow(reason);
+  });
+
+  it('keeps its reasons short, whatever the input', () => {
+    const huge = { msgtype: 'x'.repeat(100_000), text: { content: 'x' } };
+    const many = { msgtype: 'msgmenu', msgmenu: { list: Array.from({ length: 1000 }, () => ({})) } };
+    for (const item of [huge, many]) {
+      expect(() => validateReply(item, 'officialaccount')).toThrow(MessageFormatError);
+      try {
+        validateReply(item, 'officialaccount');
+      } catch (err) {
+        expect((err as Error).message.length).toBeLessThanOrEqual(300);
+      }
+    }
+  });
+
+  it('never passes a file on, even next to a media_id', () => {
+    const sneaky = { msgtype: 'image', image: { media_id: 'M', file: '/etc/passwd' } };
+    expect(validateReply(sneaky, 'miniprogram')).toEqual({ msgtype: 'image', image: { media_id: 'M' } });
   });
 
   it('adds touser for the API body', () => {

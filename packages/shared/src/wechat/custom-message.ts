@@ -4,23 +4,39 @@ import { MessageFormatError } from './errors.js';
 /** `miniprogram` covers Mini Programs and Mini Games; `officialaccount` covers subscription and service accounts. */
 export type AccountType = 'miniprogram' | 'officialaccount';
 
-const text = z.string().min(1);
-const optionalText = z.string().optional();
+/** WeChat's custom/send refuses a text longer than this (bytes of UTF-8). */
+export const TEXT_CONTENT_MAX_BYTES = 2048;
+
+/** A non-empty string of at most `max` UTF-8 bytes: every field is bounded, whoever sends it. */
+const utf8 = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .refine((s) => Buffer.byteLength(s, 'utf8') <= max, { message: `at most ${max} bytes` });
+// Titles, descriptions, menu items, page paths: far above what WeChat shows, far below a memory problem.
+const text = utf8(1024);
+const optionalText = text.optional();
+// media_id, thumb_media_id, card_id, appid, kf_account…: WeChat's are under 100 characters.
+const id = utf8(256);
+const url = z.url().max(2048);
 
 /**
  * A reference to media: a WeChat `media_id`, or (in reply rules only) a local `file` that the worker
  * uploads once and replaces with its media_id.
  */
 function mediaRef<K extends 'media_id' | 'thumb_media_id'>(idField: K, allowFile: boolean) {
-  const byId = z.object({ [idField]: text } as Record<K, typeof text>);
+  const byId = z.object({ [idField]: id } as Record<K, typeof id>);
   return allowFile ? z.union([byId, z.object({ file: text })]) : byId;
 }
 
 function schemas(allowFile: boolean) {
-  const kf = { customservice: z.strictObject({ kf_account: text }).optional() };
+  const kf = { customservice: z.strictObject({ kf_account: id }).optional() };
   const mpPage = z.object({ title: text, pagepath: text }).and(mediaRef('thumb_media_id', allowFile));
   const common = {
-    text: z.strictObject({ msgtype: z.literal('text'), text: z.strictObject({ content: text }) }),
+    text: z.strictObject({
+      msgtype: z.literal('text'),
+      text: z.strictObject({ content: utf8(TEXT_CONTENT_MAX_BYTES) }),
+    }),
     image: z.strictObject({ msgtype: z.literal('image'), image: mediaRef('media_id', allowFile) }),
   };
   const miniprogram = z.discriminatedUnion('msgtype', [
@@ -28,7 +44,7 @@ function schemas(allowFile: boolean) {
     common.image,
     z.strictObject({
       msgtype: z.literal('link'),
-      link: z.strictObject({ title: text, description: text, url: z.url(), thumb_url: z.url() }),
+      link: z.strictObject({ title: text, description: text, url, thumb_url: url }),
     }),
     z.strictObject({ msgtype: z.literal('miniprogrampage'), miniprogrampage: mpPage }),
   ]);
@@ -41,13 +57,13 @@ function schemas(allowFile: boolean) {
       video: z
         .object({ title: optionalText, description: optionalText })
         .and(mediaRef('media_id', allowFile))
-        .and(z.object({ thumb_media_id: text })),
+        .and(z.object({ thumb_media_id: id })),
       ...kf,
     }),
     z.strictObject({
       msgtype: z.literal('music'),
       music: z
-        .object({ title: optionalText, description: optionalText, musicurl: z.url(), hqmusicurl: z.url() })
+        .object({ title: optionalText, description: optionalText, musicurl: url, hqmusicurl: url })
         .and(mediaRef('thumb_media_id', allowFile)),
       ...kf,
     }),
@@ -56,26 +72,29 @@ function schemas(allowFile: boolean) {
       news: z.strictObject({
         // WeChat answers 45008 for more than one article.
         articles: z
-          .array(z.strictObject({ title: text, description: optionalText, url: z.url(), picurl: z.url().optional() }))
+          .array(z.strictObject({ title: text, description: optionalText, url, picurl: url.optional() }))
           .length(1),
       }),
       ...kf,
     }),
-    z.strictObject({ msgtype: z.literal('mpnews'), mpnews: z.strictObject({ media_id: text }), ...kf }),
-    z.strictObject({ msgtype: z.literal('mpnewsarticle'), mpnewsarticle: z.strictObject({ article_id: text }), ...kf }),
+    z.strictObject({ msgtype: z.literal('mpnews'), mpnews: z.strictObject({ media_id: id }), ...kf }),
+    z.strictObject({ msgtype: z.literal('mpnewsarticle'), mpnewsarticle: z.strictObject({ article_id: id }), ...kf }),
     z.strictObject({
       msgtype: z.literal('msgmenu'),
       msgmenu: z.strictObject({
         head_content: optionalText,
-        list: z.array(z.strictObject({ id: text, content: text })).min(1),
+        list: z
+          .array(z.strictObject({ id, content: text }))
+          .min(1)
+          .max(20),
         tail_content: optionalText,
       }),
       ...kf,
     }),
-    z.strictObject({ msgtype: z.literal('wxcard'), wxcard: z.strictObject({ card_id: text }), ...kf }),
+    z.strictObject({ msgtype: z.literal('wxcard'), wxcard: z.strictObject({ card_id: id }), ...kf }),
     z.strictObject({
       msgtype: z.literal('miniprogrampage'),
-      miniprogrampage: mpPage.and(z.object({ appid: text })),
+      miniprogrampage: mpPage.and(z.object({ appid: id })),
       ...kf,
     }),
   ]);
@@ -98,17 +117,21 @@ export const SENDABLE_TYPES: Record<AccountType, readonly string[]> = {
   officialaccount: sendable.officialaccount.options.map((o) => o.shape.msgtype.value),
 };
 
+/** The first few issues, bounded: the reason goes back to API callers and into logs. */
 function describe(error: z.ZodError): string {
-  return error.issues
+  const reason = error.issues
+    .slice(0, 3)
     .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
     .join('; ');
+  return reason.length > 300 ? `${reason.slice(0, 299)}…` : reason;
 }
 
 function check(schema: z.ZodType, value: unknown, accountType: AccountType): unknown {
   const msgtype = (value as { msgtype?: unknown } | null)?.msgtype;
   if (typeof msgtype === 'string' && !SENDABLE_TYPES[accountType].includes(msgtype)) {
+    const shown = msgtype.length > 32 ? `${msgtype.slice(0, 32)}…` : msgtype;
     throw new MessageFormatError(
-      `msgtype "${msgtype}" cannot be sent by a ${accountType} (allowed: ${SENDABLE_TYPES[accountType].join(', ')})`,
+      `msgtype "${shown}" cannot be sent by a ${accountType} (allowed: ${SENDABLE_TYPES[accountType].join(', ')})`,
     );
   }
   const result = schema.safeParse(value);
@@ -116,7 +139,11 @@ function check(schema: z.ZodType, value: unknown, accountType: AccountType): unk
   return result.data;
 }
 
-/** Validates a reply item (no `touser`, `media_id` required) for this account kind; throws MessageFormatError. */
+/**
+ * Validates a reply item (no `touser`, `media_id` required, every field bounded) for this account kind and
+ * returns it without unknown keys; throws MessageFormatError. The one check for anything not from a rules
+ * file (the send API, job data): a `file` media source is never accepted here.
+ */
 export function validateReply(item: unknown, accountType: AccountType): ReplyItem {
   return check(sendable[accountType], item, accountType) as ReplyItem;
 }
