@@ -14,7 +14,8 @@ COPY apps/admin/package.json apps/admin/
 COPY bench/package.json bench/
 RUN pnpm install --frozen-lockfile
 COPY . .
-RUN pnpm build
+# The packages compile their tests beside the code; none of them belongs in the image.
+RUN pnpm build && find apps packages -path '*/dist/*' -name '*.test.*' -delete
 
 # Production dependencies only, resolved from the same lockfile.
 FROM node:22-bookworm-slim AS deps
@@ -39,6 +40,9 @@ COPY --from=build /app/apps/ingress/dist apps/ingress/dist
 COPY --from=build /app/apps/worker/dist apps/worker/dist
 COPY --from=build /app/apps/admin/dist apps/admin/dist
 COPY examples examples
+# The queue CLI (README, "Dashboard, CLI and send API"): docker compose exec admin wx-kf-queues stats
+RUN printf '#!/bin/sh\nexec node /app/apps/admin/dist/cli.js "$@"\n' > /usr/local/bin/wx-kf-queues \
+  && chmod 755 /usr/local/bin/wx-kf-queues
 # The official image's unprivileged user.
 USER node
 EXPOSE 3000 3001 9464

@@ -1,9 +1,13 @@
 // `pnpm start`: ingress and worker in one process. With no WeChat credentials configured, the demo:
 // the simulator on loopback, a sandbox account, and a private Redis when none is running.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startAdmin } from '@wx-kf/admin';
 import { startIngress } from '@wx-kf/ingress';
 import { type Config, hasCredentials, type Logger, loadDotEnv, runService } from '@wx-kf/shared';
-import { answersPing, hasRedisServer, RedisServer } from '@wx-kf/testkit';
+import { answersPing, freePort, hasRedisServer } from '@wx-kf/testkit';
 import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT, Simulator } from '@wx-kf/wechat-sim';
 import { startWorker } from '@wx-kf/worker';
 
@@ -16,6 +20,11 @@ async function startAll(config: Config, logger: Logger) {
   const admin = await startAdmin(config, logger.child({ part: 'admin' }), {
     registries: [ingress.registry, worker.registry],
   });
+  // Ctrl-C reaches this process twice: from the terminal, and again from pnpm, which forwards it to the
+  // script it runs. runService stops on the first (its handlers follow this return); these keep the second
+  // from killing the process mid-drain, which pnpm reports as "ELIFECYCLE Command failed". Added only now, so
+  // that a signal during start-up still ends the process at once.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => {});
   return {
     ingress,
     admin,
@@ -35,12 +44,12 @@ if (hasCredentials()) {
 
 async function demo(): Promise<void> {
   let redisUrl = process.env.REDIS_URL;
-  let privateRedis: RedisServer | undefined;
+  let privateRedis: { url: string; dispose(): Promise<void> } | undefined;
   if (!redisUrl) {
     if (await answersPing(6379)) {
       redisUrl = 'redis://127.0.0.1:6379';
     } else if (hasRedisServer()) {
-      privateRedis = await RedisServer.start();
+      privateRedis = await startPrivateRedis();
       redisUrl = privateRedis.url;
       console.log(
         `[demo] no Redis on 127.0.0.1:6379: started a private redis-server at ${redisUrl} (data is thrown away on exit)`,
@@ -104,4 +113,35 @@ async function demo(): Promise<void> {
     },
     { env },
   );
+}
+
+/**
+ * A throw-away redis-server for the demo, in a process group of its own: Ctrl-C signals the terminal's whole
+ * foreground group, and a Redis that died with it would leave the demo's drain waiting for it until the grace
+ * period ran out. The demo stops it once it has drained, or when it exits in any other way.
+ */
+async function startPrivateRedis(): Promise<{ url: string; dispose(): Promise<void> }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'wx-kf-demo-redis-'));
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'];
+  const child = spawn('redis-server', args, { stdio: 'ignore', detached: true });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', kill);
+  const dispose = async () => {
+    kill();
+    await exited;
+  };
+  const deadline = Date.now() + 10_000;
+  while (!(await answersPing(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await dispose();
+      throw new Error(`the private redis-server did not start on port ${port}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { url: `redis://127.0.0.1:${port}`, dispose };
 }

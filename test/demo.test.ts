@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -49,6 +50,18 @@ describe('pnpm start without credentials (the demo)', () => {
     expect(res.status).toBe(200);
     expect(performance.now() - started).toBeGreaterThanOrEqual(290);
     expect(await sim.stop('SIGTERM')).toBe(0);
+  });
+
+  it('pnpm sim serve --help documents every control endpoint the simulator serves', async () => {
+    const server = readFileSync(new URL('../packages/wechat-sim/src/server.ts', import.meta.url), 'utf8');
+    const routes = [...server.matchAll(/app\.(get|post)\('(\/__sim\/[^']+)'/g)].map(
+      ([, method, path]) => `${method?.toUpperCase()} ${path?.replace(/:(\w+)/g, '<$1>')}`,
+    );
+    expect(routes).toContain('POST /__sim/faults');
+    const help = ServiceProcess.start('sim', {}, ['serve', '--help']);
+    expect(await help.exited).toBe(0);
+    const text = help.output.join('\n').replace(/ {2,}/g, ' ');
+    for (const route of [...routes, 'POST /__sim/latency', 'POST /__sim/reset']) expect(text).toContain(route);
   });
 
   it('a push to a stopped ingress exits non-zero', async () => {

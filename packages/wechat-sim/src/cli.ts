@@ -103,6 +103,31 @@ program
   .option('--host <host>', 'host', '127.0.0.1')
   .option('--send-windows', "enforce WeChat's customer-service send windows (45015 / 45047)", false)
   .option('--latency <ms>', 'answer every API call after this many ms', int, 0)
+  .addHelpText(
+    'after',
+    `
+WeChat API served: GET /cgi-bin/token, POST /cgi-bin/stable_token, POST /cgi-bin/message/custom/send,
+  POST /cgi-bin/message/custom/typing, POST /cgi-bin/media/upload, GET /cgi-bin/media/get
+
+Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; rules add up until a reset):
+  GET  /__sim/state           accounts, token requests per account, counts of messages, typing calls, media
+  GET  /__sim/messages        the custom/send bodies received, in order (?appId=…&touser=… filter them)
+  POST /__sim/faults          a fault rule for one API path; its script is played one fault per call, then
+                              calls answer normally:
+                                {"path":"/cgi-bin/message/custom/send","script":[{"errcode":45015},{"http":503},"ok"]}
+                              or at random, repeatably: {"path":"…","rate":0.3,"faults":[…],"seed":7}
+                              a fault: {"errcode":-1,"errmsg":"…"}, {"http":502}, {"delayMs":6000} (then a normal
+                              answer), {"drop":true} (connection closed) or "ok"; "appId":"…" limits a rule to one account
+  POST /__sim/latency         delay matching calls: {"fixedMs":200} or {"minMs":5,"maxMs":50,"seed":1};
+                              "path" and "appId" narrow it (the first matching rule applies)
+  POST /__sim/reset           clear messages, tokens, media, send windows, and every fault and latency rule
+  POST /__sim/users/activity  {"appId":"…","openid":"…","action":"message"|"enter_session"} opens that user's send
+                              window (pnpm sim push does it for you; it matters with --send-windows)
+  POST /__sim/accounts/<appId>/invalidate-tokens   every token issued so far answers 40001
+
+Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"path":"/cgi-bin/message/custom/send","script":[{"errcode":-1}]}'
+`,
+  )
   .action(async (opts) => {
     const accounts = (hasCredentials() ? loadConfig().accounts : [SANDBOX_ACCOUNT]).map(
       ({ appId, appSecret, type }) => ({ appId, appSecret, type }),
@@ -118,9 +143,16 @@ program
       `[simulator] THIS IS A SIMULATOR, NOT WECHAT. Fake WeChat API on ${url} for ${accounts.map((a) => a.appId).join(', ')}`,
     );
     console.log(`[simulator] inspect: ${url}/__sim/state, ${url}/__sim/messages`);
-    const stop = () => void sim.close().then(() => process.exit(0));
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // `on`, not `once`: Ctrl-C under pnpm arrives twice (terminal and pnpm), and a second signal with no
+    // listener left would kill the process before it closed.
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      void sim.close().then(() => process.exit(0));
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 
 program.parseAsync().catch((error: unknown) => {
