@@ -7,6 +7,7 @@ import {
   type InboundJobData,
   type InboundMessage,
   inboundJob,
+  OUTBOUND_QUEUE,
   QUEUE_PREFIX,
 } from '@wx-kf/shared';
 import { isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
@@ -27,20 +28,21 @@ let inbound: Queue<InboundJobData>;
 let running: ServiceProcess[] = [];
 
 function worker(extra: NodeJS.ProcessEnv = {}): ServiceProcess {
-  const p = ServiceProcess.start('worker', {
-    REDIS_URL: redisUrl,
-    WECHAT_API_BASE: sim.url,
-    WECHAT_APP_ID: APP_ID,
-    WECHAT_APP_SECRET: 'proc-secret',
-    WECHAT_TOKEN: 'procToken',
-    REPLY_RULES_FILE: rules,
-    WORKER_CONCURRENCY: '50',
-    WORKER_LOCK_DURATION_MS: '2000',
-    ...extra,
-  });
+  const p = ServiceProcess.start('worker', { ...worker.env(redisUrl), ...extra });
   running.push(p);
   return p;
 }
+/** A worker's environment for the test account against this Redis database and the simulator. */
+worker.env = (url: string): NodeJS.ProcessEnv => ({
+  REDIS_URL: url,
+  WECHAT_API_BASE: sim.url,
+  WECHAT_APP_ID: APP_ID,
+  WECHAT_APP_SECRET: 'proc-secret',
+  WECHAT_TOKEN: 'procToken',
+  REPLY_RULES_FILE: rules,
+  WORKER_CONCURRENCY: '50',
+  WORKER_LOCK_DURATION_MS: '2000',
+});
 
 async function pushMany(n: number, tag: string): Promise<string[]> {
   const users = Array.from({ length: n }, (_, i) => `o_${tag}_${i}`);
@@ -141,5 +143,46 @@ describe('worker processes', () => {
       expect.stringMatching(/^worker: config: WECHAT_TOKEN: /),
       expect.stringMatching(/^worker: config: WORKER_CONCURRENCY: /),
     ]);
+  });
+
+  it('a rules typo or a truncated accounts file stops the start with one line saying where', async () => {
+    const typo = join(dir, 'typo.yaml');
+    writeFileSync(typo, 'rules:\n  - when: { msgType: txt }\n    reply: [{ msgtype: text, text: { content: hi } }]\n');
+    const badRules = worker({ REPLY_RULES_FILE: typo });
+    expect(await badRules.exited).toBe(1);
+    expect(badRules.output).toEqual([
+      expect.stringMatching(new RegExp(`^worker: config: ${typo}:2:22: rules\\.0\\.when\\.msgType: Invalid option`)),
+    ]);
+    const accounts = join(dir, 'accounts.json');
+    writeFileSync(accounts, `{ "accounts": [ { "appId": "${APP_ID}", "appSecret": "proc-sec`);
+    const { WECHAT_APP_ID, WECHAT_APP_SECRET, WECHAT_TOKEN, ...env } = worker.env(redisUrl);
+    const truncated = ServiceProcess.start('worker', { ...env, WECHAT_ACCOUNTS_FILE: accounts });
+    running.push(truncated);
+    expect(await truncated.exited).toBe(1);
+    expect(truncated.output).toEqual([`worker: config: ${accounts}:1:71: invalid JSON: Unterminated string`]);
+    expect(truncated.output.join('\n')).not.toContain('proc-sec');
+  });
+
+  it('a job naming a local file fails in a real worker process: nothing is uploaded or sent', async () => {
+    const w = worker();
+    await w.waitFor('worker started');
+    const outbound = new Queue(OUTBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+    try {
+      const job = await outbound.add('send', {
+        appId: APP_ID,
+        touser: 'o_exfil',
+        msgKey: 'exfil',
+        sent: 0,
+        source: 'api',
+        replies: [{ msgtype: 'image', image: { file: '/etc/passwd' } }],
+      });
+      const failedReason = async () => (await outbound.getJob(job.id as string))?.failedReason;
+      await until(async () => Boolean(await failedReason()));
+      expect(await failedReason()).toMatch(/^reply 0: image/);
+      expect(sim.state.media.size).toBe(0);
+      expect(sim.state.messages.filter((m) => m.touser === 'o_exfil')).toEqual([]);
+    } finally {
+      await outbound.close();
+    }
   });
 });

@@ -1,4 +1,12 @@
-import { createLogger, createRedis, QUEUE_PREFIX, TokenManager, WeChatHttp } from '@wx-kf/shared';
+import { connect, createServer, type Socket } from 'node:net';
+import {
+  createLogger,
+  createRedis,
+  QUEUE_PREFIX,
+  TokenManager,
+  TokenUnavailableError,
+  WeChatHttp,
+} from '@wx-kf/shared';
 import { isolatedRedisUrl } from '@wx-kf/testkit';
 import { Simulator } from '@wx-kf/wechat-sim';
 import type { Redis } from 'ioredis';
@@ -8,6 +16,7 @@ const APP_ID = 'wxtokens000000001';
 const sim = new Simulator({ accounts: [{ appId: APP_ID, appSecret: 'tok-secret', type: 'miniprogram' }] });
 const logger = createLogger('tokens', { level: 'silent' });
 let redis: Redis;
+let redisUrl: string;
 let http: WeChatHttp;
 const managers: TokenManager[] = [];
 
@@ -26,10 +35,70 @@ function manager(options: Partial<ConstructorParameters<typeof TokenManager>[0]>
 }
 const tokenKey = `${QUEUE_PREFIX}:token:${APP_ID}`;
 const lockKey = `${QUEUE_PREFIX}:lock:${APP_ID}`;
+const listening = (m: TokenManager) => (m as unknown as { listening: boolean }).listening;
+
+async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * A TCP proxy to Redis that can hold back a connection's SUBSCRIBE (and what follows it) and drop the
+ * connections that subscribed: a re-subscription that Redis has not confirmed yet, on demand.
+ */
+async function subscribeHoldingProxy(target: URL) {
+  const state = { hold: false, held: 0, subscribers: new Set<Socket>(), release: [] as (() => void)[] };
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    const queue: Buffer[] = [];
+    let holding = false;
+    client.on('data', (chunk: Buffer) => {
+      if (chunk.toString('latin1').toLowerCase().includes('subscribe')) {
+        state.subscribers.add(client);
+        if (state.hold && !holding) {
+          holding = true;
+          state.held++;
+          state.release.push(() => {
+            holding = false;
+            for (const c of queue.splice(0)) upstream.write(c);
+          });
+        }
+      }
+      if (holding) queue.push(chunk);
+      else upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => client.write(chunk));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      state.subscribers.delete(client);
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}${target.pathname}`,
+    state,
+    dropSubscribers: () => {
+      for (const s of state.subscribers) s.destroy();
+    },
+    releaseAll: () => {
+      state.hold = false;
+      for (const r of state.release.splice(0)) r();
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
 
 beforeAll(async () => {
   http = new WeChatHttp({ baseUrl: await sim.listen() });
-  redis = createRedis(await isolatedRedisUrl(), 'client');
+  redisUrl = await isolatedRedisUrl();
+  redis = createRedis(redisUrl, 'client');
 });
 beforeEach(async () => {
   sim.reset();
@@ -143,5 +212,104 @@ describe('TokenManager', () => {
     }
     expect(sim.state.tokenRequestCount(APP_ID)).toBe(6);
     expect(sim.state.forceRefreshes).toBe(0);
+  });
+
+  it('a failed fetch wakes the waiters at once: they look again instead of sleeping out the lease', async () => {
+    sim.faults.addLatency({ path: '/cgi-bin/stable_token', fixedMs: 200 });
+    sim.fail({ path: '/cgi-bin/stable_token', script: [{ http: 502 }] });
+    // Without a wake-up the waiter would sleep until its 10 s wait (or the 30 s lease) ran out.
+    const [failing, waiter] = [manager({ leaseMs: 30_000 }), manager({ leaseMs: 30_000, waitMs: 10_000 })];
+    const failed = failing.getToken(APP_ID).then(
+      () => 'ok',
+      (error: Error) => error.name,
+    );
+    await until(async () => (await redis.exists(lockKey)) === 1);
+    const started = Date.now();
+    const token = await waiter.getToken(APP_ID);
+    expect(Date.now() - started).toBeLessThan(5000); // about 400 ms: two 200 ms requests
+    expect(await failed).toBe('TransportError');
+    expect(token).toMatch(/^SIM_/);
+    expect(sim.state.tokenRequestCount(APP_ID)).toBe(2);
+  });
+
+  it('a refused fetch wakes the waiters with its cool-down at once', async () => {
+    sim.faults.addLatency({ path: '/cgi-bin/stable_token', fixedMs: 200 });
+    sim.fail({ path: '/cgi-bin/stable_token', script: [{ errcode: 40164, errmsg: 'invalid ip' }] });
+    const [failing, waiter] = [manager({ leaseMs: 30_000 }), manager({ leaseMs: 30_000, waitMs: 3000 })];
+    const failed = failing.getToken(APP_ID).catch((error: Error) => error);
+    await until(async () => (await redis.exists(lockKey)) === 1);
+    await expect(waiter.getToken(APP_ID)).rejects.toBeInstanceOf(TokenUnavailableError);
+    expect(await failed).toBeInstanceOf(TokenUnavailableError);
+    expect(sim.state.tokenRequestCount(APP_ID)).toBe(1);
+  });
+
+  it('a fetch that outlived its lease cannot store over a deletion', async () => {
+    // Its own simulator: the first token answer is held back after WeChat issued it (slow on the way back).
+    const own = new Simulator({ accounts: [{ appId: APP_ID, appSecret: 'tok-secret', type: 'miniprogram' }] });
+    const issued: string[] = [];
+    let first = true;
+    own.app.addHook('onSend', async (req, _reply, payload) => {
+      if (!req.url.startsWith('/cgi-bin/token')) return payload;
+      issued.push(JSON.parse(String(payload)).access_token);
+      if (first) {
+        first = false;
+        await new Promise((r) => setTimeout(r, 600));
+      }
+      return payload;
+    });
+    const ownHttp = new WeChatHttp({ baseUrl: await own.listen() });
+    try {
+      const slow = manager({ http: ownHttp, leaseMs: 100, source: 'classic' });
+      const fast = manager({ http: ownHttp, leaseMs: 100, source: 'classic' });
+      const slowToken = slow.getToken(APP_ID); // WeChat issues its token, the answer is on its way for 600 ms
+      await until(() => issued.length === 1);
+      const fastToken = await fast.getToken(APP_ID); // after the slow lease: a newer token is stored…
+      expect(fastToken).toBe(issued[1]);
+      await redis.del(tokenKey); // …and deleted, as after a 40001
+      await slowToken;
+      // The slow answer (the oldest token) never landed: the stored one is the newest WeChat issued.
+      const stored = JSON.parse((await redis.get(tokenKey)) ?? '{}').token;
+      expect(stored).not.toBe(issued[0]);
+      expect(stored).toBe(issued.at(-1));
+    } finally {
+      await ownHttp.close();
+      await own.close();
+    }
+  });
+
+  it('after a reconnect, copies are not reused until Redis confirms the re-subscription', async () => {
+    const proxy = await subscribeHoldingProxy(new URL(redisUrl));
+    const conn = createRedis(proxy.url, 'client');
+    const m = new TokenManager({
+      redis: conn,
+      http,
+      accounts: [{ appId: APP_ID, appSecret: 'tok-secret' }],
+      source: 'stable',
+      logger,
+      localMs: 60_000,
+    });
+    try {
+      const token = await m.getToken(APP_ID);
+      await until(() => listening(m));
+      // The subscriber connection drops; its re-subscription is held back by the proxy.
+      proxy.state.hold = true;
+      proxy.dropSubscribers();
+      await until(() => proxy.state.held > 0);
+      const stored = JSON.parse((await redis.get(tokenKey)) ?? '{}');
+      const change = (t: string) => redis.set(tokenKey, JSON.stringify({ ...stored, token: t }), 'PX', 60_000);
+      // Changes that no notice announces (one would be missed now): each read must go to Redis.
+      await change('first');
+      expect(await m.getToken(APP_ID)).toBe('first');
+      await change('second');
+      expect(await m.getToken(APP_ID)).toBe('second');
+      expect(listening(m)).toBe(false);
+      proxy.releaseAll();
+      await until(() => listening(m));
+      expect(token).toMatch(/^SIM_/);
+    } finally {
+      m.close();
+      conn.disconnect();
+      await proxy.close();
+    }
   });
 });

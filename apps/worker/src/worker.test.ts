@@ -1,5 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type Config,
@@ -17,6 +19,9 @@ import {
   pauseKey,
   QUEUE_PREFIX,
   TOKEN_EVENTS,
+  TokenManager,
+  WeChatClient,
+  WeChatHttp,
 } from '@wx-kf/shared';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { type Fault, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
@@ -115,6 +120,7 @@ async function forgetToken(appId: string): Promise<void> {
   await redis.publish(TOKEN_EVENTS, appId);
 }
 const failedReason = async (jobId: string) => until(async () => (await inbound.getJob(jobId))?.failedReason);
+const outboundFailure = async (jobId: string) => until(async () => (await outbound.getJob(jobId))?.failedReason);
 
 beforeAll(async () => {
   const simUrl = await sim.listen();
@@ -210,7 +216,7 @@ describe('order and progress', () => {
   it('a retried push whose plan was part sent resumes after the replies WeChat accepted', async () => {
     const m = text('anything');
     const job = inboundJob(MP, m as InboundMessage, { mode: 'safe', format: 'json' });
-    const replies = ['a', 'b', 'c'].map((content) => ({ msgtype: 'text', text: { content } }));
+    const replies = ['a', 'b', 'c'].map((content) => ({ msgtype: 'text' as const, text: { content } }));
     await inbound.add(job.name, { ...job.data, plan: { replies, source: 'handler', sent: 1 } }, job.opts);
     const jobId = job.data.msgKey;
     await until(() => contents(String(m.FromUserName)).length === 2);
@@ -420,6 +426,127 @@ describe('a handler module', () => {
       await own.close();
       await q.close();
       conn.disconnect();
+    }
+  });
+});
+
+describe('job data is untrusted', () => {
+  /** Adds an outbound job as anyone with Redis access could, with these fields over a valid base. */
+  const forged = async (fields: Record<string, unknown>) => {
+    const data = { appId: MP, touser: `o_forged_${++user}`, msgKey: 'k', sent: 0, source: 'api', ...fields };
+    const job = await outbound.add('send', data as OutboundJobData, { attempts: 3 });
+    return job.id as string;
+  };
+
+  it('a job naming a file (/etc/passwd, /dev/zero) fails at once: nothing is read, uploaded or sent', async () => {
+    const media = sim.state.media.size;
+    const sends = sim.state.messages.length;
+    for (const file of ['/etc/passwd', '/dev/zero']) {
+      const id = await forged({ replies: [{ msgtype: 'image', image: { file } }] });
+      expect(await outboundFailure(id)).toMatch(/^reply 0: image/);
+      expect((await outbound.getJob(id))?.attemptsMade).toBe(1);
+    }
+    // A stored plan of an inbound job is checked the same way.
+    const m = text('anything');
+    const job = inboundJob(MP, m as InboundMessage, { mode: 'safe', format: 'json' });
+    const plan = { replies: [{ msgtype: 'image', image: { file: '/etc/passwd' } }], source: 'rules', sent: 0 };
+    await inbound.add(job.name, { ...job.data, plan } as InboundJobData, job.opts);
+    expect(await failedReason(job.data.msgKey)).toMatch(/^reply 0: image/);
+    expect(sim.state.media.size).toBe(media);
+    expect(sim.state.messages.length).toBe(sends);
+  });
+
+  it('refuses the rest of what a job must get right, each with a short reason', async () => {
+    const hi = [{ msgtype: 'text', text: { content: 'hi' } }];
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ appId: 'wxnotconfigured0', replies: hi }, /^account "wxnotconfigured0" is not configured on this worker$/],
+      [{ touser: '../../etc', replies: hi }, /^touser "\.\.\/\.\.\/etc" is not an OpenID$/],
+      [{ touser: 'o'.repeat(100_000), replies: hi }, /^touser "o+… is not an OpenID$/],
+      [{ touser: { $gt: '' }, replies: hi }, /^touser object is not an OpenID$/],
+      [{ sent: 1.5, replies: hi }, /^sent must be an integer from 0 to 1, not number$/],
+      [{ sent: 2, replies: hi }, /^sent must be an integer from 0 to 1/],
+      [{ replies: [] }, /^replies must be a list of 1 to 20/],
+      [{ replies: 'hi' }, /^replies must be a list of 1 to 20/],
+      [{ replies: [{ msgtype: 'wxcard', wxcard: { card_id: 'c' } }] }, /^reply 0: msgtype "wxcard" cannot be sent/],
+      [{ replies: hi, source: 'evil' }, /^source "evil" is not known$/],
+    ];
+    const sends = sim.state.messages.length;
+    for (const [fields, reason] of cases) expect(await outboundFailure(await forged(fields))).toMatch(reason);
+    // A key of 100 000 characters: the failed reason stays short.
+    const long = await outboundFailure(
+      await forged({ replies: [{ msgtype: 'text', text: { [`k${'x'.repeat(100_000)}`]: 1 } }] }),
+    );
+    expect(long.length).toBeLessThanOrEqual(200);
+    expect(sim.state.messages.length).toBe(sends);
+  });
+
+  it('refuses an inbound job whose sender is not an OpenID', async () => {
+    for (const from of [['o_a', 'o_b'], 'o_x\nforged', undefined]) {
+      const m = { ...text('hello'), FromUserName: from } as unknown as InboundMessage;
+      const job = inboundJob(MP, m, { mode: 'safe', format: 'json' });
+      await inbound.add(job.name, job.data, job.opts);
+      expect(await failedReason(job.data.msgKey)).toMatch(/^message\.FromUserName .* is not an OpenID$/);
+    }
+  });
+
+  it('uploads only regular files within the limit: /dev/zero, a FIFO and an oversized file are refused at once', async () => {
+    const http = new WeChatHttp({ baseUrl: sim.url });
+    const tokens = new TokenManager({
+      redis,
+      http,
+      accounts: [],
+      source: 'stable',
+      logger: createLogger('t', { level: 'silent' }),
+    });
+    const api = new WeChatClient(http, tokens, redis);
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    const big = join(dir, 'big.jpg');
+    writeFileSync(big, '');
+    truncateSync(big, 64 * 1024 + 1);
+    const media = sim.state.media.size;
+    try {
+      await expect(api.uploadTempMedia(MP, 'image', '/dev/zero')).rejects.toThrow('media file is not a regular file');
+      await expect(api.uploadTempMedia(MP, 'image', fifo)).rejects.toThrow('media file is not a regular file');
+      await expect(api.uploadTempMedia(MP, 'thumb', big)).rejects.toThrow("larger than WeChat's 64 kB limit");
+      expect(sim.state.media.size).toBe(media);
+    } finally {
+      tokens.close();
+      await http.close();
+    }
+  });
+});
+
+describe("the worker's metrics listener", () => {
+  it('binds loopback by default and says where it really listens', async () => {
+    const own = await startWorker(
+      configFor(sim.url, await isolatedRedisUrl(), { WORKER_METRICS_PORT: '0' }),
+      createLogger('m', { destination: logs }),
+    );
+    try {
+      const url = new URL(own.metricsUrl ?? '');
+      expect(url.hostname).toBe('127.0.0.1');
+      expect(Number(url.port)).toBeGreaterThan(0);
+      expect((await fetch(new URL('/healthz', url))).status).toBe(200);
+      const started = logs.records.filter((r) => r.msg === 'worker started' && r.metricsUrl === own.metricsUrl);
+      expect(started).toHaveLength(1);
+      // Not reachable on the host's other addresses.
+      const external = Object.values(networkInterfaces())
+        .flat()
+        .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+      if (external) {
+        const refused = await new Promise<string>((resolve) => {
+          const socket = connect(Number(url.port), external);
+          socket.once('connect', () => {
+            socket.destroy();
+            resolve('connected');
+          });
+          socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+        });
+        expect(refused).toBe('ECONNREFUSED');
+      }
+    } finally {
+      await own.close();
     }
   });
 });

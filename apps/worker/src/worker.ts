@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import {
   type AccountConfig,
   type Config,
@@ -26,7 +27,7 @@ export interface RunningWorker {
   registry: Registry;
   metrics: WorkerMetrics;
   tokens: TokenManager;
-  /** The worker's /metrics and /healthz listener, when WORKER_METRICS_PORT is set. */
+  /** The worker's /metrics and /healthz listener (its bound address), when WORKER_METRICS_PORT is set. */
   metricsUrl?: string | undefined;
   /** Stops taking jobs, lets the active ones finish, then closes every connection. */
   close(): Promise<void>;
@@ -98,7 +99,7 @@ export async function startWorker(
     }),
     workerOptions,
   );
-  const sender = new Worker<OutboundJobData>(OUTBOUND_QUEUE, outboundProcessor(sendReplies), workerOptions);
+  const sender = new Worker<OutboundJobData>(OUTBOUND_QUEUE, outboundProcessor(sendReplies, accounts), workerOptions);
 
   for (const [name, worker] of [
     [INBOUND_QUEUE, inbound],
@@ -128,7 +129,10 @@ export async function startWorker(
     server = Fastify({ logController: new LogController({ disableRequestLogging: true }) });
     server.get('/healthz', async () => ({ status: inbound.isRunning() && sender.isRunning() ? 'ok' : 'stopping' }));
     server.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-    metricsUrl = await server.listen({ host: config.workerMetricsHost, port: config.workerMetricsPort });
+    await server.listen({ host: config.workerMetricsHost, port: config.workerMetricsPort });
+    // The address the socket is really bound to (not the one asked for): the log line must not mislead.
+    const bound = server.server.address() as AddressInfo;
+    metricsUrl = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
   }
   logger.info(
     { accounts: [...accounts.keys()], concurrency: config.workerConcurrency, handler: Boolean(handler), metricsUrl },

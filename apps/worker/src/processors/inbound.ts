@@ -2,18 +2,22 @@ import {
   type AccountConfig,
   type InboundJobData,
   type Logger,
-  MessageFormatError,
   OUTBOUND_JOB_OPTIONS,
   type OutboundJobData,
+  type ReplyItem,
   type ReplyPlan,
   type ReplyRules,
+  type ReplyTemplate,
   reply,
-  validateReplyTemplate,
+  TokenUnavailableError,
+  WeChatApiError,
   type WeChatClient,
 } from '@wx-kf/shared';
-import { type Job, type Queue, UnrecoverableError } from 'bullmq';
+import { DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { MessageHandler } from '../replies/handler.js';
-import type { SendReplies } from './send.js';
+import { hasFile, resolveMedia } from '../replies/media.js';
+import { checkInboundJob, checkReplies, invalid } from './job-data.js';
+import type { Reupload, SendReplies } from './send.js';
 
 export interface InboundDeps {
   accounts: Map<string, AccountConfig>;
@@ -32,18 +36,6 @@ export type InboundResult =
   | { action: 'replied'; replies: number }
   | { action: 'handed_off'; replies: number; sent: number; outboundJobId: string; reason: string };
 
-/** Replies must be valid custom/send bodies for the account kind; a bad one fails the job with the reason. */
-function validateReplies(replies: unknown[], account: AccountConfig): void {
-  replies.forEach((item, i) => {
-    try {
-      validateReplyTemplate(item, account.type);
-    } catch (error) {
-      if (error instanceof MessageFormatError) throw new UnrecoverableError(`reply ${i}: ${error.message}`);
-      throw error;
-    }
-  });
-}
-
 /** A retry's delay: the outbound jobs' exponential backoff base, with the same 50 % jitter. */
 const firstRetryDelay = (base: number) => Math.round(base * (1 - Math.random() * 0.5));
 
@@ -52,7 +44,20 @@ const firstRetryDelay = (base: number) => Math.round(base * (1 - Math.random() *
  * one job per message while WeChat accepts. When a send must wait (a retryable error, a paused account, a
  * token cool-down), the replies not yet accepted move to one outbound job, which owns the retries; its id
  * derives from the inbound one, so a message never gets two. A permanent refusal fails this job.
+ * A plan holds only custom/send bodies: a rules file's media are uploaded before, so no job names a file.
  */
+/** A media upload: a permanent refusal fails the job at once (a retry would get the same answer). */
+async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof WeChatApiError && error.action === 'fail') {
+      throw invalid(`media upload: ${error.errcode} ${error.errmsg}`);
+    }
+    throw error;
+  }
+}
+
 export function inboundProcessor(deps: InboundDeps) {
   const { accounts, rules, handler, outbound, client, logger, sendReplies } = deps;
   const retryDelayMs = deps.retryDelayMs ?? (OUTBOUND_JOB_OPTIONS.backoff as { delay: number }).delay;
@@ -69,57 +74,86 @@ export function inboundProcessor(deps: InboundDeps) {
     return job.id as string;
   };
 
-  /** The replies for a message, from the user's handler or the account's rules, validated. */
-  const planFor = async (data: InboundJobData, account: AccountConfig): Promise<ReplyPlan | undefined> => {
+  /** A planned message: its replies, and how to upload a rules file again after a 40007. */
+  type Planned = { replies: ReplyItem[]; reupload?: Reupload };
+
+  /** The handler's replies, validated like the send API's (media by media_id: upload with ctx.client). */
+  const handlerPlan = async (data: InboundJobData, account: AccountConfig): Promise<Planned> => {
     const { appId, message, msgKey } = data;
-    let replies: unknown[];
-    let source: OutboundJobData['source'] = 'rules';
-    if (handler) {
-      source = 'handler';
-      const result = await handler(message, {
-        account: { appId, type: account.type },
-        log: logger.child({ appId, msgKey }),
-        reply,
-        client,
-        send: (touser, items) => enqueue({ appId, touser, msgKey, replies: items, sent: 0, source: 'handler' }),
-        typing: (touser, on = true) => client.setTyping(appId, touser, on).catch(() => undefined),
-        getMedia: (mediaId) => client.getTempMedia(appId, mediaId),
-      });
-      replies = result === undefined || result === null ? [] : Array.isArray(result) ? result : [result];
-    } else {
-      const decision = rules.get(appId)?.decide(message);
-      replies = decision?.kind === 'reply' ? decision.replies : [];
-    }
-    if (replies.length === 0) return undefined;
-    // Checked again after rendering: a filled-in template can still be empty or not a URL.
-    validateReplies(replies, account);
-    return { replies: replies as ReplyPlan['replies'], source, sent: 0 };
+    const result = await handler?.(message, {
+      account: { appId, type: account.type },
+      log: logger.child({ appId, msgKey }),
+      reply,
+      client,
+      send: (touser, items) =>
+        enqueue({ appId, touser, msgKey, replies: checkReplies(items, account), sent: 0, source: 'handler' }),
+      typing: (touser, on = true) => client.setTyping(appId, touser, on).catch(() => undefined),
+      getMedia: (mediaId) => client.getTempMedia(appId, mediaId),
+    });
+    const items = result === undefined || result === null ? [] : Array.isArray(result) ? result : [result];
+    return { replies: items.length === 0 ? [] : checkReplies(items, account) };
   };
 
-  return async (job: Job<InboundJobData>): Promise<InboundResult> => {
-    const { appId, message, msgKey, transferred, receivedAt } = job.data;
+  /** The rules' replies with their files uploaded (media_id cached), validated again after rendering. */
+  const rulesPlan = async (data: InboundJobData, account: AccountConfig): Promise<Planned> => {
+    const { appId, message, msgKey } = data;
+    const decision = rules.get(appId)?.decide(message);
+    if (decision?.kind !== 'reply' || decision.replies.length === 0) return { replies: [] };
+    if (decision.missing) {
+      logger.warn({ appId, msgKey, missing: decision.missing.slice(0, 5) }, 'reply template fields not in the message');
+    }
+    const templates = decision.replies;
+    const upload = (t: ReplyTemplate, fresh = false) => uploadOrFail(() => resolveMedia(client, appId, t, { fresh }));
+    const uploaded: ReplyTemplate[] = [];
+    for (const t of templates) uploaded.push(await upload(t));
+    return {
+      // A filled-in template can still be empty or not a URL.
+      replies: checkReplies(uploaded, account),
+      reupload: async (i) => {
+        const t = templates[i];
+        return t && hasFile(t) ? checkReplies([await upload(t, true)], account)[0] : undefined;
+      },
+    };
+  };
+
+  return async (job: Job<InboundJobData>, token?: string): Promise<InboundResult> => {
+    const { data, account, touser } = checkInboundJob(job.data, accounts);
+    const { appId, msgKey, transferred, receivedAt } = data;
     if (transferred) return { action: 'transferred' };
-    const account = accounts.get(appId);
-    if (!account) throw new UnrecoverableError(`account ${appId} is not configured on this worker`);
 
     // A retry of a part-sent plan resumes it; planning again could change the replies (a handler) or resend.
-    const plan = job.data.plan ?? (await planFor(job.data, account));
-    if (!plan) return { action: 'none' };
-    const touser = message.FromUserName;
+    let plan: ReplyPlan | undefined = data.plan;
+    let reupload: Reupload | undefined;
+    if (!plan) {
+      let planned: Planned;
+      try {
+        planned = handler ? await handlerPlan(data, account) : await rulesPlan(data, account);
+      } catch (error) {
+        // No token to upload with for a while: wait it out in this job (a file never goes into job data).
+        if (!(error instanceof TokenUnavailableError)) throw error;
+        await job.moveToDelayed(Date.now() + error.retryAfterMs, token);
+        throw new DelayedError();
+      }
+      if (planned.replies.length === 0) return { action: 'none' };
+      plan = { replies: planned.replies, source: handler ? 'handler' : 'rules', sent: 0 };
+      reupload = planned.reupload;
+    }
+    const current = plan;
     const { sent, stop } = await sendReplies(
-      { appId, touser, msgKey, replies: plan.replies, receivedAt },
-      plan.sent,
-      (n) => job.updateData({ ...job.data, plan: { ...plan, sent: n } }),
+      { appId, touser, msgKey, replies: current.replies, receivedAt },
+      current.sent,
+      (n) => job.updateData({ ...data, plan: { ...current, sent: n } }),
+      reupload,
     );
-    if (!stop) return { action: 'replied', replies: plan.replies.length };
+    if (!stop) return { action: 'replied', replies: current.replies.length };
     if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);
     const outboundJobId = await enqueue(
-      { appId, touser, msgKey, replies: plan.replies, sent, source: plan.source, receivedAt },
+      { appId, touser, msgKey, replies: current.replies, sent, source: current.source, receivedAt },
       `${job.id}-r`,
       stop.kind === 'wait' ? stop.delayMs : firstRetryDelay(retryDelayMs),
     );
     const reason = stop.kind === 'wait' ? stop.reason : stop.error.message;
     logger.info({ appId, msgKey, sent, outboundJobId, reason }, 'replies handed to the outbound queue');
-    return { action: 'handed_off', replies: plan.replies.length, sent, outboundJobId, reason };
+    return { action: 'handed_off', replies: current.replies.length, sent, outboundJobId, reason };
   };
 }

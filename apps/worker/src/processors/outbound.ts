@@ -1,16 +1,19 @@
-import type { OutboundJobData } from '@wx-kf/shared';
+import type { AccountConfig, OutboundJobData } from '@wx-kf/shared';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
+import { checkOutboundJob } from './job-data.js';
 import type { SendReplies } from './send.js';
 
 /**
  * Sends an outbound job's replies in order (the retries of a push's replies, and messages from the send API).
- * Progress (`sent`) is saved after each accepted reply, so a retry resumes after the last one WeChat accepted.
- * Retryable errors throw (BullMQ backs off with jitter); permanent ones fail the job at once with
- * `errcode errmsg`; a paused account or a token cool-down delays the job.
+ * The job's data is checked first (account, touser, every reply with the send API's schema): a bad job fails
+ * at once and nothing is sent. Progress (`sent`) is saved after each accepted reply, so a retry resumes after
+ * the last one WeChat accepted. Retryable errors throw (BullMQ backs off with jitter); permanent ones fail the
+ * job at once with `errcode errmsg`; a paused account or a token cool-down delays the job.
  */
-export function outboundProcessor(sendReplies: SendReplies) {
+export function outboundProcessor(sendReplies: SendReplies, accounts: Map<string, AccountConfig>) {
   return async (job: Job<OutboundJobData>, token?: string): Promise<{ sent: number }> => {
-    const { sent, stop } = await sendReplies(job.data, job.data.sent, (n) => job.updateData({ ...job.data, sent: n }));
+    const { data } = checkOutboundJob(job.data, accounts);
+    const { sent, stop } = await sendReplies(data, data.sent, (n) => job.updateData({ ...data, sent: n }));
     if (!stop) return { sent };
     if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);
     if (stop.kind === 'retry') throw stop.error;

@@ -2,6 +2,7 @@ import {
   type Logger,
   type OutboundJobData,
   pauseKey,
+  type ReplyItem,
   TokenUnavailableError,
   TransportError,
   toCustomMessage,
@@ -10,7 +11,6 @@ import {
 } from '@wx-kf/shared';
 import type { Redis } from 'ioredis';
 import type { WorkerMetrics } from '../metrics.js';
-import { hasFile, resolveMedia } from '../replies/media.js';
 
 /** How long an account's sending pauses after 45009 (daily quota reached); then one job probes again. */
 export const QUOTA_PAUSE_MS = 15 * 60_000;
@@ -42,10 +42,14 @@ export interface SendReport {
 
 export type Replies = Pick<OutboundJobData, 'appId' | 'touser' | 'msgKey' | 'replies' | 'receivedAt'>;
 
+/** A fresh copy of reply `i` with its media uploaded again (after 40007), when its source file is known. */
+export type Reupload = (i: number) => Promise<ReplyItem | undefined>;
+
 /**
  * The send loop both processors share: sends `replies` in order from index `from`, calling `saveProgress`
  * after each accepted reply but the last (the caller's job completion records that one), so a retry resumes
  * after the last reply WeChat accepted. Never throws for WeChat's answers: it reports why it stopped.
+ * `replies` are validated custom/send bodies (media by media_id); `reupload` re-uploads a rules file on 40007.
  */
 export function replySender(deps: SendDeps) {
   const { client, redis, logger, metrics } = deps;
@@ -67,13 +71,19 @@ export function replySender(deps: SendDeps) {
     return { kind: 'wait', delayMs, reason };
   };
 
-  const sendOne = async (appId: string, touser: string, template: Record<string, unknown>) => {
+  const sendOne = async (
+    appId: string,
+    touser: string,
+    item: ReplyItem,
+    reupload: () => Promise<ReplyItem | undefined>,
+  ) => {
     try {
-      await client.sendCustomMessage(appId, toCustomMessage(touser, await resolveMedia(client, appId, template)));
+      await client.sendCustomMessage(appId, toCustomMessage(touser, item));
     } catch (error) {
-      // A cached media_id that WeChat no longer knows: upload the file again, once.
-      if (!(error instanceof WeChatApiError && error.action === 'reupload_media' && hasFile(template))) throw error;
-      const fresh = await resolveMedia(client, appId, template, { fresh: true });
+      // A cached media_id that WeChat no longer knows: upload the rules' file again, once.
+      if (!(error instanceof WeChatApiError && error.action === 'reupload_media')) throw error;
+      const fresh = await reupload();
+      if (!fresh) throw error;
       await client.sendCustomMessage(appId, toCustomMessage(touser, fresh));
     }
   };
@@ -104,14 +114,19 @@ export function replySender(deps: SendDeps) {
     return { kind: 'retry', error: error instanceof Error ? error : new Error(String(error)) };
   };
 
-  return async (job: Replies, from: number, saveProgress: (sent: number) => Promise<unknown>): Promise<SendReport> => {
+  return async (
+    job: Replies,
+    from: number,
+    saveProgress: (sent: number) => Promise<unknown>,
+    reupload?: Reupload,
+  ): Promise<SendReport> => {
     const { appId, touser, replies, msgKey } = job;
     const paused = await pausedFor(appId);
     if (paused !== 0) return { sent: from, stop: wait(appId, paused > 0 ? paused : 60_000, 'paused') };
 
     for (let i = from; i < replies.length; i++) {
       try {
-        await sendOne(appId, touser, replies[i] as Record<string, unknown>);
+        await sendOne(appId, touser, replies[i] as ReplyItem, async () => reupload?.(i));
       } catch (error) {
         // A child logger only on this rare path: the usual one logs a single line below.
         return { sent: i, stop: await classify(appId, i, error, logger.child({ appId, msgKey })) };

@@ -1,14 +1,6 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type {
-  AccountConfig,
-  InboundMessage,
-  Logger,
-  ReplyItem,
-  ReplyTemplate,
-  reply,
-  WeChatClient,
-} from '@wx-kf/shared';
+import type { AccountConfig, InboundMessage, Logger, ReplyItem, reply, WeChatClient } from '@wx-kf/shared';
 
 /** What a handler module gets besides the message. */
 export interface HandlerContext {
@@ -16,8 +8,8 @@ export interface HandlerContext {
   log: Logger;
   /** Builders for reply items: `ctx.reply.text('hi')`. */
   reply: typeof reply;
-  /** Queue more messages for any user of this account (sent in order, with retries). */
-  send(touser: string, replies: (ReplyItem | ReplyTemplate)[]): Promise<string>;
+  /** Queue more messages for any user of this account (sent in order, with retries); media by media_id. */
+  send(touser: string, replies: ReplyItem[]): Promise<string>;
   /** Show or hide "typing…" for the user (best effort). */
   typing(touser: string, on?: boolean): Promise<void>;
   /** Download an incoming message's media (image MediaId, …). */

@@ -1,32 +1,25 @@
-import type { MediaType, ReplyItem, WeChatClient } from '@wx-kf/shared';
+import { FILE_MEDIA, type ReplyTemplate, type WeChatClient } from '@wx-kf/shared';
 
-// Which media kind a `{ file }` stands for, by msgtype (thumbnails of MP pages upload as images).
-const FILE_KIND: Record<string, { type: MediaType; field: 'media_id' | 'thumb_media_id' }> = {
-  image: { type: 'image', field: 'media_id' },
-  voice: { type: 'voice', field: 'media_id' },
-  video: { type: 'video', field: 'media_id' },
-  miniprogrampage: { type: 'image', field: 'thumb_media_id' },
-  music: { type: 'thumb', field: 'thumb_media_id' },
-};
-
-/** True when the reply still names a local file instead of a media_id. */
-export function hasFile(item: Record<string, unknown>): boolean {
-  const body = item[item.msgtype as string];
+/** True when a rules reply names a media file (resolved inside the media folder when the rules were loaded). */
+export function hasFile(item: ReplyTemplate): boolean {
+  const body = item[item.msgtype];
   return typeof body === 'object' && body !== null && 'file' in body;
 }
 
-/** Replaces a reply's `{ file }` with the media_id of the uploaded file (uploaded once, then cached). */
+/**
+ * Replaces a rules reply's `{ file }` with the media_id of the uploaded file (uploaded once, then cached).
+ * Only for templates of the loaded rules: job data never reaches here, so a job cannot name a file.
+ */
 export async function resolveMedia(
   client: WeChatClient,
   appId: string,
-  item: Record<string, unknown>,
+  item: ReplyTemplate,
   options: { fresh?: boolean } = {},
-): Promise<ReplyItem> {
-  if (!hasFile(item)) return item as ReplyItem;
-  const msgtype = item.msgtype as string;
-  const kind = FILE_KIND[msgtype];
-  if (!kind) throw new Error(`msgtype ${msgtype} cannot carry a file`);
-  const { file, ...rest } = item[msgtype] as { file: string };
+): Promise<ReplyTemplate> {
+  if (!hasFile(item)) return item;
+  const kind = FILE_MEDIA[item.msgtype];
+  if (!kind) throw new Error(`msgtype ${item.msgtype} cannot carry a file`);
+  const { file, ...rest } = item[item.msgtype] as { file: string };
   const mediaId = await client.uploadTempMedia(appId, kind.type, file, options);
-  return { ...item, [msgtype]: { ...rest, [kind.field]: mediaId } } as ReplyItem;
+  return { ...item, [item.msgtype]: { ...rest, [kind.field]: mediaId } };
 }

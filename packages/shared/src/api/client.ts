@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Redis } from 'ioredis';
 import { QUEUE_PREFIX } from '../queue/index.js';
 import type { CustomMessage } from '../wechat/custom-message.js';
 import { WeChatApiError } from './errors.js';
 import { FormData, type WeChatHttp } from './http.js';
+import { type MediaType, readMediaFile } from './media.js';
 import type { TokenManager } from './token-manager.js';
-
-export type MediaType = 'image' | 'voice' | 'video' | 'thumb';
 
 /** media_ids live 3 days on WeChat's side; the cache forgets them well before. */
 export const MEDIA_CACHE_TTL_MS = 2.5 * 24 * 3600_000;
@@ -58,7 +56,8 @@ export class WeChatClient {
   /**
    * Uploads a file as temporary media and returns its media_id; the same content is uploaded once and its
    * media_id reused while valid (concurrent uploads of one file in a process share one request).
-   * `fresh` skips the cache (after a 40007).
+   * `fresh` skips the cache (after a 40007). The file must be a regular file within WeChat's limit for the
+   * type (checked before it is read).
    */
   async uploadTempMedia(
     appId: string,
@@ -66,7 +65,7 @@ export class WeChatClient {
     file: string,
     options: { fresh?: boolean } = {},
   ): Promise<string> {
-    const data = await readFile(file);
+    const data = await readMediaFile(file, type);
     const key = this.mediaKey(appId, type, createHash('sha256').update(data).digest('hex'));
     const running = this.uploads.get(key);
     if (running) return running;

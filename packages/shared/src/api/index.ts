@@ -2,4 +2,5 @@ export * from './client.js';
 export * from './errcodes.js';
 export * from './errors.js';
 export * from './http.js';
+export * from './media.js';
 export * from './token-manager.js';

@@ -41,13 +41,12 @@ export const TOKEN_EVENTS = `${QUEUE_PREFIX}:token-events`;
 interface StoredToken {
   token: string;
   expiresAt: number;
-  gen: number;
 }
 
-// Overwrites only with a newer generation: a slow refresher never replaces a token fetched after its own.
+// Stores only while the refresh lock is still ours: a fetch that outlived its lease may be older than a token
+// another process stored since, or than that token's deletion after a 40001 — either way it must not land.
 const STORE = `
-local cur = redis.call('GET', KEYS[1])
-if cur and cjson.decode(cur).gen > tonumber(ARGV[2]) then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1`;
 // Deletes the token only if it still is the one that failed (another process may already have replaced it).
@@ -72,7 +71,10 @@ export class TokenManager {
   private readonly local = new Map<string, { token: string; until: number }>();
   private subscriber: Redis | undefined;
   private subscribed: Promise<unknown> | undefined;
+  /** True only while a subscription is confirmed on the current connection: copies are kept only then. */
   private listening = false;
+  /** Counts disconnects: a subscription confirmed for an earlier connection says nothing about this one. */
+  private connection = 0;
   /** Notices received so far: a read that a notice overtook is not kept. */
   private notices = 0;
 
@@ -88,7 +90,7 @@ export class TokenManager {
     this.accounts = new Map(options.accounts.map((a) => [a.appId, a]));
   }
 
-  private key(kind: 'token' | 'lock' | 'gen' | 'cooldown', appId: string): string {
+  private key(kind: 'token' | 'lock' | 'cooldown', appId: string): string {
     return `${QUEUE_PREFIX}:${kind}:${appId}`;
   }
 
@@ -106,7 +108,7 @@ export class TokenManager {
     const copy = this.local.get(appId);
     if (copy && copy.until > now) return copy.token;
     if (!this.listening) void this.listen().catch(() => {}); // notices must flow before anything is reused
-    const notices = this.notices;
+    const [notices, connection] = [this.notices, this.connection];
     const stored = await this.read(appId);
     if (!stored) return this.refresh(appId);
     const refreshAt = stored.expiresAt - this.o.refreshAheadMs;
@@ -114,7 +116,7 @@ export class TokenManager {
       this.refresh(appId).catch((error) =>
         this.o.logger.warn({ appId, err: error.message }, 'token refresh-ahead failed'),
       );
-    } else if (this.listening && this.notices === notices) {
+    } else if (this.listening && this.notices === notices && this.connection === connection) {
       this.local.set(appId, { token: stored.token, until: Math.min(now + this.o.localMs, refreshAt) });
     }
     return stored.token;
@@ -155,27 +157,40 @@ export class TokenManager {
       const owner = randomBytes(12).toString('hex');
       const lockKey = this.key('lock', appId);
       if ((await this.o.redis.set(lockKey, owner, 'PX', this.o.leaseMs, 'NX')) === 'OK') {
+        let done = false;
         try {
           const again = await this.read(appId);
-          if (this.usable(again, failedToken)) return again.token;
-          return await this.fetch(appId);
+          if (this.usable(again, failedToken)) {
+            done = true;
+            return again.token;
+          }
+          const token = await this.fetch(appId, owner);
+          done = token !== undefined;
+          if (token !== undefined) return token;
         } finally {
           await this.o.redis.eval(RELEASE, 1, lockKey, owner);
+          // Failed (or its answer came too late to store): wake the waiters now, so they look again
+          // instead of sleeping out the lease.
+          if (!done) await this.o.redis.publish(TOKEN_EVENTS, appId).catch(() => undefined);
         }
+        // The lease ran out during the fetch and the answer was not stored: look again.
+      } else {
+        // Another process is refreshing: wait for its notice, or for its lease to run out if it died.
+        const lease = await this.o.redis.pttl(lockKey);
+        const remaining = deadline - Date.now();
+        if (remaining > 0)
+          await this.waitForNotice(appId, Math.max(20, Math.min(lease > 0 ? lease + 20 : 20, remaining)));
       }
-      // Another process is refreshing: wait for its notice, or for its lease to run out if it died.
-      const remaining = deadline - Date.now();
-      if (remaining <= 0)
+      if (Date.now() >= deadline) {
         throw new TransportError(`waited ${this.o.waitMs} ms for a token refresh`, 'token', 'timeout');
-      const lease = await this.o.redis.pttl(lockKey);
-      await this.waitForNotice(appId, Math.max(20, Math.min(lease > 0 ? lease + 20 : 20, remaining)));
+      }
     }
   }
 
-  private async fetch(appId: string): Promise<string> {
+  /** Asks WeChat for a token and stores it if the lock is still `owner`'s; undefined when it was not stored. */
+  private async fetch(appId: string, owner: string): Promise<string | undefined> {
     const account = this.accounts.get(appId);
     if (!account) throw new Error(`no account ${appId}`);
-    const gen = await this.o.redis.incr(this.key('gen', appId));
     let answer: { access_token: string; expires_in: number };
     try {
       answer =
@@ -191,7 +206,6 @@ export class TokenManager {
       if (error instanceof WeChatApiError && (error.action === 'config' || error.action === 'pause_account')) {
         const cooldown = JSON.stringify({ errcode: error.errcode, errmsg: error.errmsg });
         await this.o.redis.set(this.key('cooldown', appId), cooldown, 'PX', this.o.cooldownMs);
-        await this.o.redis.publish(TOKEN_EVENTS, appId);
         this.o.logger.error(
           { appId, errcode: error.errcode, errmsg: error.errmsg, retryInMs: this.o.cooldownMs },
           'access_token request refused: check the AppID, AppSecret and API IP whitelist; token requests paused',
@@ -202,11 +216,15 @@ export class TokenManager {
     }
     this.o.onRequest?.(appId, 'ok');
     const ttlMs = answer.expires_in * 1000;
-    const stored: StoredToken = { token: answer.access_token, expiresAt: Date.now() + ttlMs, gen };
-    await this.o.redis.eval(STORE, 1, this.key('token', appId), JSON.stringify(stored), gen, ttlMs);
+    const stored: StoredToken = { token: answer.access_token, expiresAt: Date.now() + ttlMs };
+    const keys = [this.key('token', appId), this.key('lock', appId)];
+    if (!(await this.o.redis.eval(STORE, 2, ...keys, JSON.stringify(stored), owner, ttlMs))) {
+      this.o.logger.warn({ appId }, 'access_token answer came after the refresh lease ended: not stored');
+      return undefined;
+    }
     await this.o.redis.publish(TOKEN_EVENTS, appId);
     this.o.logger.info({ appId, expiresIn: answer.expires_in, source: this.o.source }, 'access_token refreshed');
-    return (await this.read(appId))?.token ?? stored.token;
+    return stored.token;
   }
 
   private async checkCooldown(appId: string): Promise<void> {
@@ -221,8 +239,9 @@ export class TokenManager {
     if (!this.subscribed) {
       const subscriber = this.o.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
       subscriber.on('error', () => {}); // outages are logged by the main connection
-      // Notices may be missed while disconnected: stop reusing copies until resubscribed.
+      // Notices may be missed while disconnected: stop reusing copies until a subscription is confirmed again.
       subscriber.on('close', () => {
+        this.connection++;
         this.listening = false;
         this.local.clear();
       });
@@ -233,15 +252,18 @@ export class TokenManager {
         this.waiters.delete(appId);
         for (const wake of waiting ?? []) wake();
       });
+      /** Subscribes and, once Redis confirms it on this very connection, allows copies again. */
+      const confirm = () => {
+        const connection = this.connection;
+        return subscriber.subscribe(TOKEN_EVENTS).then(() => {
+          if (connection === this.connection) this.listening = true;
+        });
+      };
+      // After a reconnect, 'ready' comes before ioredis's own resubscription is answered: confirm it with a
+      // SUBSCRIBE of our own (subscribing twice is harmless).
+      subscriber.on('ready', () => void confirm().catch(() => {}));
       this.subscriber = subscriber;
-      this.subscribed = subscriber.subscribe(TOKEN_EVENTS);
-      this.subscribed.then(
-        () => {
-          this.listening = true;
-          subscriber.on('ready', () => (this.listening = true)); // after a reconnect, ioredis resubscribes
-        },
-        () => {},
-      );
+      this.subscribed = confirm();
     }
     return this.subscribed;
   }

@@ -3,9 +3,17 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from './errors.js';
 
+/** The reason of a JSON.parse error without the file content V8 may quote in it, and where it happened. */
+function jsonSyntax(text: string, error: Error): { offset: number; reason: string } {
+  const at = /at position (\d+)/.exec(error.message);
+  const reason = (error.message.split(/ in JSON| after JSON|, "| \(|\n/)[0] ?? 'syntax error').slice(0, 80);
+  return { offset: at ? Number(at[1]) : text.length, reason };
+}
+
 /**
  * Reads a JSON or YAML file and validates it; every problem becomes one line `file:line:col: path: message`
- * pointing at the offending value.
+ * pointing at the offending value. A syntax error is one line (the first one: later ones only follow from it),
+ * and never quotes the file's content (it may hold secrets).
  */
 export function loadStructuredFile<T>(file: string, schema: z.ZodType<T>, label: string): T {
   let text: string;
@@ -21,9 +29,17 @@ export function loadStructuredFile<T>(file: string, schema: z.ZodType<T>, label:
     const { line, col } = lineCounter.linePos(offset);
     return `${file}:${line}:${col}`;
   };
-  if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`));
+  if (file.endsWith('.json')) {
+    // A JSON file gets JSON's own diagnosis: the YAML parser reports a truncated file as several errors.
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      const { offset, reason } = jsonSyntax(text, error as Error);
+      throw new ConfigError([`${where(offset)}: invalid JSON: ${reason}`]);
+    }
   }
+  const first = doc.errors[0];
+  if (first) throw new ConfigError([`${where(first.pos[0])}: ${first.message.split('\n')[0]?.slice(0, 120)}`]);
   const result = schema.safeParse(doc.toJS());
   if (result.success) return result.data;
   throw new ConfigError(

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { DefaultJobOptions } from 'bullmq';
-import type { ReplyTemplate } from '../rules/index.js';
 import type { PushFormat } from '../wechat/body.js';
 import type { ReplyItem } from '../wechat/custom-message.js';
 import { dedupKey, type InboundMessage } from '../wechat/message.js';
@@ -44,8 +43,8 @@ export interface OutboundJobData {
   appId: string;
   touser: string;
   msgKey: string;
-  /** Custom/send bodies without touser; media may still be `{ file }` (uploaded at send time). */
-  replies: (ReplyItem | ReplyTemplate)[];
+  /** Custom/send bodies without touser, media by media_id (never a file: job data is not trusted). */
+  replies: ReplyItem[];
   /** Replies already accepted by WeChat; a retried job resumes after them. */
   sent: number;
   source: 'rules' | 'handler' | 'api';

@@ -1,17 +1,100 @@
-import { dirname, resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
+import { checkMediaFile, FILE_MEDIA } from '../api/media.js';
 import { ConfigError } from '../config/errors.js';
 import { loadStructuredFile } from '../config/file.js';
 import { type AccountType, validateReplyTemplate } from '../wechat/custom-message.js';
 import type { InboundMessage } from '../wechat/message.js';
 
-/** A reply as written in a rules file: a custom/send body without touser, `{{Field}}` templates, `file` media. */
+/**
+ * A reply as written in a rules file: a custom/send body without touser, with `{{Field}}` templates. Media may be
+ * `{ file }`: resolved and checked when the rules are loaded (the absolute path inside the media folder), and
+ * uploaded by the worker from the loaded rules only — never from job data.
+ */
 export type ReplyTemplate = Record<string, unknown> & { msgtype: string };
+
+/** The MsgType values WeChat pushes to a customer-service URL (Mini Programs and Official Accounts). */
+export const MESSAGE_TYPES = [
+  'text',
+  'image',
+  'voice',
+  'video',
+  'shortvideo',
+  'location',
+  'link',
+  'miniprogrampage',
+  'event',
+] as const;
+
+/** The Event values WeChat documents for these pushes; a rule naming another is refused (events are case-sensitive). */
+export const KNOWN_EVENTS: ReadonlySet<string> = new Set([
+  // Mini Program customer service
+  'user_enter_tempsession',
+  // Official Accounts: follows, scans, menus, location
+  'subscribe',
+  'unsubscribe',
+  'SCAN',
+  'LOCATION',
+  'CLICK',
+  'VIEW',
+  'scancode_push',
+  'scancode_waitmsg',
+  'pic_sysphoto',
+  'pic_photo_or_album',
+  'pic_weixin',
+  'location_select',
+  'view_miniprogram',
+  // customer-service sessions
+  'kf_create_session',
+  'kf_close_session',
+  'kf_switch_session',
+  // job results and subscription messages
+  'TEMPLATESENDJOBFINISH',
+  'MASSSENDJOBFINISH',
+  'PUBLISHJOBFINISH',
+  'subscribe_msg_popup_event',
+  'subscribe_msg_change_event',
+  'subscribe_msg_sent_event',
+  // cards, verification, content checks
+  'user_get_card',
+  'user_del_card',
+  'user_consume_card',
+  'user_view_card',
+  'user_enter_session_from_card',
+  'card_pass_check',
+  'card_not_pass_check',
+  'qualification_verify_success',
+  'qualification_verify_fail',
+  'naming_verify_success',
+  'naming_verify_fail',
+  'annual_renew',
+  'verify_expired',
+  'wxa_media_check',
+  'user_info_modified',
+  'user_authorization_revoke',
+]);
+
+const short = (s: string) => JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
+
+const eventName = z
+  .string()
+  .min(1)
+  .superRefine((name, ctx) => {
+    if (KNOWN_EVENTS.has(name)) return;
+    const near = [...KNOWN_EVENTS].find((e) => e.toLowerCase() === name.toLowerCase());
+    ctx.addIssue({
+      code: 'custom',
+      message: near
+        ? `unknown event ${short(name)}: events are case-sensitive (${short(near)})`
+        : `unknown event ${short(name)} (the known ones are listed in the README, "Reply rules")`,
+    });
+  });
 
 const when = z
   .strictObject({
-    msgType: z.string().min(1).optional(),
-    event: z.string().min(1).optional(),
+    msgType: z.enum(MESSAGE_TYPES).optional(),
+    event: eventName.optional(),
     eventKey: z.string().optional(),
     contains: z.string().min(1).optional(),
     equals: z.string().optional(),
@@ -27,30 +110,101 @@ const when = z
       }, 'is not a valid regular expression')
       .optional(),
   })
-  .refine((w) => Object.keys(w).length > 0, 'needs at least one condition');
+  .refine((w) => Object.keys(w).length > 0, 'needs at least one condition')
+  // Conditions that can never hold together are a typo, not a rule.
+  .refine(
+    (w) =>
+      w.msgType === undefined ||
+      w.msgType === 'text' ||
+      (w.contains === undefined && w.equals === undefined && w.regex === undefined),
+    { message: 'contains, equals and regex match a text message: they need msgType text', path: ['msgType'] },
+  )
+  .refine((w) => w.msgType === undefined || w.msgType === 'event' || (w.event ?? w.eventKey) === undefined, {
+    message: 'event and eventKey match events: they need msgType event (or no msgType)',
+    path: ['msgType'],
+  });
 
-const replyList = z.array(z.looseObject({ msgtype: z.string() })).min(1);
+/** Where a rules file's media live, and what the account may send. */
+interface CompileContext {
+  accountType: AccountType;
+  /** The media folder (the rules file's folder); without one, a `file` is refused. */
+  mediaDir: string | undefined;
+}
 
-const rulesSchema = z.strictObject({
-  rules: z
-    .array(
-      z
-        .strictObject({
-          when,
-          transfer: z.union([z.literal(true), z.strictObject({ kfAccount: z.string().min(1).optional() })]).optional(),
-          reply: replyList.optional(),
-        })
-        .refine((r) => (r.transfer === undefined) !== (r.reply === undefined), 'needs exactly one of reply or transfer')
-        .refine(
-          (r) => r.transfer === undefined || (r.when.event === undefined && r.when.msgType !== 'event'),
-          'events cannot be transferred to customer service',
-        ),
-    )
-    .default([]),
-  fallback: replyList.optional(),
-});
+/** Resolves a reply's `file` inside the media folder and checks it (a regular file within WeChat's limit). */
+function resolveMediaFile(file: string, type: keyof typeof FILE_MEDIA, mediaDir: string | undefined) {
+  if (!mediaDir) return { problem: 'a file is only allowed in a rules file (relative to its folder)' };
+  if (file.includes('{{')) return { problem: 'a file is a fixed path, not a template' };
+  let root: string;
+  let real: string;
+  try {
+    root = realpathSync(mediaDir);
+    real = realpathSync(resolve(mediaDir, file));
+  } catch (error) {
+    return { problem: `${short(file)} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+  }
+  // Symlinks are resolved first: a link inside the folder pointing outside it is outside too.
+  const rel = relative(root, real);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    return { problem: `${short(file)} is outside the media folder ${root}` };
+  }
+  try {
+    checkMediaFile(real, FILE_MEDIA[type]?.type ?? 'image');
+  } catch (error) {
+    return { problem: `${short(file)} ${(error as Error).message}` };
+  }
+  return { path: real };
+}
 
-type RulesFile = z.infer<typeof rulesSchema>;
+/** One reply of a rules file: checked against the account kind, its `file` (if any) resolved and checked. */
+function replyItem(c: CompileContext) {
+  return z.looseObject({ msgtype: z.string() }).transform((raw, ctx): ReplyTemplate => {
+    try {
+      validateReplyTemplate(raw, c.accountType);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message.slice(0, 300) });
+      return z.NEVER;
+    }
+    const body = raw[raw.msgtype] as Record<string, unknown> | undefined;
+    if (typeof body?.file !== 'string') return raw;
+    const { path, problem } = resolveMediaFile(body.file, raw.msgtype, c.mediaDir);
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: problem, path: [raw.msgtype, 'file'] });
+      return z.NEVER;
+    }
+    return { ...raw, [raw.msgtype]: { ...body, file: path } };
+  });
+}
+
+function rulesSchema(c: CompileContext) {
+  const item = replyItem(c);
+  return z.strictObject({
+    rules: z
+      .array(
+        z
+          .strictObject({
+            when,
+            transfer: z
+              .union([z.literal(true), z.strictObject({ kfAccount: z.string().min(1).optional() })])
+              .optional(),
+            // An empty list is an explicit "no reply" (e.g. for events, which the fallback would answer).
+            reply: z.array(item).optional(),
+          })
+          .refine(
+            (r) => (r.transfer === undefined) !== (r.reply === undefined),
+            'needs exactly one of reply or transfer',
+          )
+          .refine(
+            (r) => r.transfer === undefined || (r.when.event === undefined && r.when.msgType !== 'event'),
+            'events cannot be transferred to customer service',
+          ),
+      )
+      .default([]),
+    fallback: z.array(item).min(1).optional(),
+  });
+}
+
+type RulesFile = z.infer<ReturnType<typeof rulesSchema>>;
 
 interface Rule {
   when: RulesFile['rules'][number]['when'];
@@ -59,10 +213,13 @@ interface Rule {
   reply?: ReplyTemplate[];
 }
 
-/** What to do with a message. */
+/**
+ * What to do with a message. For a reply, `missing` names the template fields the message did not have
+ * (each filled in as empty): a reply that reads "收到：" for an image.
+ */
 export type Decision =
   | { kind: 'transfer'; kfAccount?: string | undefined }
-  | { kind: 'reply'; replies: ReplyTemplate[] }
+  | { kind: 'reply'; replies: ReplyTemplate[]; missing?: string[] }
   | { kind: 'none' };
 
 /** Compiled reply rules: the first rule that matches wins; otherwise the fallback, if any. */
@@ -75,53 +232,43 @@ export class ReplyRules {
   /** No rules at all: every message is stored and nothing is sent. */
   static readonly none = new ReplyRules([], undefined);
 
-  /** Builds rules from parsed data (a rules file's content), checking every reply against the account kind. */
-  static from(data: unknown, accountType: AccountType, source = 'rules'): ReplyRules {
-    const result = rulesSchema.safeParse(data);
+  /**
+   * Builds rules from parsed data, checking every reply against the account kind; a `file` is resolved inside
+   * `mediaDir` and refused without one.
+   */
+  static from(
+    data: unknown,
+    accountType: AccountType,
+    options: { source?: string; mediaDir?: string } = {},
+  ): ReplyRules {
+    const result = rulesSchema({ accountType, mediaDir: options.mediaDir }).safeParse(data);
     if (!result.success) {
+      const source = options.source ?? 'rules';
       throw new ConfigError(result.error.issues.map((i) => `${source}: ${i.path.join('.')}: ${i.message}`));
     }
-    return ReplyRules.compile(result.data, accountType, source);
+    return ReplyRules.compile(result.data);
   }
 
-  /** Loads and validates a JSON or YAML rules file; problems name the file, line and column. */
+  /**
+   * Loads and validates a JSON or YAML rules file; every problem (syntax, an unknown condition value, a reply
+   * the account cannot send, a media file outside the file's folder, missing or over WeChat's size limit)
+   * names the file, line and column.
+   */
   static load(file: string, accountType: AccountType): ReplyRules {
-    const data = loadStructuredFile(file, rulesSchema, 'REPLY_RULES_FILE');
-    // A media `file` is relative to the rules file, wherever the process runs from.
-    const absolute = (items: ReplyTemplate[] | undefined) => items?.map((i) => resolveFiles(i, dirname(resolve(file))));
-    return ReplyRules.compile(
-      {
-        rules: data.rules.map((r) => ({ ...r, reply: absolute(r.reply as ReplyTemplate[] | undefined) })),
-        fallback: absolute(data.fallback as ReplyTemplate[] | undefined),
-      },
-      accountType,
-      file,
-    );
+    const schema = rulesSchema({ accountType, mediaDir: dirname(resolve(file)) });
+    return ReplyRules.compile(loadStructuredFile(file, schema, 'REPLY_RULES_FILE'));
   }
 
-  private static compile(file: RulesFile, accountType: AccountType, source: string): ReplyRules {
-    const problems: string[] = [];
-    const checkReplies = (items: ReplyTemplate[] | undefined, where: string) => {
-      items?.forEach((item, i) => {
-        try {
-          validateReplyTemplate(item, accountType);
-        } catch (error) {
-          problems.push(`${source}: ${where}.${i}: ${(error as Error).message}`);
-        }
-      });
-    };
-    const rules = file.rules.map((r, i): Rule => {
-      checkReplies(r.reply as ReplyTemplate[] | undefined, `rules.${i}.reply`);
-      return {
+  private static compile(file: RulesFile): ReplyRules {
+    const rules = file.rules.map(
+      (r): Rule => ({
         when: r.when,
         ...(r.when.regex ? { regex: new RegExp(r.when.regex, 'u') } : {}),
         ...(r.transfer ? { transfer: r.transfer === true ? {} : r.transfer } : {}),
-        ...(r.reply ? { reply: r.reply as ReplyTemplate[] } : {}),
-      };
-    });
-    checkReplies(file.fallback as ReplyTemplate[] | undefined, 'fallback');
-    if (problems.length > 0) throw new ConfigError(problems);
-    return new ReplyRules(rules, file.fallback as ReplyTemplate[] | undefined);
+        ...(r.reply ? { reply: r.reply } : {}),
+      }),
+    );
+    return new ReplyRules(rules, file.fallback);
   }
 
   /** True when some rule could transfer a message (the ingress only consults rules then). */
@@ -135,10 +282,9 @@ export class ReplyRules {
       const match = matchRule(rule, message);
       if (!match) continue;
       if (rule.transfer) return { kind: 'transfer', kfAccount: rule.transfer.kfAccount };
-      return { kind: 'reply', replies: (rule.reply ?? []).map((r) => render(r, message, match)) };
+      return renderAll(rule.reply ?? [], message, match);
     }
-    if (this.fallback) return { kind: 'reply', replies: this.fallback.map((r) => render(r, message, [])) };
-    return { kind: 'none' };
+    return this.fallback ? renderAll(this.fallback, message, []) : { kind: 'none' };
   }
 }
 
@@ -160,31 +306,33 @@ function matchRule(rule: Rule, m: InboundMessage): string[] | undefined {
   return [];
 }
 
-function resolveFiles<T>(value: T, dir: string): T {
-  if (Array.isArray(value)) return value.map((v) => resolveFiles(v, dir)) as T;
-  if (typeof value !== 'object' || value === null) return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [
-      k,
-      k === 'file' && typeof v === 'string' ? resolve(dir, v) : resolveFiles(v, dir),
-    ]),
-  ) as T;
-}
-
 const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_.]+)\s*\}\}/g;
 
-/** Fills `{{Field}}` from the message and `{{match.N}}` from the regex groups, in every string of the reply. */
-function render<T>(value: T, message: InboundMessage, match: string[]): T {
+/** Renders templates for a message: the replies, and the names of the fields it lacked. */
+function renderAll(templates: ReplyTemplate[], message: InboundMessage, match: string[]): Decision {
+  const missing = new Set<string>();
+  const replies = templates.map((t) => render(t, message, match, missing));
+  return missing.size > 0 ? { kind: 'reply', replies, missing: [...missing] } : { kind: 'reply', replies };
+}
+
+/**
+ * Fills `{{Field}}` from the message and `{{match.N}}` from the regex groups, in every string of the reply but
+ * a `file` (a fixed path resolved at load: message content must never choose a file).
+ */
+function render<T>(value: T, message: InboundMessage, match: string[], missing: Set<string>): T {
   if (typeof value === 'string') {
     return value.replace(PLACEHOLDER, (_all, name: string) => {
-      if (name.startsWith('match.')) return match[Number(name.slice(6))] ?? '';
-      const field = message[name];
-      return typeof field === 'string' ? field : '';
+      const field = name.startsWith('match.') ? match[Number(name.slice(6))] : message[name];
+      if (typeof field === 'string' && field !== '') return field;
+      missing.add(name);
+      return '';
     }) as T;
   }
-  if (Array.isArray(value)) return value.map((v) => render(v, message, match)) as T;
+  if (Array.isArray(value)) return value.map((v) => render(v, message, match, missing)) as T;
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, render(v, message, match)])) as T;
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, k === 'file' ? v : render(v, message, match, missing)]),
+    ) as T;
   }
   return value;
 }

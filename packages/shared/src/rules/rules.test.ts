@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, realpathSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,7 +23,25 @@ const contract = {
   ],
   fallback: say('收到：{{Content}}'),
 };
-const rules = ReplyRules.from(contract, 'miniprogram');
+// The contract's media folder: a real file where the example says.
+const mediaDir = mkdtempSync(join(tmpdir(), 'wx-kf-rules-media-'));
+mkdirSync(join(mediaDir, 'assets'));
+writeFileSync(join(mediaDir, 'assets', 'qr.png'), 'PNG');
+const rules = ReplyRules.from(contract, 'miniprogram', { mediaDir });
+
+/** The problems of loading `text` as a rules file (written to `name` in a fresh folder), or [] if it loads. */
+function problems(text: string, name = 'rules.yaml', accountType: 'miniprogram' | 'officialaccount' = 'miniprogram') {
+  const dir = mkdtempSync(join(tmpdir(), 'wx-kf-rules-'));
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  try {
+    ReplyRules.load(file, accountType);
+    return { file, dir, problems: [] as string[] };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return { file, dir, problems: error.problems };
+  }
+}
 
 describe('ReplyRules', () => {
   it('transfers on contains', () => {
@@ -39,11 +58,11 @@ describe('ReplyRules', () => {
     expect(rules.decide(text('order 42'))).toEqual({ kind: 'reply', replies: say('order 42') });
   });
 
-  it('matches by message type and keeps file media for the worker to upload', () => {
+  it('matches by message type and keeps file media, resolved inside the media folder, for the worker to upload', () => {
     const image = { ...base, MsgType: 'image', MediaId: 'm', MsgId: '2' } as InboundMessage;
     expect(rules.decide(image)).toEqual({
       kind: 'reply',
-      replies: [{ msgtype: 'image', image: { file: './assets/qr.png' } }],
+      replies: [{ msgtype: 'image', image: { file: realpathSync(join(mediaDir, 'assets', 'qr.png')) } }],
     });
   });
 
@@ -71,12 +90,25 @@ describe('ReplyRules', () => {
     );
   });
 
-  it('fills templates from any field, and empties unknown ones', () => {
+  it('fills templates from any field, empties unknown ones and names them', () => {
     const r = ReplyRules.from(
-      { rules: [], fallback: say('{{FromUserName}} sent {{MsgType}}{{Nope}} at {{ CreateTime }}') },
+      { rules: [], fallback: say('{{FromUserName}} sent {{MsgType}}{{Nope}} at {{ CreateTime }}{{__proto__}}') },
       'miniprogram',
     );
-    expect(r.decide(text('x'))).toEqual({ kind: 'reply', replies: say('o_user sent text at 1714112445') });
+    expect(r.decide(text('x'))).toEqual({
+      kind: 'reply',
+      replies: say('o_user sent text at 1714112445'),
+      missing: ['Nope', '__proto__'],
+    });
+  });
+
+  it('an empty reply list answers nothing, and stops the fallback', () => {
+    const r = ReplyRules.from(
+      { rules: [{ when: { msgType: 'event' }, reply: [] }], fallback: say('f') },
+      'miniprogram',
+    );
+    expect(r.decide(event('subscribe'))).toEqual({ kind: 'reply', replies: [] });
+    expect(r.decide(text('x')).kind).toBe('reply');
   });
 
   it('does nothing without a match or fallback', () => {
@@ -92,10 +124,11 @@ describe('ReplyRules', () => {
   });
 
   it('points at the line that is wrong in a rules file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wx-kf-rules-'));
-    const file = join(dir, 'rules.yaml');
-    writeFileSync(
+    const {
       file,
+      dir,
+      problems: found,
+    } = problems(
       [
         'rules:',
         '  - when: { msgType: text, regex: "([" }',
@@ -107,19 +140,134 @@ describe('ReplyRules', () => {
         '',
       ].join('\n'),
     );
-    try {
-      ReplyRules.load(file, 'miniprogram');
-      expect.unreachable();
-    } catch (error) {
-      expect(error).toBeInstanceOf(ConfigError);
-      expect((error as ConfigError).problems).toEqual([
-        `${file}:2:35: rules.0.when.regex: is not a valid regular expression`,
-        `${file}:6:11: rules.1.when: needs at least one condition`,
-        `${file}:7:12: rules.1.reply: Too small: expected array to have >=1 items`,
-      ]);
-    }
+    expect(found).toEqual([
+      `${file}:2:35: rules.0.when.regex: is not a valid regular expression`,
+      `${file}:6:11: rules.1.when: needs at least one condition`,
+    ]);
     const good = join(dir, 'good.json');
     writeFileSync(good, JSON.stringify(contract));
+    mkdirSync(join(dir, 'assets'));
+    writeFileSync(join(dir, 'assets', 'qr.png'), 'PNG');
     expect(ReplyRules.load(good, 'miniprogram').decide(text('hello')).kind).toBe('reply');
+  });
+
+  it('refuses unknown condition values and conditions that never hold, with file:line:col', () => {
+    const { file, problems: found } = problems(
+      [
+        'rules:',
+        '  - when: { msgType: txt }',
+        '    reply: [{ msgtype: text, text: { content: a } }]',
+        '  - when: { event: Subscribe }',
+        '    reply: [{ msgtype: text, text: { content: b } }]',
+        '  - when: { event: subscribed }',
+        '    reply: [{ msgtype: text, text: { content: c } }]',
+        '  - when: { msgType: image, contains: x }',
+        '    reply: [{ msgtype: text, text: { content: d } }]',
+        '  - when: { msgType: text, event: CLICK }',
+        '    reply: [{ msgtype: text, text: { content: e } }]',
+        '',
+      ].join('\n'),
+    );
+    expect(found).toEqual([
+      expect.stringMatching(new RegExp(`^${file}:2:22: rules\\.0\\.when\\.msgType: Invalid option: .*"text"`)),
+      `${file}:4:20: rules.1.when.event: unknown event "Subscribe": events are case-sensitive ("subscribe")`,
+      expect.stringMatching(new RegExp(`^${file}:6:20: rules\\.2\\.when\\.event: unknown event "subscribed"`)),
+      `${file}:8:22: rules.3.when.msgType: contains, equals and regex match a text message: they need msgType text`,
+      `${file}:10:22: rules.4.when.msgType: event and eventKey match events: they need msgType event (or no msgType)`,
+    ]);
+  });
+
+  it('gives reply-kind errors in a rules file a line and column', () => {
+    const { file, problems: found } = problems(
+      [
+        'rules:',
+        '  - when: { msgType: text }',
+        '    reply:',
+        '      - { msgtype: text, text: { content: ok } }',
+        '      - { msgtype: news, news: { articles: [{ title: t, url: "https://example.com/" }] } }',
+        'fallback:',
+        '  - { msgtype: link, link: { title: t } }',
+        '',
+      ].join('\n'),
+    );
+    expect(found).toEqual([
+      expect.stringMatching(
+        new RegExp(`^${file}:5:9: rules\\.0\\.reply\\.1: msgtype "news" cannot be sent by a miniprogram`),
+      ),
+      expect.stringMatching(new RegExp(`^${file}:7:5: fallback\\.0: link\\.description: `)),
+    ]);
+  });
+
+  it('a truncated JSON file is one line, without quoting its content', () => {
+    const { file, problems: found } = problems(
+      '{ "rules": [ { "when": { "msgType": "text" }, "reply": [{ "msg',
+      'r.json',
+    );
+    expect(found).toEqual([`${file}:1:63: invalid JSON: Unterminated string`]);
+    const yaml = problems('rules:\n  - when: { msgType: text\n    reply: []\n');
+    expect(yaml.problems).toHaveLength(1);
+  });
+});
+
+describe('media files in rules', () => {
+  const reply = (file: string, msgtype = 'image') =>
+    `rules:\n  - when: { msgType: image }\n    reply:\n      - msgtype: ${msgtype}\n        ${msgtype}: { file: ${JSON.stringify(file)} }\n`;
+
+  it('refuses a file outside the rules folder, by .. or by a symlink, with file:line:col', () => {
+    const outside = problems(reply('../../etc/passwd'));
+    expect(outside.problems).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${outside.file}:5:24: rules\\.0\\.reply\\.0\\.image\\.file: "\\.\\./\\.\\./etc/passwd" .*outside the media folder`,
+        ),
+      ),
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'wx-kf-rules-link-'));
+    symlinkSync('/etc/passwd', join(dir, 'passwd.png'));
+    symlinkSync('/dev/zero', join(dir, 'zero.png'));
+    for (const name of ['passwd.png', 'zero.png']) {
+      writeFileSync(join(dir, 'rules.yaml'), reply(`./${name}`));
+      expect(() => ReplyRules.load(join(dir, 'rules.yaml'), 'miniprogram')).toThrow(/outside the media folder/);
+    }
+  });
+
+  it("refuses what is not a regular file, or over WeChat's limit for its kind, without reading it", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wx-kf-rules-size-'));
+    const file = join(dir, 'rules.yaml');
+    const load = (text: string, type: 'miniprogram' | 'officialaccount' = 'officialaccount') => {
+      writeFileSync(file, text);
+      return () => ReplyRules.load(file, type);
+    };
+    // Sparse files: the size is what counts, and nothing is read.
+    writeFileSync(join(dir, 'big.png'), '');
+    truncateSync(join(dir, 'big.png'), 10 * 1024 * 1024 + 1);
+    writeFileSync(join(dir, 'ok.png'), '');
+    truncateSync(join(dir, 'ok.png'), 10 * 1024 * 1024);
+    writeFileSync(join(dir, 'voice.amr'), '');
+    truncateSync(join(dir, 'voice.amr'), 2 * 1024 * 1024 + 1);
+    mkdirSync(join(dir, 'folder'));
+    execFileSync('mkfifo', [join(dir, 'pipe.png')]);
+    expect(load(reply('big.png'))).toThrow(/big\.png" is larger than WeChat's 10 MB limit for image/);
+    expect(load(reply('ok.png'))).not.toThrow();
+    expect(load(reply('voice.amr', 'voice'))).toThrow(/larger than WeChat's 2 MB limit for voice/);
+    expect(load(reply('folder'))).toThrow(/"folder" is not a regular file/);
+    expect(load(reply('pipe.png'))).toThrow(/"pipe\.png" is not a regular file/);
+    expect(load(reply('missing.png'))).toThrow(/"missing\.png" cannot be read \(ENOENT\)/);
+    const music = `rules:\n  - when: { msgType: text }\n    reply:\n      - msgtype: music\n        music: { musicurl: "https://example.com/a.mp3", hqmusicurl: "https://example.com/a.mp3", file: thumb.jpg }\n`;
+    writeFileSync(join(dir, 'thumb.jpg'), Buffer.alloc(64 * 1024 + 1));
+    expect(load(music)).toThrow(/larger than WeChat's 64 kB limit for thumb/);
+  });
+
+  it('a file is a fixed path: never a template, never filled from the message', () => {
+    expect(problems(reply('{{Content}}.png')).problems).toEqual([
+      expect.stringMatching(/image\.file: a file is a fixed path, not a template$/),
+    ]);
+    // Without a rules file (parsed data), there is no media folder, so no file.
+    expect(() =>
+      ReplyRules.from(
+        { rules: [{ when: { msgType: 'image' }, reply: [{ msgtype: 'image', image: { file: 'a.png' } }] }] },
+        'miniprogram',
+      ),
+    ).toThrow('a file is only allowed in a rules file');
   });
 });

@@ -1,0 +1,137 @@
+import {
+  type AccountConfig,
+  type InboundJobData,
+  MessageFormatError,
+  type OutboundJobData,
+  type ReplyItem,
+  type ReplyPlan,
+  validateReply,
+} from '@wx-kf/shared';
+import { UnrecoverableError } from 'bullmq';
+
+// Job data is untrusted: anyone with Redis access (or a dashboard that could edit jobs) can write it. Everything
+// the worker relies on is checked here before anything is sent, and a bad job fails at once with a short reason.
+
+/** An OpenID: WeChat's are 28 characters of these; the same pattern as the send API's `touser`. */
+const OPENID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Replies one job may carry: the send API's limit (WeChat allows about 20 messages per user message). */
+export const MAX_JOB_REPLIES = 20;
+const MAX_KEY = 200;
+const SOURCES: readonly OutboundJobData['source'][] = ['rules', 'handler', 'api'];
+
+/** A failed reason: bounded, whatever the job held. */
+export function invalid(reason: string): UnrecoverableError {
+  return new UnrecoverableError(reason.length > 200 ? `${reason.slice(0, 199)}…` : reason);
+}
+
+/** A value for a reason: a short JSON rendering, never the whole of what a job held. */
+const show = (value: unknown) => {
+  const text = typeof value === 'string' ? JSON.stringify(value) : typeof value;
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+};
+
+/** Replies that are valid custom/send bodies for the account kind, checked with the send API's own schema. */
+export function checkReplies(value: unknown, account: AccountConfig): ReplyItem[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_JOB_REPLIES) {
+    throw invalid(`replies must be a list of 1 to ${MAX_JOB_REPLIES} custom/send bodies`);
+  }
+  return value.map((item, i) => {
+    try {
+      // The parsed value, not the input: it carries only the fields the schema knows (never a `file`).
+      return validateReply(item, account.type);
+    } catch (error) {
+      if (error instanceof MessageFormatError) throw invalid(`reply ${i}: ${error.message}`);
+      throw error;
+    }
+  });
+}
+
+function checkAccount(appId: unknown, accounts: Map<string, AccountConfig>): AccountConfig {
+  const account = typeof appId === 'string' ? accounts.get(appId) : undefined;
+  if (!account) throw invalid(`account ${show(appId)} is not configured on this worker`);
+  return account;
+}
+
+function checkSent(value: unknown, replies: number): number {
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > replies) {
+    throw invalid(`sent must be an integer from 0 to ${replies}, not ${show(value)}`);
+  }
+  return value as number;
+}
+
+function checkKey(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_KEY) {
+    throw invalid(`msgKey must be a string of 1 to ${MAX_KEY} characters`);
+  }
+  return value;
+}
+
+function checkUser(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !OPENID.test(value)) throw invalid(`${field} ${show(value)} is not an OpenID`);
+  return value;
+}
+
+const receivedAt = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
+
+function checkSource(value: unknown): OutboundJobData['source'] {
+  if (!SOURCES.includes(value as OutboundJobData['source'])) throw invalid(`source ${show(value)} is not known`);
+  return value as OutboundJobData['source'];
+}
+
+/** An outbound job's data, checked: a configured account, an OpenID, valid replies and progress. */
+export function checkOutboundJob(
+  data: unknown,
+  accounts: Map<string, AccountConfig>,
+): { data: OutboundJobData; account: AccountConfig } {
+  if (typeof data !== 'object' || data === null) throw invalid('job data is not an object');
+  const d = data as Record<string, unknown>;
+  const account = checkAccount(d.appId, accounts);
+  const replies = checkReplies(d.replies, account);
+  return {
+    account,
+    data: {
+      appId: account.appId,
+      touser: checkUser(d.touser, 'touser'),
+      msgKey: checkKey(d.msgKey),
+      replies,
+      sent: checkSent(d.sent, replies.length),
+      source: checkSource(d.source),
+      receivedAt: receivedAt(d.receivedAt),
+    },
+  };
+}
+
+/** An inbound job's data, checked: a configured account, a message from an OpenID, and a valid stored plan. */
+export function checkInboundJob(
+  data: unknown,
+  accounts: Map<string, AccountConfig>,
+): { data: InboundJobData; account: AccountConfig; touser: string } {
+  if (typeof data !== 'object' || data === null) throw invalid('job data is not an object');
+  const d = data as Record<string, unknown>;
+  const account = checkAccount(d.appId, accounts);
+  const message = d.message as Record<string, unknown> | null | undefined;
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+    throw invalid('message is not an object');
+  }
+  const touser = checkUser(message.FromUserName, 'message.FromUserName');
+  if (typeof message.MsgType !== 'string') throw invalid('message.MsgType is not a string');
+  let plan: ReplyPlan | undefined;
+  if (d.plan !== undefined) {
+    const p = d.plan as Record<string, unknown> | null;
+    if (typeof p !== 'object' || p === null) throw invalid('plan is not an object');
+    const replies = checkReplies(p.replies, account);
+    plan = { replies, source: checkSource(p.source), sent: checkSent(p.sent, replies.length) };
+  }
+  return {
+    account,
+    touser,
+    data: {
+      ...(d as unknown as InboundJobData),
+      appId: account.appId,
+      msgKey: checkKey(d.msgKey),
+      transferred: d.transferred === true,
+      receivedAt: receivedAt(d.receivedAt) ?? Date.now(),
+      ...(plan ? { plan } : {}),
+    },
+  };
+}
