@@ -67,7 +67,8 @@ describe('ingress process', () => {
 
   it('counts pushes and sends in /metrics, and no secret reaches the logs of the ingress or the worker', async () => {
     const redisUrl = await isolatedRedisUrl();
-    const [port, simPort, adminPort, workerMetricsPort] = [
+    const [port, simPort, adminPort, workerMetricsPort, ingressMetricsPort] = [
+      await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
@@ -83,15 +84,24 @@ describe('ingress process', () => {
         PORT: String(port),
         WECHAT_API_BASE: sim.url,
         REPLY_RULES_FILE: 'examples/rules.yaml',
+        // This account has an AES key: plaintext pushes are accepted only because the operator says so.
+        WECHAT_SECURITY: 'any',
       });
-      const ingress = ServiceProcess.start('ingress', {
+      const ingress = ServiceProcess.start('ingress', { ...common, INGRESS_METRICS_PORT: String(ingressMetricsPort) });
+      const worker = ServiceProcess.start('worker', { ...common, WORKER_METRICS_PORT: String(workerMetricsPort) });
+      const admin = ServiceProcess.start('admin', {
         ...common,
         ADMIN_PORT: String(adminPort),
         ADMIN_PASSWORD: 'metrics-pass',
       });
-      const worker = ServiceProcess.start('worker', { ...common, WORKER_METRICS_PORT: String(workerMetricsPort) });
-      running.push(ingress, worker);
-      await Promise.all([ingress.waitFor('ingress listening'), worker.waitFor('worker started')]);
+      running.push(ingress, worker, admin);
+      await Promise.all([
+        ingress.waitFor('ingress listening'),
+        worker.waitFor('worker started'),
+        admin.waitFor('admin listening'),
+      ]);
+      // The ingress itself serves no admin listener (it used to, hidden, whenever ADMIN_PASSWORD was set).
+      expect(ingress.output.join('\n')).not.toContain('admin listening');
       const url = `http://127.0.0.1:${port}/wechat/${account.appId}`;
       const sent = [];
       for (const [mode, format, tamper] of [
@@ -106,14 +116,16 @@ describe('ingress process', () => {
       }
       while (sim.state.messages.length < 2) await new Promise((r) => setTimeout(r, 20));
       const auth = { authorization: `Basic ${Buffer.from('admin:metrics-pass').toString('base64')}` };
-      const ingressMetrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`, { headers: auth })).text();
+      const ingressMetrics = await (await fetch(`http://127.0.0.1:${ingressMetricsPort}/metrics`)).text();
+      const adminMetrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`, { headers: auth })).text();
       expect(ingressMetrics).toContain(`wxkf_pushes_total{app_id="${account.appId}",mode="safe",result="stored"} 1`);
       expect(ingressMetrics).toContain(`wxkf_pushes_total{app_id="${account.appId}",mode="plain",result="stored"} 1`);
       expect(ingressMetrics).toContain(
         `wxkf_pushes_total{app_id="${account.appId}",mode="encrypted",result="rejected"} 1`,
       );
       expect(ingressMetrics).toMatch(/wxkf_push_ack_seconds_count\{result="stored"\} 2/);
-      expect(ingressMetrics).toMatch(/wxkf_queue_jobs\{queue="inbound",state="completed"\} 2/);
+      expect(ingressMetrics).toContain('process_cpu_user_seconds_total');
+      expect(adminMetrics).toMatch(/wxkf_queue_jobs\{queue="inbound",state="completed"\} 2/);
       expect((await fetch(`http://127.0.0.1:${adminPort}/metrics`)).status).toBe(401);
       const workerMetrics = await (await fetch(`http://127.0.0.1:${workerMetricsPort}/metrics`)).text();
       expect(workerMetrics).toContain(`wxkf_sends_total{app_id="${account.appId}",errcode="0"} 2`);
@@ -122,8 +134,8 @@ describe('ingress process', () => {
       const token = JSON.parse(
         (await createRedis(redisUrl, 'client').get(`${QUEUE_PREFIX}:token:${account.appId}`)) ?? '{}',
       ).token;
-      await Promise.all([ingress.stop('SIGTERM'), worker.stop('SIGTERM')]);
-      const logs = [...ingress.output, ...worker.output].join('\n');
+      await Promise.all([ingress.stop('SIGTERM'), worker.stop('SIGTERM'), admin.stop('SIGTERM')]);
+      const logs = [...ingress.output, ...worker.output, ...admin.output].join('\n');
       expect(logs).toContain('"outcome":"stored"');
       expect(logs).toContain('replies sent');
       const secrets = [account.appSecret, account.token, account.aesKey, token];

@@ -291,7 +291,8 @@ describe('bad input gets a 4xx, nothing is stored, the server keeps answering', 
       url: `/wechat/${mp.appId}?${new URLSearchParams(push.query)}&nonce=2`,
       payload: push.body,
     });
-    expect(res.statusCode).toBe(401);
+    expect(res.statusCode).toBe(400);
+    expect(await jobs()).toEqual([]);
     const weird = { ...push, query: { ...push.query, encrypt_type: 'rot13' } };
     expect((await post(app, mp.appId, weird)).statusCode).toBe(400);
     expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });

@@ -9,7 +9,7 @@ export class IngressMetrics {
   constructor(registry: Registry) {
     this.pushes = new Counter({
       name: 'wxkf_pushes_total',
-      help: 'Pushes received, by account, mode (plain/compat/safe/unknown) and result',
+      help: 'Pushes received, by account, mode (plain, compat, safe; encrypted when refused before decryption) and result (stored, duplicate, transferred, rejected, unavailable, error)',
       labelNames: ['app_id', 'mode', 'result'],
       registers: [registry],
     });

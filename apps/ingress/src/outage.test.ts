@@ -96,6 +96,7 @@ describe('Redis outage', () => {
   it('answers 503 when Redis is too slow, and the retry stores the push exactly once', async () => {
     const count = await storedCount();
     const blocker = new Redis(server.url);
+    await blocker.ping(); // connected, so the sleep starts now even on a busy machine
     const sleeping = blocker.call('DEBUG', 'SLEEP', '1.5');
     await new Promise((r) => setTimeout(r, 50));
     const push = buildPush({ account, message: sampleMessage('text') });

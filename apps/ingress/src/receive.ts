@@ -7,7 +7,6 @@ import {
   MessageFormatError,
   type PushFormat,
   type PushMode,
-  parseFields,
   parseMessage,
   SignatureError,
   verifyMsgSignature,
@@ -41,6 +40,8 @@ export interface ReceivedPush {
   message: InboundMessage;
   mode: PushMode;
   format: PushFormat;
+  /** A plaintext push's signature: the ingress binds it to this body (its `signature` does not cover it). */
+  plainSignature?: string;
 }
 
 /** Checks the push's timestamp against our clock (0 = no check); blunts replays of a captured signature. */
@@ -53,30 +54,65 @@ export function checkTimestamp(timestamp: string | undefined, toleranceSeconds: 
   }
 }
 
+// The envelope's Encrypt, found without parsing the body: nothing is parsed before msg_signature is checked.
+const XML_ENCRYPT = /<Encrypt>\s*(?:<!\[CDATA\[([^\]]*)\]\]>|([^<]*))\s*<\/Encrypt>/g;
+const JSON_ENCRYPT = /"Encrypt"\s*:\s*"((?:[^"\\]|\\.)*)"/g;
+/** More candidates than a genuine envelope can hold are not tried (each costs a SHA-1 over it). */
+const MAX_CANDIDATES = 4;
+
 /**
- * Authenticates and opens one push: plaintext checks `signature`; compat and safe check `msg_signature`
- * over `Encrypt`, decrypt it and use only the decrypted copy. Throws SignatureError, DecryptError,
+ * The values an encrypted push's envelope gives for `Encrypt`, found by pattern, not by parsing. Usually one;
+ * a compat-mode XML body can show more when a user's own text contains the element (its CDATA copy of the
+ * message sits beside the real one), so the caller keeps the one msg_signature verifies.
+ */
+export function encryptCandidates(body: string, format: PushFormat): string[] {
+  const found: string[] = [];
+  for (const match of body.matchAll(format === 'xml' ? XML_ENCRYPT : JSON_ENCRYPT)) {
+    if (found.length === MAX_CANDIDATES) throw new MessageFormatError('the envelope has too many Encrypt values');
+    let value = match[1] ?? match[2] ?? '';
+    if (format === 'json' && value.includes('\\')) {
+      try {
+        value = JSON.parse(`"${value}"`) as string;
+      } catch {
+        continue;
+      }
+    }
+    if (value !== '') found.push(value);
+  }
+  if (found.length === 0) throw new MessageFormatError('encrypted push without Encrypt');
+  return found;
+}
+
+// Compat mode carries the message's plaintext fields beside Encrypt; safe mode only ToUserName.
+const COMPAT_FIELD = { xml: /<MsgType>/, json: /"MsgType"\s*:/ };
+
+/**
+ * Authenticates and opens one push. Plaintext checks `signature`, then parses (the caller binds the signature
+ * to the body). Compat and safe take `Encrypt` from the envelope without parsing it, check `msg_signature`
+ * over it first, then decrypt and use only the decrypted copy. Throws SignatureError, DecryptError,
  * MessageFormatError or PolicyError.
  */
 export function receivePush(account: IngressAccount, query: PushQuery, body: string): ReceivedPush {
   const { config } = account;
-  const format = detectFormat(body);
   if (query.encrypt_type === undefined) {
-    if (config.security === 'safe')
+    if (config.security === 'safe') {
       throw new PolicyError('this account accepts only encrypted (safe or compat) pushes');
+    }
     verifySignature(config.token, query);
-    return { message: parseMessage(body, format), mode: 'plain', format };
+    const format = detectFormat(body);
+    return {
+      message: parseMessage(body, format),
+      mode: 'plain',
+      format,
+      plainSignature: (query.signature as string).toLowerCase(),
+    };
   }
   if (query.encrypt_type !== 'aes') throw new MessageFormatError('encrypt_type must be "aes"');
-  // Not validated as XML: only the Encrypt it yields matters, and msg_signature checks exactly that.
-  const envelope = parseFields(body, format, { validate: false });
-  const encrypt = envelope.Encrypt;
-  if (typeof encrypt !== 'string' || encrypt === '') throw new MessageFormatError('encrypted push without Encrypt');
-  verifyMsgSignature(config.token, query, encrypt);
   if (!account.key) throw new PolicyError('encrypted push, but this account has no EncodingAESKey configured');
+  const format = detectFormat(body);
+  const encrypt = verifyMsgSignature(config.token, query, encryptCandidates(body, format));
   const plaintext = decryptMessage(account.key, encrypt, config.appId);
-  // Compat mode carries the plaintext fields beside Encrypt; they are unauthenticated, so they are ignored.
-  const mode: PushMode = Object.keys(envelope).some((k) => k !== 'Encrypt' && k !== 'ToUserName') ? 'compat' : 'safe';
-  // Decrypted with our key and the AppID checked: WeChat wrote it, no need to validate it again.
+  const mode: PushMode = COMPAT_FIELD[format].test(body) ? 'compat' : 'safe';
+  // Decrypted with our key and the AppID checked: WeChat wrote it, no need to check the XML again.
   return { message: parseMessage(plaintext, detectFormat(plaintext), { validate: false }), mode, format };
 }

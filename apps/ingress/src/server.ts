@@ -1,7 +1,7 @@
 import { type Config, createRedis, INBOUND_QUEUE, type InboundJobData, type Logger, QUEUE_PREFIX } from '@wx-kf/shared';
 import { Queue } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
-import { Registry } from 'prom-client';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApp } from './app.js';
 
 export interface RunningIngress {
@@ -35,15 +35,32 @@ export async function startIngress(
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
-  logger.info({ url, accounts: config.accounts.map((a) => a.appId) }, 'ingress listening');
+  const metrics = config.ingressMetrics ? await metricsListener(registry, config.ingressMetrics) : undefined;
+  logger.info(
+    { url, accounts: config.accounts.map((a) => a.appId), metricsUrl: metrics?.listeningOrigin },
+    'ingress listening',
+  );
   return {
     app,
     url,
     registry,
     close: async () => {
+      await metrics?.close();
       await app.close();
       await queue.close();
       await redis.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** The ingress's own `/metrics` (with process metrics) and `/healthz`, apart from the public port. */
+async function metricsListener(registry: Registry, at: { host: string; port: number }): Promise<FastifyInstance> {
+  const processMetrics = new Registry();
+  collectDefaultMetrics({ register: processMetrics });
+  const all = Registry.merge([registry, processMetrics]);
+  const server = Fastify({ logController: new LogController({ disableRequestLogging: true }) });
+  server.get('/healthz', async () => ({ status: 'ok' }));
+  server.get('/metrics', async (_req, reply) => reply.type(all.contentType).send(await all.metrics()));
+  await server.listen(at);
+  return server;
 }

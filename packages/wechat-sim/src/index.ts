@@ -1,3 +1,4 @@
+export * from './catalogue.js';
 export * from './faults.js';
 export * from './push-client.js';
 export * from './samples.js';

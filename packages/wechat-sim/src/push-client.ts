@@ -31,6 +31,8 @@ export type Tamper =
 export interface PushOptions {
   account: PushAccount;
   message: FieldMap;
+  /** The message as WeChat wrote it (e.g. the documentation's indented XML) instead of `message` formatted. */
+  plaintext?: string;
   mode?: PushMode;
   format?: PushFormat;
   timestamp?: string;
@@ -84,11 +86,12 @@ export function buildPush(options: PushOptions): Push {
     nonce,
     openid: String(message.FromUserName ?? ''),
   };
+  const plaintext = options.plaintext ?? formatFields(message, format);
   let body: string;
   if (mode === 'plain') {
-    body = formatFields(message, format);
+    body = plaintext;
   } else {
-    const encrypt = encryptFor(options, formatFields(message, format));
+    const encrypt = encryptFor(options, plaintext);
     const msgSignature = computeMsgSignature(account.token, timestamp, nonce, encrypt);
     const sent =
       tamper === 'ciphertext' ? `${encrypt.slice(0, 8)}${encrypt[8] === 'A' ? 'B' : 'A'}${encrypt.slice(9)}` : encrypt;
@@ -96,7 +99,10 @@ export function buildPush(options: PushOptions): Push {
     query.msg_signature = tamper === 'msg_signature' ? flipHex(msgSignature) : msgSignature;
     const envelope =
       mode === 'safe' ? { ToUserName: message.ToUserName ?? '', Encrypt: sent } : { ...message, Encrypt: sent };
-    body = formatFields(envelope as FieldMap, format);
+    body =
+      mode === 'compat' && options.plaintext && format === 'xml'
+        ? options.plaintext.replace(/<\/xml>\s*$/, `<Encrypt><![CDATA[${sent}]]></Encrypt></xml>`)
+        : formatFields(envelope as FieldMap, format);
   }
   return { query, body, contentType: format === 'xml' ? 'text/xml' : 'application/json', mode, format, message };
 }

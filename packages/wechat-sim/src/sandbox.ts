@@ -7,7 +7,8 @@ export const SANDBOX_ACCOUNT: AccountConfig = {
   token: 'sandboxToken',
   aesKey: 'SandboxEncodingAESKeyForTheWxKfDemoOnly0000',
   type: 'miniprogram',
-  security: 'any',
+  // As a real account with an AES key is by default: only encrypted pushes.
+  security: 'safe',
 };
 
 /** Where `pnpm start` puts the simulator in demo mode (and where `pnpm sim push` looks for it). */

@@ -40,6 +40,8 @@ export interface Config {
   workerMetricsPort?: number | undefined;
   /** Address of a worker's metrics listener (loopback unless told otherwise). */
   workerMetricsHost: string;
+  /** An ingress's own `/metrics` listener (never on the public port); unset = none. */
+  ingressMetrics?: { host: string; port: number } | undefined;
   /** How long a worker holds a job before others may take it over (stalled-job recovery after a crash). */
   workerLockMs: number;
   /** HTTP(S) proxy for calls to the WeChat API (an egress IP on the API whitelist). */
@@ -86,6 +88,8 @@ const envSchema = z.object({
   ADMIN_API_KEY: optional(z.string().min(16, 'must be at least 16 characters')),
   WORKER_METRICS_PORT: optional(port),
   WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  INGRESS_METRICS_PORT: optional(port),
+  INGRESS_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
   WECHAT_API_PROXY: optional(z.url({ protocol: /^https?$/ })),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -147,7 +151,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(withSecretFiles(env, problems));
   if (!parsed.success || problems.length > 0) {
     // Issue messages never quote the value: a secret must not reach the terminal or a log.
-    throw new ConfigError([...problems, ...(parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [])]);
+    throw new ConfigError([
+      ...problems,
+      ...(parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? []),
+    ]);
   }
   const e = parsed.data;
   const accounts: AccountConfig[] = [];
@@ -212,6 +219,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workerMetricsHost: e.WORKER_METRICS_HOST,
+    ingressMetrics:
+      e.INGRESS_METRICS_PORT === undefined ? undefined : { host: e.INGRESS_METRICS_HOST, port: e.INGRESS_METRICS_PORT },
     workerLockMs: e.WORKER_LOCK_DURATION_MS,
     apiProxy: e.WECHAT_API_PROXY,
     logLevel: e.LOG_LEVEL,

@@ -62,8 +62,19 @@ export const JOB_RETENTION: Pick<DefaultJobOptions, 'removeOnComplete' | 'remove
  * (WeChat retries, several ingress replicas) maps to the same job. Readable for MsgIds; hashed for events.
  */
 export function inboundJobId(appId: string, message: InboundMessage): string {
-  if (message.MsgId) return `${appId}-m${message.MsgId}`;
-  return `${appId}-e${createHash('sha1').update(dedupKey(message)).digest('hex').slice(0, 24)}`;
+  const key = dedupKey(message);
+  if (key.startsWith('m:')) return `${appId}-m${key.slice(2)}`;
+  return `${appId}-e${createHash('sha1').update(key).digest('hex').slice(0, 24)}`;
+}
+
+/** BullMQ's de-duplication key for an inbound job id: present while a delivery of that push is remembered. */
+export function inboundDedupKey(jobId: string): string {
+  return `${QUEUE_PREFIX}:${INBOUND_QUEUE}:de:${jobId}`;
+}
+
+/** The body digest a plaintext push's signature triple is bound to (one signature, one body). */
+export function signatureBindingKey(appId: string, signature: string): string {
+  return `${QUEUE_PREFIX}:sig:${appId}:${signature}`;
 }
 
 /** Inbound jobs: a failing handler is retried with backoff before the job fails. */

@@ -32,6 +32,38 @@ export function detectFormat(body: string): PushFormat {
   throw new MessageFormatError('body is neither XML nor a JSON object');
 }
 
+/** Keys that could change an object's prototype or shape downstream: refused wherever they occur. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Elements WeChat repeats inside lists (`SendPicsInfo.PicList.item`, `SubscribeMsg*Event.List`,
+ * `CopyrightCheckResult.ResultList.item`, `PublishEventInfo.article_detail.item`): always arrays, even with one
+ * entry, so a list's shape does not depend on its length or on XML versus JSON.
+ */
+export const LIST_FIELDS: ReadonlySet<string> = new Set(['item', 'List']);
+
+/**
+ * The parser's output in one shape: strings for every scalar (numbers keep their digits), no whitespace-only
+ * text between child elements (an indented body stores what a compact one does), list elements as arrays,
+ * and no prototype keys. Depth is bounded.
+ */
+function normalize(value: unknown, depth: number): FieldValue {
+  if (typeof value === 'string') return value;
+  if (value === null || value === undefined) return '';
+  if (typeof value !== 'object') return String(value);
+  if (depth >= MAX_DEPTH) throw new MessageFormatError(`body nested deeper than ${MAX_DEPTH} levels`);
+  if (Array.isArray(value)) return value.map((v) => normalize(v, depth + 1));
+  const out: FieldMap = {};
+  for (const key of Object.keys(value)) {
+    if (FORBIDDEN_KEYS.has(key)) throw new MessageFormatError(`field name "${key}" is not accepted`);
+    const v = (value as Record<string, unknown>)[key];
+    if (key === '#text' && typeof v === 'string' && v.trim() === '') continue;
+    const n = normalize(v, depth + 1);
+    out[key] = LIST_FIELDS.has(key) && depth > 0 && !Array.isArray(n) ? [n] : n;
+  }
+  return out;
+}
+
 function parseXml(body: string, validate: boolean): FieldMap {
   // A DTD can define entities (billion laughs, external entities); WeChat never sends one.
   if (/<!DOCTYPE|<!ENTITY/i.test(body)) throw new MessageFormatError('XML with a DOCTYPE or ENTITY is not accepted');
@@ -46,29 +78,9 @@ function parseXml(body: string, validate: boolean): FieldMap {
   if (roots.length !== 1 || typeof root !== 'object' || root === null || Array.isArray(root)) {
     throw new MessageFormatError('XML must have a single <xml> root element');
   }
-  const fields = root as FieldMap;
+  const fields = normalize(root, 0) as FieldMap;
   delete fields['#text'];
   return fields;
-}
-
-function depthOf(value: unknown, depth: number): number {
-  if (depth > MAX_DEPTH) return depth;
-  if (typeof value !== 'object' || value === null) return depth;
-  let max = depth;
-  for (const v of Object.values(value)) max = Math.max(max, depthOf(v, depth + 1));
-  return max;
-}
-
-function scalarToString(value: unknown): FieldValue {
-  if (typeof value === 'string') return value;
-  if (value === null) return '';
-  if (Array.isArray(value)) return value.map(scalarToString);
-  if (typeof value === 'object') {
-    const out: FieldMap = {};
-    for (const [k, v] of Object.entries(value)) out[k] = scalarToString(v);
-    return out;
-  }
-  return String(value);
 }
 
 // A number that JSON.parse could change: more than 15 digits, a fraction or an exponent.
@@ -91,8 +103,7 @@ function parseJson(body: string): FieldMap {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new MessageFormatError('JSON body must be an object');
   }
-  if (depthOf(doc, 0) > MAX_DEPTH) throw new MessageFormatError(`JSON nested deeper than ${MAX_DEPTH} levels`);
-  return scalarToString(doc) as FieldMap;
+  return normalize(doc, 0) as FieldMap;
 }
 
 export interface ParseOptions {

@@ -188,7 +188,16 @@ describe('dedupKey', () => {
     const location = parseMessage(formatFields(samples['event LOCATION'] as FieldMap, 'xml'));
     const view = parseMessage(formatFields(samples['event VIEW'] as FieldMap, 'xml'));
     expect(dedupKey(location)).not.toBe(dedupKey(view));
-    expect(dedupKey(view)).toBe(`e:${base.FromUserName}|${base.CreateTime}|event|VIEW|https://example.com`);
+    // The same event with any other field changed (another location) is another push.
+    const moved = parseMessage(formatFields({ ...(samples['event LOCATION'] as FieldMap), Latitude: '0.5' }, 'xml'));
+    expect(dedupKey(moved)).not.toBe(dedupKey(location));
+  });
+
+  it('keys a job result on its own id, and a text message spelled MsgID on that id', () => {
+    const result = { ...base, MsgType: 'event', Event: 'TEMPLATESENDJOBFINISH', MsgID: '200163836', Status: 'success' };
+    expect(dedupKey(parseMessage(formatFields(result, 'xml')))).toBe('e:TEMPLATESENDJOBFINISH:200163836');
+    const text = { ...base, MsgType: 'text', Content: 'x', MsgID: MSG_ID };
+    expect(dedupKey(parseMessage(formatFields(text, 'json')))).toBe(`m:${MSG_ID}`);
   });
 
   it('is the same for the same push in either format', () => {

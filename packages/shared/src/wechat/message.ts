@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   detectFormat,
   type FieldMap,
@@ -97,16 +98,69 @@ const REQUIRED_BY_TYPE: Record<string, readonly string[]> = {
   event: ['Event'],
 };
 
+/**
+ * Top-level fields the protocol defines as a single value (messages and events of Mini Programs and Official
+ * Accounts): a repeated element or an object in their place is refused, so readers can rely on a string.
+ */
+const SCALAR_FIELDS = new Set([
+  ...COMMON_FIELDS,
+  'MsgId',
+  'MsgID',
+  'MsgDataId',
+  'Idx',
+  'Content',
+  'bizmsgmenuid',
+  'PicUrl',
+  'MediaId',
+  'Format',
+  'Recognition',
+  'ThumbMediaId',
+  'Location_X',
+  'Location_Y',
+  'Scale',
+  'Label',
+  'Title',
+  'Description',
+  'Url',
+  'PagePath',
+  'AppId',
+  'ThumbUrl',
+  'Event',
+  'EventKey',
+  'SessionFrom',
+  'Ticket',
+  'Latitude',
+  'Longitude',
+  'Precision',
+  'MenuId',
+  'KfAccount',
+  'FromKfAccount',
+  'ToKfAccount',
+  'CloseType',
+  'Status',
+  'TotalCount',
+  'FilterCount',
+  'SentCount',
+  'ErrorCount',
+]);
+
 /** Checks a push's fields and types them as a message; unknown MsgTypes pass as OtherMessage. */
 export function toMessage(fields: FieldMap): InboundMessage {
+  for (const name of Object.keys(fields)) {
+    if (SCALAR_FIELDS.has(name) && typeof fields[name] !== 'string') {
+      throw new MessageFormatError(`message field ${name} must be a single value`);
+    }
+  }
   for (const name of COMMON_FIELDS) {
     if (typeof fields[name] !== 'string' || fields[name] === '') {
       throw new MessageFormatError(`message field ${name} is missing or not a string`);
     }
   }
   if (!/^\d{1,12}$/.test(fields.CreateTime as string)) throw new MessageFormatError('CreateTime is not a unix time');
-  if (fields.MsgId !== undefined && !/^\d{1,20}$/.test(fields.MsgId as string)) {
-    throw new MessageFormatError('MsgId is not a decimal id');
+  for (const name of ['MsgId', 'MsgID'] as const) {
+    if (fields[name] !== undefined && !/^\d{1,20}$/.test(fields[name] as string)) {
+      throw new MessageFormatError(`${name} is not a decimal id`);
+    }
   }
   for (const name of REQUIRED_BY_TYPE[fields.MsgType as string] ?? []) {
     if (typeof fields[name] !== 'string') {
@@ -125,13 +179,39 @@ export function parseMessage(
   return toMessage(parseFields(body, format, options));
 }
 
+/** The fields in one canonical text (keys sorted at every level), so equal messages digest alike. */
+function canonical(value: FieldValue | undefined): string {
+  if (typeof value === 'string' || value === undefined) return JSON.stringify(value ?? '');
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  const keys = Object.keys(value).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(',')}}`;
+}
+
+/** The event's own id, where WeChat gives it one (job results carry the MsgID or publish_id of the job). */
+function eventId(message: InboundMessage): string | undefined {
+  if (typeof message.MsgID === 'string') return message.MsgID;
+  const info = message.PublishEventInfo;
+  if (info && typeof info === 'object' && !Array.isArray(info) && typeof info.publish_id === 'string') {
+    return info.publish_id;
+  }
+  return undefined;
+}
+
 /**
- * The de-duplication key of a message within one account: MsgId when there is one, else
- * FromUserName|CreateTime|MsgType|Event|EventKey (two events of one user in one second differ by Event/EventKey).
+ * The de-duplication key of a message within one account: its MsgId (`MsgID` accepted too); for an event its
+ * own id where it has one; otherwise a digest of every field. Re-deliveries of one push are identical, so they
+ * share the key; two different events from one user in one second (two template results, a kf switch to
+ * another agent, another location) differ in some field, so they never do.
  */
 export function dedupKey(message: InboundMessage): string {
-  if (message.MsgId) return `m:${message.MsgId}`;
-  const eventKey = typeof message.EventKey === 'string' ? message.EventKey : '';
-  const event = typeof message.Event === 'string' ? message.Event : '';
-  return `e:${message.FromUserName}|${message.CreateTime}|${message.MsgType}|${event}|${eventKey}`;
+  if (message.MsgType !== 'event') {
+    const id = message.MsgId ?? message.MsgID;
+    if (typeof id === 'string') return `m:${id}`;
+  } else {
+    const id = eventId(message);
+    if (id !== undefined) return `e:${message.Event}:${id}`;
+  }
+  return `d:${createHash('sha256')
+    .update(canonical(message as FieldMap))
+    .digest('hex')}`;
 }

@@ -37,12 +37,17 @@ export function verifySignature(token: string, q: SignedQuery): void {
   }
 }
 
-/** Throws SignatureError unless `msg_signature` is right for this token and `Encrypt` value. */
-export function verifyMsgSignature(token: string, q: SignedQuery, encrypt: string): void {
+/**
+ * Returns the `Encrypt` value that `msg_signature` authenticates for this token (one value, or the candidates
+ * an envelope showed); throws SignatureError when none matches.
+ */
+export function verifyMsgSignature(token: string, q: SignedQuery, encrypt: string | readonly string[]): string {
   if (!q.msg_signature || !q.timestamp || !q.nonce) {
     throw new SignatureError('msg_signature, timestamp and nonce are required');
   }
-  if (!safeEqual(computeMsgSignature(token, q.timestamp, q.nonce, encrypt), q.msg_signature.toLowerCase())) {
-    throw new SignatureError('msg_signature does not match');
+  const expected = q.msg_signature.toLowerCase();
+  for (const candidate of typeof encrypt === 'string' ? [encrypt] : encrypt) {
+    if (safeEqual(computeMsgSignature(token, q.timestamp, q.nonce, candidate), expected)) return candidate;
   }
+  throw new SignatureError('msg_signature does not match');
 }

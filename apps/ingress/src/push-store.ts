@@ -1,0 +1,62 @@
+import { type InboundJobData, inboundDedupKey, type inboundJob, SignatureError } from '@wx-kf/shared';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { signatureBinder } from './signature-binding.js';
+
+/** Redis did not take the push in time (or at all): answered 503, so WeChat delivers it again. */
+export class UnavailableError extends Error {
+  override readonly name = 'UnavailableError';
+}
+
+/** Rejects with UnavailableError when `promise` takes longer than `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new UnavailableError(`redis did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface PushStoreOptions {
+  /** The inbound queue, on a producer connection (fails fast while Redis is down). */
+  queue: Queue<InboundJobData>;
+  redis: Redis;
+  /** Longest wait for Redis before answering 503 (WeChat gives up after 5 s). */
+  timeoutMs: number;
+  timestampToleranceSeconds: number;
+}
+
+/** A plaintext push's signature and the raw body it came with, to bind them (see signature-binding.ts). */
+export interface PlainSignature {
+  appId: string;
+  signature: string;
+  timestamp: string | undefined;
+  body: Buffer;
+}
+
+/**
+ * Stores verified pushes: one job per message (BullMQ de-duplicates on the job id), each within the timeout.
+ * Resolves whether the push was delivered before; throws SignatureError for a plaintext signature that came
+ * with another body, UnavailableError for anything Redis did not do.
+ */
+export function pushStore(options: PushStoreOptions) {
+  const { queue, redis, timeoutMs } = options;
+  const bind = signatureBinder(redis, options.timestampToleranceSeconds);
+  const store = async (job: ReturnType<typeof inboundJob>, plain?: PlainSignature): Promise<boolean> => {
+    if (plain) await bind(plain.appId, plain.signature, plain.body, plain.timestamp);
+    // Sent before the add on the same (auto-pipelined) connection: whether this push was delivered before.
+    const seen = redis.exists(inboundDedupKey(job.opts.jobId), `${queue.qualifiedName}:${job.opts.jobId}`);
+    await queue.add(job.name, job.data, job.opts);
+    return (await seen) > 0;
+  };
+  return async (job: ReturnType<typeof inboundJob>, plain?: PlainSignature): Promise<{ duplicate: boolean }> => {
+    try {
+      return { duplicate: await withTimeout(store(job, plain), timeoutMs) };
+    } catch (error) {
+      if (error instanceof SignatureError || error instanceof UnavailableError) throw error;
+      throw new UnavailableError((error as Error).message);
+    }
+  };
+}
+
+export type PushStore = ReturnType<typeof pushStore>;
