@@ -1,8 +1,26 @@
-import { readFileSync } from 'node:fs';
-import { CONFIG_VARIABLES } from '@wx-kf/shared';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, posix } from 'node:path';
+import { CONFIG_VARIABLES } from '@wx-kf/shared/config';
 import { describe, expect, it } from 'vitest';
 
-const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
+const root = new URL('../', import.meta.url);
+const read = (file: string) => readFileSync(new URL(file, root), 'utf8');
+
+/** README.md and every page under docs/, as paths relative to the repository root. */
+const pages = [
+  'README.md',
+  ...readdirSync(new URL('docs/', root))
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => `docs/${name}`),
+];
+
+/** The targets of inline Markdown links `[text](target)` outside fenced code blocks. */
+function linkTargets(markdown: string): string[] {
+  const prose = markdown.replace(/^```[\s\S]*?^```/gm, '');
+  return [...prose.matchAll(/\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((m) => m[1] as string);
+}
+
+const external = (target: string) => /^[a-z][a-z0-9+.-]*:/i.test(target);
 
 describe('docs match the code', () => {
   it('.env.example lists every configuration variable, and nothing else', () => {
@@ -10,10 +28,37 @@ describe('docs match the code', () => {
     expect(new Set(listed)).toEqual(new Set(CONFIG_VARIABLES));
   });
 
-  it('the README documents every configuration variable and every root command', () => {
+  it('docs/configuration.md documents every configuration variable', () => {
+    const page = read('docs/configuration.md');
+    for (const name of CONFIG_VARIABLES) expect(page, name).toContain(`\`${name}\``);
+  });
+
+  it('the README documents every root command', () => {
     const readme = read('README.md');
-    for (const name of CONFIG_VARIABLES) expect(readme, name).toContain(`\`${name}\``);
     const scripts = Object.keys(JSON.parse(read('package.json')).scripts as Record<string, string>);
     for (const script of scripts) expect(readme, script).toContain(`pnpm ${script}`);
+  });
+
+  it('the README links every page under docs/', () => {
+    const linked = new Set(linkTargets(read('README.md')).map((target) => posix.normalize(target)));
+    for (const page of pages.filter((p) => p.startsWith('docs/'))) expect([...linked], page).toContain(page);
+  });
+
+  it('every relative link in README.md and docs/*.md points at an existing file, without an anchor', () => {
+    const problems: string[] = [];
+    for (const page of pages) {
+      for (const target of linkTargets(read(page))) {
+        if (external(target)) continue;
+        if (target.includes('#')) {
+          problems.push(`${page}: ${target}: links carry no anchor (headings change; link the file)`);
+          continue;
+        }
+        const path = posix.normalize(posix.join(dirname(page), decodeURI(target)));
+        if (path.startsWith('../') || !existsSync(new URL(path, root))) {
+          problems.push(`${page}: ${target}: no such file in the repository`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
   });
 });
