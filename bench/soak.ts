@@ -1,6 +1,7 @@
 // Memory over 100 000 messages: ingress and worker RSS sampled as the replies arrive (should stay flat: retained
 // jobs live in Redis, capped by count), plus Redis memory at the end.
 
+import { accountEnv } from '@wx-kf/shared/config';
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import autocannon from 'autocannon';
@@ -19,15 +20,10 @@ const TOTAL = Number(process.env.BENCH_SOAK ?? 100_000);
 export async function benchSoak(): Promise<string> {
   const redis = await RedisServer.start();
   const [simPort, port] = [await freePort(), await freePort()];
-  const accountEnv = {
-    WECHAT_APP_ID: ACCOUNT.appId,
-    WECHAT_APP_SECRET: ACCOUNT.appSecret,
-    WECHAT_TOKEN: ACCOUNT.token,
-    WECHAT_AES_KEY: ACCOUNT.aesKey,
-  };
-  const { url: simUrl, target: sim } = await spawnSim(simPort, accountEnv);
+  const ACCOUNT_ENV = accountEnv(ACCOUNT);
+  const { url: simUrl, target: sim } = await spawnSim(simPort, ACCOUNT_ENV);
   const env = {
-    ...accountEnv,
+    ...ACCOUNT_ENV,
     REDIS_URL: redis.url,
     WECHAT_API_BASE: simUrl,
     HOST: '127.0.0.1',

@@ -1,6 +1,7 @@
 // Ack latency as load rises: the synchronous style (token + custom/send inside the push request) against the
 // wx-kf ingress, both taking the same safe-mode XML pushes, with the simulator answering in 20 ms.
 
+import { accountEnv } from '@wx-kf/shared/config';
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import autocannon from 'autocannon';
@@ -18,13 +19,8 @@ const CONNECTIONS = 1000; // WeChat opens as many connections as it has pushes; 
 export async function benchSync(): Promise<string> {
   const redis = await RedisServer.start();
   const simPort = await freePort();
-  const accountEnv = {
-    WECHAT_APP_ID: ACCOUNT.appId,
-    WECHAT_APP_SECRET: ACCOUNT.appSecret,
-    WECHAT_TOKEN: ACCOUNT.token,
-    WECHAT_AES_KEY: ACCOUNT.aesKey,
-  };
-  const { url: simUrl, target: sim } = await spawnSim(simPort, accountEnv, 20);
+  const ACCOUNT_ENV = accountEnv(ACCOUNT);
+  const { url: simUrl, target: sim } = await spawnSim(simPort, ACCOUNT_ENV, 20);
   const bodies = Array.from({ length: 30_000 }, () => {
     const p = buildPush({ account: ACCOUNT, message: sampleMessage('text'), mode: 'safe', format: 'xml' });
     return { path: `/wechat/${ACCOUNT.appId}?${new URLSearchParams(p.query)}`, body: p.body };
@@ -46,7 +42,7 @@ export async function benchSync(): Promise<string> {
       ],
       [
         'wx-kf ingress (store, answer; replies sent later)',
-        (port: number) => spawnIngress(port, { ...accountEnv, REDIS_URL: redis.url }),
+        (port: number) => spawnIngress(port, { ...ACCOUNT_ENV, REDIS_URL: redis.url }),
       ],
     ] as const) {
       for (const rate of RATES) {

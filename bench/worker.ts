@@ -1,8 +1,11 @@
 // Worker drain rate against a plain BullMQ loop (the ceiling), and push→send latency at a steady 500 pushes/s.
+
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { INBOUND_QUEUE, type InboundJobData, type InboundMessage, inboundJob, QUEUE_PREFIX } from '@wx-kf/shared';
+import { accountEnv } from '@wx-kf/shared/config';
+import { INBOUND_QUEUE, inboundJob, openQueue } from '@wx-kf/shared/queue';
+import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import { Queue } from 'bullmq';
@@ -24,12 +27,7 @@ const dir = mkdtempSync(join(tmpdir(), 'wx-kf-bench-'));
 const rules = join(dir, 'rules.json');
 writeFileSync(rules, JSON.stringify({ fallback: [{ msgtype: 'text', text: { content: 'got {{Content}}' } }] }));
 
-const accountEnv = {
-  WECHAT_APP_ID: ACCOUNT.appId,
-  WECHAT_APP_SECRET: ACCOUNT.appSecret,
-  WECHAT_TOKEN: ACCOUNT.token,
-  WECHAT_AES_KEY: ACCOUNT.aesKey,
-};
+const ACCOUNT_ENV = accountEnv(ACCOUNT);
 
 async function simState(
   simUrl: string,
@@ -112,7 +110,7 @@ async function drain(
             'apps/worker/src/main.ts',
             [],
             {
-              ...accountEnv,
+              ...ACCOUNT_ENV,
               REDIS_URL: redisUrl,
               WECHAT_API_BASE: simUrl,
               REPLY_RULES_FILE: rules,
@@ -137,7 +135,7 @@ async function drain(
       for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
       await queue.close();
     } else {
-      const queue = new Queue<InboundJobData>(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+      const queue = openQueue(INBOUND_QUEUE, redis);
       const jobs = inboundJobs(n, `${processes}_${concurrency}_${tag}_${Date.now()}`);
       for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
       await queue.close();
@@ -154,7 +152,7 @@ async function drain(
   const rss = Math.max(...workers.map((w) => rssMiB(w.child.pid as number)));
   const result: Drain = { rate: JOBS / seconds, cpu, rss, tokens: (await tokenRequests(simUrl)) - tokens0 };
   if (kind === 'wx-kf') {
-    const view = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+    const view = openQueue(INBOUND_QUEUE, redis);
     const retained = (await view.getJobCounts('completed')).completed ?? 0;
     await view.close();
     const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
@@ -181,7 +179,7 @@ async function steadyLatency(
   redis.disconnect();
   const port = await freePort();
   const env = {
-    ...accountEnv,
+    ...ACCOUNT_ENV,
     REDIS_URL: redisUrl,
     WECHAT_API_BASE: simUrl,
     REPLY_RULES_FILE: rules,
@@ -246,7 +244,7 @@ async function steadyLatency(
 export async function benchWorker(): Promise<string> {
   const redis = await RedisServer.start();
   const simPort = await freePort();
-  const { url: simUrl, target: sim } = await spawnSim(simPort, accountEnv, SIM_LATENCY_MS);
+  const { url: simUrl, target: sim } = await spawnSim(simPort, ACCOUNT_ENV, SIM_LATENCY_MS);
   const rows: (string | number)[][] = [];
   let latency: Awaited<ReturnType<typeof steadyLatency>> | undefined;
   try {
@@ -284,7 +282,7 @@ export async function benchWorker(): Promise<string> {
       ]);
     }
     // A fresh simulator: the one above holds every message of the drains, and its GC pauses would show as latency.
-    const fresh = await spawnSim(await freePort(), accountEnv, SIM_LATENCY_MS);
+    const fresh = await spawnSim(await freePort(), ACCOUNT_ENV, SIM_LATENCY_MS);
     try {
       latency = await steadyLatency(redis.url, fresh.url);
     } finally {

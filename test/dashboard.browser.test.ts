@@ -1,15 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { type RunningAdmin, startAdmin } from '@wx-kf/admin';
-import {
-  createLogger,
-  createRedis,
-  loadConfig,
-  OUTBOUND_JOB_OPTIONS,
-  OUTBOUND_QUEUE,
-  QUEUE_PREFIX,
-} from '@wx-kf/shared';
+import { loadConfig } from '@wx-kf/shared/config';
+import { createLogger } from '@wx-kf/shared/log';
+import { OUTBOUND_JOB_OPTIONS, OUTBOUND_QUEUE, openQueue, QUEUE_PREFIX } from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
 import { freePort, isolatedRedisUrl } from '@wx-kf/testkit';
-import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { UnrecoverableError, Worker } from 'bullmq';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -41,7 +37,7 @@ beforeAll(async () => {
     ADMIN_PASSWORD: 'dashboard-pass',
   });
   const redis = createRedis(redisUrl, 'client');
-  const outbound = new Queue(OUTBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  const outbound = openQueue(OUTBOUND_QUEUE, redis);
   await outbound.add(
     'send',
     { appId: 'wxdashboard000001', touser: 'o_late', replies: [], sent: 0, source: 'api', msgKey: 'k' },

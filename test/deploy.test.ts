@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
-import { CONFIG_VARIABLES, SECRET_VARIABLES } from '@wx-kf/shared';
+import { CONFIG_VARIABLES, SECRET_VARIABLES } from '@wx-kf/shared/config';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 

@@ -1,7 +1,8 @@
-import { createRedis, INBOUND_QUEUE, QUEUE_PREFIX } from '@wx-kf/shared';
+import { accountEnv } from '@wx-kf/shared/config';
+import { INBOUND_QUEUE, openQueue } from '@wx-kf/shared/queue';
+import { createRedis, redisKeys } from '@wx-kf/shared/redis';
 import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { buildPush, deliverPush, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
-import { Queue } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const account = {
@@ -11,10 +12,7 @@ const account = {
   aesKey: 'IngressProcessTestEncodingAESKey00000000000',
 };
 const env = (extra: NodeJS.ProcessEnv) => ({
-  WECHAT_APP_ID: account.appId,
-  WECHAT_APP_SECRET: account.appSecret,
-  WECHAT_TOKEN: account.token,
-  WECHAT_AES_KEY: account.aesKey,
+  ...accountEnv(account),
   HOST: '127.0.0.1',
   LOG_LEVEL: 'debug',
   ...extra,
@@ -26,7 +24,7 @@ afterAll(async () => {
 
 async function storedIds(redisUrl: string): Promise<Set<string>> {
   const redis = createRedis(redisUrl, 'client');
-  const queue = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  const queue = openQueue(INBOUND_QUEUE, redis);
   const jobs = await queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed']);
   await queue.close();
   redis.disconnect();
@@ -132,7 +130,7 @@ describe('ingress process', () => {
       expect(workerMetrics).toContain(`wxkf_token_requests_total{app_id="${account.appId}",result="ok"} 1`);
       expect(await (await fetch(`http://127.0.0.1:${workerMetricsPort}/healthz`)).json()).toEqual({ status: 'ok' });
       const token = JSON.parse(
-        (await createRedis(redisUrl, 'client').get(`${QUEUE_PREFIX}:token:${account.appId}`)) ?? '{}',
+        (await createRedis(redisUrl, 'client').get(redisKeys.token(account.appId))) ?? '{}',
       ).token;
       await Promise.all([ingress.stop('SIGTERM'), worker.stop('SIGTERM'), admin.stop('SIGTERM')]);
       const logs = [...ingress.output, ...worker.output, ...admin.output].join('\n');

@@ -1,17 +1,17 @@
 import {
-  createRedis,
   INBOUND_QUEUE,
   type InboundJobData,
-  type InboundMessage,
   inboundJob,
   OUTBOUND_JOB_OPTIONS,
   OUTBOUND_QUEUE,
   type OutboundJobData,
-  pauseKey,
+  openQueue,
   QUEUE_PREFIX,
-} from '@wx-kf/shared';
+} from '@wx-kf/shared/queue';
+import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
-import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { type Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -44,7 +44,7 @@ const job = (touser: string): OutboundJobData => ({
 beforeAll(async () => {
   redisUrl = await isolatedRedisUrl();
   redis = createRedis(redisUrl, 'client');
-  outbound = new Queue(OUTBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  outbound = openQueue(OUTBOUND_QUEUE, redis);
   // One job fails permanently the way a 45015 would, one completes, one waits.
   await outbound.add('send', job('o_failed'), { ...OUTBOUND_JOB_OPTIONS, jobId: 'job-failed' });
   await outbound.add('send', job('o_done'), { ...OUTBOUND_JOB_OPTIONS, jobId: 'job-done' });
@@ -66,7 +66,7 @@ beforeAll(async () => {
   await outbound.add('send', job('o_waiting'), { ...OUTBOUND_JOB_OPTIONS, jobId: 'job-waiting' });
 
   // A push whose first reply was accepted and whose second was refused for good: a failed inbound job.
-  inbound = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  inbound = openQueue(INBOUND_QUEUE, redis);
   const message = {
     ToUserName: 'gh_x',
     FromUserName: 'o_asker',
@@ -165,8 +165,8 @@ describe('pnpm queues', () => {
 
   it('pauses and resumes one account’s sends; the pause has no expiry and shows in stats and paused', async () => {
     expect((await cli('pause', '--account', APP)).code).toBe(0);
-    expect(await redis.get(pauseKey(APP))).toBe('paused by an operator');
-    expect(await redis.pttl(pauseKey(APP))).toBe(-1);
+    expect(await redis.get(redisKeys.paused(APP))).toBe('paused by an operator');
+    expect(await redis.pttl(redisKeys.paused(APP))).toBe(-1);
     const stats = JSON.parse((await cli('stats', '--json')).out);
     expect(stats.accounts[APP]).toEqual({
       paused: true,
@@ -178,14 +178,14 @@ describe('pnpm queues', () => {
     const paused = JSON.parse((await cli('paused', '--json')).out);
     expect(paused).toEqual([{ appId: APP, reason: 'operator', detail: 'paused by an operator', until: null }]);
     // A 45009 pause, stored by a worker, is listed with its end even without a configuration.
-    await redis.set(pauseKey('wxquota0000000001'), '45009 reach max api daily quota limit', 'PX', 3_600_000);
+    await redis.set(redisKeys.paused('wxquota0000000001'), '45009 reach max api daily quota limit', 'PX', 3_600_000);
     const listed = await cliWith({}, 'paused');
     expect(listed.code).toBe(0);
     expect(listed.out).toMatch(/wxquota0000000001\s*│\s*quota\s*│\s*\d{4}-\d\d-\d\dT[\d:.]+Z/);
-    await redis.del(pauseKey('wxquota0000000001'));
+    await redis.del(redisKeys.paused('wxquota0000000001'));
     const resumed = await cli('resume', '--account', APP);
     expect(resumed.out).toContain(`resumed sends of ${APP}`);
-    expect(await redis.exists(pauseKey(APP))).toBe(0);
+    expect(await redis.exists(redisKeys.paused(APP))).toBe(0);
     await cli('pause');
     expect(await outbound.isPaused()).toBe(true);
     await cli('resume');
@@ -198,12 +198,12 @@ describe('pnpm queues', () => {
     expect(unknown.out.split('\n')).toEqual([
       `queues: unknown account "wxnotthere" (configured: ${APP}); nothing paused`,
     ]);
-    expect(await redis.exists(pauseKey('wxnotthere'))).toBe(0);
+    expect(await redis.exists(redisKeys.paused('wxnotthere'))).toBe(0);
     const noConfig = await cliWith({}, 'pause', '--account', APP);
     expect(noConfig.code).toBe(1);
     expect(noConfig.out.split('\n')).toHaveLength(1);
     expect(noConfig.out).toContain('queues: cannot check --account: the configuration does not load');
-    expect(await redis.exists(pauseKey(APP))).toBe(0);
+    expect(await redis.exists(redisKeys.paused(APP))).toBe(0);
   });
 
   it('retry --failed prints how many jobs it retried', async () => {

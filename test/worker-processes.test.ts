@@ -1,18 +1,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createRedis,
-  INBOUND_QUEUE,
-  type InboundJobData,
-  type InboundMessage,
-  inboundJob,
-  OUTBOUND_QUEUE,
-  QUEUE_PREFIX,
-} from '@wx-kf/shared';
+import { INBOUND_QUEUE, type InboundJobData, inboundJob, OUTBOUND_QUEUE, openQueue } from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
+import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { Simulator, sampleMessage } from '@wx-kf/wechat-sim';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
@@ -83,7 +77,7 @@ beforeAll(async () => {
 beforeEach(async () => {
   redisUrl = await isolatedRedisUrl();
   redis = createRedis(redisUrl, 'client');
-  inbound = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  inbound = openQueue(INBOUND_QUEUE, redis);
   sim.reset();
 });
 afterEach(async () => {
@@ -166,7 +160,7 @@ describe('worker processes', () => {
   it('a job naming a local file fails in a real worker process: nothing is uploaded or sent', async () => {
     const w = worker();
     await w.waitFor('worker started');
-    const outbound = new Queue(OUTBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+    const outbound = openQueue(OUTBOUND_QUEUE, redis);
     try {
       const job = await outbound.add('send', {
         appId: APP_ID,

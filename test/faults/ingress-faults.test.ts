@@ -1,9 +1,12 @@
 // Reliability suite (pnpm test:faults): the ingress under a Redis crash, duplicate storms and fuzzing.
+
 import { readFileSync } from 'node:fs';
-import { createRedis, INBOUND_QUEUE, type InboundMessage, inboundJobId, QUEUE_PREFIX } from '@wx-kf/shared';
+import { accountEnv } from '@wx-kf/shared/config';
+import { INBOUND_QUEUE, inboundJobId, openQueue } from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
+import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { freePort, RedisServer, ServiceProcess } from '@wx-kf/testkit';
 import { buildPush, deliverPush, type Push, SAMPLE_TYPES, sampleMessage, type Tamper } from '@wx-kf/wechat-sim';
-import { Queue } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const account = {
@@ -29,10 +32,7 @@ async function ingress(
     REDIS_URL: redisUrl,
     HOST: '127.0.0.1',
     PORT: String(port),
-    WECHAT_APP_ID: account.appId,
-    WECHAT_APP_SECRET: account.appSecret,
-    WECHAT_TOKEN: account.token,
-    WECHAT_AES_KEY: account.aesKey,
+    ...accountEnv(account),
   });
   running.push(process);
   await process.waitFor('ingress listening');
@@ -41,7 +41,7 @@ async function ingress(
 
 async function storedJobs(redisUrl: string): Promise<Map<string, unknown>> {
   const redis = createRedis(redisUrl, 'client');
-  const queue = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  const queue = openQueue(INBOUND_QUEUE, redis);
   const jobs = await queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed'], 0, -1);
   await queue.close();
   redis.disconnect();

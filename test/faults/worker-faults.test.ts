@@ -2,21 +2,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createLogger,
-  createRedis,
-  INBOUND_QUEUE,
-  type InboundJobData,
-  type InboundMessage,
-  inboundJob,
-  loadConfig,
-  OUTBOUND_QUEUE,
-  QUEUE_PREFIX,
-} from '@wx-kf/shared';
+import { loadConfig } from '@wx-kf/shared/config';
+import { createLogger } from '@wx-kf/shared/log';
+import { INBOUND_QUEUE, inboundJob, OUTBOUND_JOB_OPTIONS, OUTBOUND_QUEUE, openQueue } from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
+import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { Simulator, sampleMessage } from '@wx-kf/wechat-sim';
 import { startWorker } from '@wx-kf/worker';
-import { Queue } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const APP_ID = 'wxworkerfaults001';
@@ -39,7 +32,7 @@ async function until(check: () => boolean | Promise<boolean>, ms: number): Promi
 
 async function pushAll(redisUrl: string, users: string[]): Promise<void> {
   const redis = createRedis(redisUrl, 'client');
-  const inbound = new Queue<InboundJobData>(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  const inbound = openQueue(INBOUND_QUEUE, redis);
   const jobs = users.map((u) =>
     inboundJob(APP_ID, sampleMessage('text', { fromUser: u, content: u }) as InboundMessage, {
       mode: 'safe',
@@ -143,15 +136,15 @@ describe('fault suite: workers', () => {
     await sim.listen();
     const redisUrl = await isolatedRedisUrl();
     const config = loadConfig(workerEnv(redisUrl, sim.url));
-    const worker = await startWorker(config, createLogger('faults', { level: 'silent' }), { retryDelayMs: 20 });
+    const worker = await startWorker(config, createLogger('faults', { level: 'silent' }), {
+      outboundJobOptions: { ...OUTBOUND_JOB_OPTIONS, backoff: { type: 'exponential', delay: 20, jitter: 0.5 } },
+    });
     const users = [...Array.from({ length: 480 }, (_, i) => `o_flaky_${i}`), ...permanent];
     await pushAll(redisUrl, users);
     const ok = users.filter((u) => !permanent.has(u));
     const redis = createRedis(redisUrl, 'client');
     // A reply is first sent by the push's own (inbound) job; only retries move to the outbound queue.
-    const queues = [INBOUND_QUEUE, OUTBOUND_QUEUE].map(
-      (q) => new Queue(q, { connection: redis, prefix: QUEUE_PREFIX }),
-    );
+    const queues = [openQueue(INBOUND_QUEUE, redis), openQueue(OUTBOUND_QUEUE, redis)];
     const allFailed = async () => (await Promise.all(queues.map((q) => q.getFailed(0, -1)))).flat();
     await until(async () => tally(sim, ok).missing === 0 && (await allFailed()).length === permanent.size, 90_000);
     const failed = await allFailed();

@@ -1,13 +1,7 @@
-import {
-  type Config,
-  createLogger,
-  createRedis,
-  loadConfig,
-  OUTBOUND_JOB_OPTIONS,
-  OUTBOUND_QUEUE,
-  pauseKey,
-  QUEUE_PREFIX,
-} from '@wx-kf/shared';
+import { type Config, loadConfig } from '@wx-kf/shared/config';
+import { createLogger } from '@wx-kf/shared/log';
+import { OUTBOUND_JOB_OPTIONS, OUTBOUND_QUEUE, QUEUE_PREFIX } from '@wx-kf/shared/queue';
+import { createRedis, redisKeys } from '@wx-kf/shared/redis';
 import { isolatedRedisUrl } from '@wx-kf/testkit';
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -362,12 +356,12 @@ describe('metrics: paused accounts', () => {
   it('exports wxkf_account_paused per account and reason', async () => {
     const metrics = async () => (await app.inject({ url: '/metrics', headers: { authorization: ADMIN } })).body;
     expect(await metrics()).toContain(`wxkf_account_paused{app_id="${APP}",reason="operator"} 0`);
-    await redis.set(pauseKey(APP), 'paused by an operator');
+    await redis.set(redisKeys.paused(APP), 'paused by an operator');
     expect(await metrics()).toContain(`wxkf_account_paused{app_id="${APP}",reason="operator"} 1`);
-    await redis.set(pauseKey(APP), '45009 reach max api daily quota limit', 'PX', 60_000);
+    await redis.set(redisKeys.paused(APP), '45009 reach max api daily quota limit', 'PX', 60_000);
     const body = await metrics();
     expect(body).toContain(`wxkf_account_paused{app_id="${APP}",reason="quota"} 1`);
     expect(body).toContain(`wxkf_account_paused{app_id="${APP}",reason="operator"} 0`);
-    await redis.del(pauseKey(APP));
+    await redis.del(redisKeys.paused(APP));
   });
 });

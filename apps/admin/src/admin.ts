@@ -3,17 +3,11 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import basicAuth from '@fastify/basic-auth';
-import {
-  type AccountConfig,
-  type Config,
-  createRedis,
-  type Logger,
-  MessageFormatError,
-  OUTBOUND_JOB_OPTIONS,
-  type OutboundJobData,
-  QUEUE_PREFIX,
-  validateReply,
-} from '@wx-kf/shared';
+import type { AccountConfig, Config } from '@wx-kf/shared/config';
+import type { Logger } from '@wx-kf/shared/log';
+import { OUTBOUND_JOB_OPTIONS, type OutboundJobData } from '@wx-kf/shared/queue';
+import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { MessageFormatError, OPENID_PATTERN, validateReply } from '@wx-kf/shared/wechat';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -21,7 +15,14 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { z } from 'zod';
 import { Queues } from './queues.js';
 import { WindowCounter } from './rate-limit.js';
 
@@ -30,10 +31,26 @@ export const ADMIN_LIMITS = { failedLoginsPerMinute: 10, sendsPerMinute: 600 };
 /** The send API's bounds: the whole body, the messages per call, the OpenID. */
 export const SEND_API_BODY_LIMIT = 64 * 1024;
 export const SEND_API_MAX_MESSAGES = 20;
-const OPENID = /^[A-Za-z0-9_-]{1,64}$/;
 /** How long an Idempotency-Key keeps answering with its first job (WeChat's send window is 48 h at most). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+
+/** The send API's request: the account and user, then each message checked for the account's kind. */
+const sendRequest = {
+  body: z.object({
+    appId: z.string().max(64),
+    touser: z.string().regex(OPENID_PATTERN, 'must be an OpenID: 1 to 64 characters of A-Z a-z 0-9 _ -'),
+    messages: z
+      .array(z.unknown())
+      .min(1)
+      .max(SEND_API_MAX_MESSAGES, `at most ${SEND_API_MAX_MESSAGES} custom/send bodies without touser`),
+  }),
+  headers: z.looseObject({
+    'idempotency-key': z
+      .string()
+      .regex(/^[\x21-\x7e]{1,128}$/, 'must be 1 to 128 printable ASCII characters')
+      .optional(),
+  }),
+};
 
 export interface AdminOptions {
   /** Registries of the process hosting the listener (ingress and/or worker metrics), served at /metrics. */
@@ -138,6 +155,18 @@ export async function buildAdminApp(
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // A request that fails its schema: 400 naming the field first (`touser`, `messages`, `idempotency-key`).
+  app.setErrorHandler((error, _req, reply) => {
+    if (!hasZodFastifySchemaValidationErrors(error)) return reply.send(error);
+    const issue = error.validation[0];
+    const field = issue?.instancePath.split('/')[1] || 'request';
+    const message = `${field}: ${issue?.message ?? 'invalid'}`;
+    return reply
+      .code(400)
+      .send({ error: field, message: message.length > 200 ? `${message.slice(0, 199)}…` : message });
   });
 
   /** Counts a wrong credential; logs once when a client reaches the limit. */
@@ -212,82 +241,70 @@ export async function buildAdminApp(
     }
   };
 
-  app.post('/api/v1/messages', { bodyLimit: SEND_API_BODY_LIMIT, onRequest: sendApiGate }, async (req, reply) => {
-    const idempotencyKey = req.headers['idempotency-key'];
-    if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(idempotencyKey))) {
-      return reply
-        .code(400)
-        .send({ error: 'idempotency_key', message: 'Idempotency-Key must be 1 to 128 printable ASCII characters' });
-    }
-    const body = req.body as { appId?: unknown; touser?: unknown; messages?: unknown } | undefined;
-    const account = typeof body?.appId === 'string' ? accounts.get(body.appId) : undefined;
-    if (!account) return reply.code(400).send({ error: 'account', message: 'appId must be a configured account' });
-    if (typeof body?.touser !== 'string' || !OPENID.test(body.touser)) {
-      return reply
-        .code(400)
-        .send({ error: 'touser', message: 'touser must be an OpenID: 1 to 64 characters of A-Z a-z 0-9 _ -' });
-    }
-    if (!Array.isArray(body.messages) || body.messages.length === 0 || body.messages.length > SEND_API_MAX_MESSAGES) {
-      return reply.code(400).send({
-        error: 'messages',
-        message: `messages must be a list of 1 to ${SEND_API_MAX_MESSAGES} custom/send bodies without touser`,
-      });
-    }
-    let replies: OutboundJobData['replies'];
-    try {
-      replies = body.messages.map((m, i) => {
-        try {
-          return validateReply(m, account.type);
-        } catch (error) {
-          if (error instanceof MessageFormatError) throw new MessageFormatError(`messages.${i}: ${error.message}`);
-          throw error;
-        }
-      });
-    } catch (error) {
-      if (!(error instanceof MessageFormatError)) throw error;
-      return reply.code(400).send({ error: 'messages', message: error.message });
-    }
-    const touser = body.touser;
-
-    // With a key: the job id derives from (appId, key), and a marker remembers it for IDEMPOTENCY_TTL_MS even
-    // after retention removes the job. The job is added before the marker, so a crash in between leaves a
-    // job that the client's retry finds again (same id) rather than a marker without a job.
-    const digest = sha256(JSON.stringify([touser, replies]));
-    const marker = idempotencyKey ? `${QUEUE_PREFIX}:idempotency:${account.appId}:${sha256(idempotencyKey)}` : '';
-    const replayed = async (stored: string) => {
-      const [jobId, storedDigest] = stored.split(' ');
-      if (storedDigest !== digest) {
-        return reply
-          .code(422)
-          .send({ error: 'idempotency_key', message: 'this Idempotency-Key was used with another body' });
+  app.post(
+    '/api/v1/messages',
+    { bodyLimit: SEND_API_BODY_LIMIT, onRequest: sendApiGate, schema: sendRequest },
+    async (req, reply) => {
+      const idempotencyKey = req.headers['idempotency-key'];
+      const body = req.body;
+      const account = accounts.get(body.appId);
+      if (!account) return reply.code(400).send({ error: 'account', message: 'appId must be a configured account' });
+      let replies: OutboundJobData['replies'];
+      try {
+        replies = body.messages.map((m, i) => {
+          try {
+            return validateReply(m, account.type);
+          } catch (error) {
+            if (error instanceof MessageFormatError) throw new MessageFormatError(`messages.${i}: ${error.message}`);
+            throw error;
+          }
+        });
+      } catch (error) {
+        if (!(error instanceof MessageFormatError)) throw error;
+        return reply.code(400).send({ error: 'messages', message: error.message });
       }
-      return reply.code(202).header('idempotent-replayed', 'true').send({ jobId });
-    };
-    if (marker) {
-      const stored = await redis.get(marker);
-      if (stored) return replayed(stored);
-    }
-    const jobId = idempotencyKey
-      ? `api-${account.appId}-${sha256(`${account.appId}\n${idempotencyKey}`).slice(0, 32)}`
-      : `api-${randomUUID()}`;
-    const data: OutboundJobData = {
-      appId: account.appId,
-      touser,
-      msgKey: jobId,
-      replies,
-      sent: 0,
-      source: 'api',
-      receivedAt: Date.now(),
-    };
-    await queues.outbound.add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
-    if (marker) {
-      const set = await redis.set(marker, `${jobId} ${digest}`, 'PX', IDEMPOTENCY_TTL_MS, 'NX');
-      // Another request with this key got there first: it holds the job (ours was the same id, not added twice).
-      if (set === null) return replayed((await redis.get(marker)) ?? `${jobId} ${digest}`);
-    }
-    logger.info({ appId: account.appId, jobId, replies: replies.length }, 'send API: queued');
-    return reply.code(202).send({ jobId });
-  });
+      const touser = body.touser;
+
+      // With a key: the job id derives from (appId, key), and a marker remembers it for IDEMPOTENCY_TTL_MS even
+      // after retention removes the job. The job is added before the marker, so a crash in between leaves a
+      // job that the client's retry finds again (same id) rather than a marker without a job.
+      const digest = sha256(JSON.stringify([touser, replies]));
+      const marker = idempotencyKey ? redisKeys.idempotency(account.appId, sha256(idempotencyKey)) : '';
+      const replayed = async (stored: string) => {
+        const [jobId, storedDigest] = stored.split(' ');
+        if (storedDigest !== digest) {
+          return reply
+            .code(422)
+            .send({ error: 'idempotency_key', message: 'this Idempotency-Key was used with another body' });
+        }
+        return reply.code(202).header('idempotent-replayed', 'true').send({ jobId });
+      };
+      if (marker) {
+        const stored = await redis.get(marker);
+        if (stored) return replayed(stored);
+      }
+      const jobId = idempotencyKey
+        ? `api-${account.appId}-${sha256(`${account.appId}\n${idempotencyKey}`).slice(0, 32)}`
+        : `api-${randomUUID()}`;
+      const data: OutboundJobData = {
+        appId: account.appId,
+        touser,
+        msgKey: jobId,
+        replies,
+        sent: 0,
+        source: 'api',
+        receivedAt: Date.now(),
+      };
+      await queues.outbound.add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
+      if (marker) {
+        const set = await redis.set(marker, `${jobId} ${digest}`, 'PX', IDEMPOTENCY_TTL_MS, 'NX');
+        // Another request with this key got there first: it holds the job (ours was the same id, not added twice).
+        if (set === null) return replayed((await redis.get(marker)) ?? `${jobId} ${digest}`);
+      }
+      logger.info({ appId: account.appId, jobId, replies: replies.length }, 'send API: queued');
+      return reply.code(202).send({ jobId });
+    },
+  );
   return app;
 }
 

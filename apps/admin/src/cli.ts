@@ -1,14 +1,8 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import {
-  type Config,
-  ConfigError,
-  createRedis,
-  loadConfig,
-  loadDotEnv,
-  pauseKey,
-  redisUrlFromEnv,
-} from '@wx-kf/shared';
+import { type Config, ConfigError, loadConfig, loadDotEnv, redisUrlFromEnv } from '@wx-kf/shared/config';
+import type { StoredJobData } from '@wx-kf/shared/queue';
+import { createRedis, redisKeys } from '@wx-kf/shared/redis';
 import type { Job } from 'bullmq';
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
@@ -52,12 +46,7 @@ function describeReply(item: ReplyLike): string {
 }
 
 function summary(job: Job) {
-  const data = job.data as {
-    appId?: string;
-    touser?: string;
-    replies?: unknown[];
-    message?: { FromUserName?: string; MsgType?: string; Event?: string };
-  };
+  const data: StoredJobData = job.data;
   const message = data.message;
   return {
     id: job.id,
@@ -77,18 +66,13 @@ function summary(job: Job) {
 
 /** A job's replies, how many WeChat accepted, and how it ended. */
 async function outcomeOf(job: Job, queues: Queues) {
-  const data = job.data as {
-    replies?: ReplyLike[];
-    sent?: number;
-    plan?: { replies: ReplyLike[]; sent: number };
-    message?: unknown;
-  };
+  const data: StoredJobData = job.data;
   const state = await job.getState();
   // An inbound job keeps its plan only once part-sent; replies still owed move to the outbound job `<id>-r`.
   const handedOff = data.message ? await queues.outbound.getJob(`${job.id}-r`) : undefined;
   return {
     state,
-    replies: data.replies ?? data.plan?.replies ?? (handedOff?.data as { replies?: ReplyLike[] })?.replies,
+    replies: data.replies ?? data.plan?.replies ?? (handedOff?.data as StoredJobData | undefined)?.replies,
     sent: data.sent ?? data.plan?.sent,
     result: job.returnvalue ?? undefined,
     failedReason: job.failedReason || undefined,
@@ -97,7 +81,7 @@ async function outcomeOf(job: Job, queues: Queues) {
       ? {
           id: handedOff.id,
           state: await handedOff.getState(),
-          sent: (handedOff.data as { sent?: number }).sent,
+          sent: (handedOff.data as StoredJobData).sent,
           failedReason: handedOff.failedReason || undefined,
         }
       : undefined,
@@ -236,7 +220,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
         // One line per failed attempt, newest last: for sends, "errcode errmsg".
         history: (job.stacktrace ?? []).map(firstLine),
       };
-      const message = (job.data as { message?: Record<string, unknown> }).message;
+      const message = (job.data as StoredJobData).message;
       print(opts.json, detail, () =>
         [
           `job ${detail.id} (${detail.queue}, ${detail.state}) — ${detail.appId} / ${detail.user}`,
@@ -309,7 +293,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
         );
       }
       // No expiry on purpose: an operator's pause holds until an operator resumes it (a 45009 pause expires).
-      await redis.set(pauseKey(appId), OPERATOR_PAUSE);
+      await redis.set(redisKeys.paused(appId), OPERATOR_PAUSE);
       console.log(
         `paused sends of ${appId} until \`pnpm queues resume --account ${appId}\` (within a second its replies wait as delayed outbound jobs)`,
       );
@@ -326,10 +310,10 @@ function buildProgram(redis: Redis, queues: Queues): Command {
         return;
       }
       const appId: string = opts.account;
-      const removed = await redis.del(pauseKey(appId));
+      const removed = await redis.del(redisKeys.paused(appId));
       let promoted = 0;
       for (const job of await queues.outbound.getJobs(['delayed'])) {
-        if ((job.data as { appId?: string }).appId === appId) {
+        if ((job.data as StoredJobData).appId === appId) {
           await job.promote();
           promoted++;
         }

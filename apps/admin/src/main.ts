@@ -1,4 +1,4 @@
-import { runService } from '@wx-kf/shared';
+import { runService } from '@wx-kf/shared/service';
 import { startAdmin } from './admin.js';
 
 await runService('admin', async (config, logger) => {

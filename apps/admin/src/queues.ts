@@ -1,5 +1,6 @@
-import { INBOUND_QUEUE, OUTBOUND_QUEUE, pauseKey, type QUEUE_NAMES, QUEUE_PREFIX } from '@wx-kf/shared';
-import { type Job, Queue } from 'bullmq';
+import { INBOUND_QUEUE, OUTBOUND_QUEUE, openQueue, type QUEUE_NAMES } from '@wx-kf/shared/queue';
+import { redisKeys } from '@wx-kf/shared/redis';
+import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 export type QueueName = (typeof QUEUE_NAMES)[number];
@@ -30,9 +31,8 @@ export class Queues {
   readonly outbound: Queue;
 
   constructor(readonly connection: Redis) {
-    this.inbound = new Queue(INBOUND_QUEUE, { connection, prefix: QUEUE_PREFIX });
-    this.outbound = new Queue(OUTBOUND_QUEUE, { connection, prefix: QUEUE_PREFIX });
-    for (const q of this.all) q.on('error', () => {});
+    this.inbound = openQueue(INBOUND_QUEUE, connection);
+    this.outbound = openQueue(OUTBOUND_QUEUE, connection);
   }
 
   get all(): Queue[] {
@@ -75,7 +75,7 @@ export class Queues {
   async pauses(appIds: readonly string[]): Promise<AccountPause[]> {
     if (appIds.length === 0) return [];
     const pipeline = this.connection.pipeline();
-    for (const appId of appIds) pipeline.get(pauseKey(appId)).pttl(pauseKey(appId));
+    for (const appId of appIds) pipeline.get(redisKeys.paused(appId)).pttl(redisKeys.paused(appId));
     const results = (await pipeline.exec()) ?? [];
     const pauses: AccountPause[] = [];
     appIds.forEach((appId, i) => {
@@ -94,7 +94,7 @@ export class Queues {
 
   /** Every paused account, configured or not (a SCAN over the pause keys: for operators, not hot paths). */
   async allPauses(): Promise<AccountPause[]> {
-    const prefix = pauseKey('');
+    const prefix = redisKeys.paused('');
     const appIds = new Set<string>();
     let cursor = '0';
     do {

@@ -1,23 +1,21 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AccountConfig } from '@wx-kf/shared/config';
+import { createLogger } from '@wx-kf/shared/log';
+import { INBOUND_QUEUE, type InboundJobData, openQueue } from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
 import {
-  type AccountConfig,
-  createLogger,
-  createRedis,
   decodeAesKey,
   decryptMessage,
   type FieldMap,
   formatFields,
-  INBOUND_QUEUE,
-  type InboundJobData,
   parseFields,
-  QUEUE_PREFIX,
   verifyMsgSignature,
-} from '@wx-kf/shared';
+} from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { buildPush, type PushMode, SAMPLE_TYPES, sampleMessage, type Tamper } from '@wx-kf/wechat-sim';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -81,7 +79,7 @@ function post(target: FastifyInstance, appId: string, push: ReturnType<typeof bu
 
 beforeAll(async () => {
   redis = createRedis(await isolatedRedisUrl(), 'producer');
-  queue = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  queue = openQueue(INBOUND_QUEUE, redis);
   const logger = createLogger('ingress-test', { destination: logs });
   app = buildApp({
     config: { accounts: [mp, oa], timestampToleranceSeconds: 3600, replyRulesFile: rulesFile },

@@ -1,5 +1,8 @@
 import underPressure from '@fastify/under-pressure';
-import { type Config, type InboundJobData, type Logger, ReplyRules } from '@wx-kf/shared';
+import type { Config } from '@wx-kf/shared/config';
+import type { Logger } from '@wx-kf/shared/log';
+import type { InboundJobData } from '@wx-kf/shared/queue';
+import { loadAccountRules, type ReplyRules } from '@wx-kf/shared/rules';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
@@ -32,11 +35,9 @@ export const DEFAULT_BODY_LIMIT = 64 * 1024;
 export function buildApp(options: IngressOptions): FastifyInstance {
   const { config, queue, redis, logger } = options;
   const accounts = new Map<string, IngressAccount>(config.accounts.map((a) => [a.appId, ingressAccount(a)]));
-  const transferRules = new Map<string, ReplyRules>();
+  // Only transfer rules matter here (the worker decides replies): only accounts that have one consult rules.
+  const transferRules = new Map<string, ReplyRules>([...loadAccountRules(config)].filter(([, r]) => r.transfers));
   for (const a of config.accounts) {
-    const file = a.replyRules ?? config.replyRulesFile;
-    const rules = file ? ReplyRules.load(file, a.type) : undefined;
-    if (rules?.transfers) transferRules.set(a.appId, rules);
     const accepts = a.security === 'safe' ? 'encrypted pushes only (compat or safe mode)' : 'plaintext and encrypted';
     logger.info({ appId: a.appId, security: a.security, aesKey: Boolean(a.aesKey) }, `account accepts ${accepts}`);
   }

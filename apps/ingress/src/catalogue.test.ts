@@ -1,18 +1,11 @@
-import {
-  type AccountConfig,
-  createLogger,
-  createRedis,
-  type FieldMap,
-  type FieldValue,
-  formatFields,
-  INBOUND_QUEUE,
-  type InboundJobData,
-  parseFields,
-  QUEUE_PREFIX,
-} from '@wx-kf/shared';
+import type { AccountConfig } from '@wx-kf/shared/config';
+import { createLogger } from '@wx-kf/shared/log';
+import { INBOUND_QUEUE, type InboundJobData, openQueue } from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
+import { type FieldMap, type FieldValue, formatFields, parseFields } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { buildPush, type CatalogueEntry, catalogueXml, PUSH_CATALOGUE, type PushMode } from '@wx-kf/wechat-sim';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -78,7 +71,7 @@ const values = () => ({ from: `o_cat_${n++}`, time: Math.floor(Date.now() / 1000
 
 beforeAll(async () => {
   redis = createRedis(await isolatedRedisUrl(), 'producer');
-  queue = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  queue = openQueue(INBOUND_QUEUE, redis);
   app = buildApp({
     config: { accounts: [account], timestampToleranceSeconds: 300 },
     queue,

@@ -1,7 +1,9 @@
-import { createLogger, createRedis, INBOUND_QUEUE, type InboundJobData, QUEUE_PREFIX } from '@wx-kf/shared';
+import { createLogger } from '@wx-kf/shared/log';
+import { INBOUND_QUEUE, type InboundJobData, openQueue } from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
 import { LogCapture, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from './app.js';
@@ -37,11 +39,7 @@ async function until(check: () => Promise<boolean>, ms = 10_000): Promise<void> 
 beforeAll(async () => {
   server = await RedisServer.start({ appendOnly: true });
   producer = createRedis(server.url, 'producer');
-  queue = new Queue(INBOUND_QUEUE, {
-    connection: producer,
-    prefix: QUEUE_PREFIX,
-  });
-  queue.on('error', () => {});
+  queue = openQueue(INBOUND_QUEUE, producer);
   await queue.waitUntilReady();
   app = buildApp({
     config: { accounts: [account], timestampToleranceSeconds: 3600 },
@@ -60,7 +58,7 @@ afterAll(async () => {
 
 async function storedCount(): Promise<number> {
   const reader = new Redis(server.url);
-  const view = new Queue(INBOUND_QUEUE, { connection: reader, prefix: QUEUE_PREFIX });
+  const view = openQueue(INBOUND_QUEUE, reader);
   try {
     return (await view.getJobCounts('waiting')).waiting ?? 0;
   } finally {

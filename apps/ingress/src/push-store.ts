@@ -1,4 +1,6 @@
-import { type InboundJobData, inboundDedupKey, type inboundJob, SignatureError } from '@wx-kf/shared';
+import type { InboundJobData, inboundJob } from '@wx-kf/shared/queue';
+import { redisKeys } from '@wx-kf/shared/redis';
+import { SignatureError } from '@wx-kf/shared/wechat';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { signatureBinder } from './signature-binding.js';
@@ -45,7 +47,7 @@ export function pushStore(options: PushStoreOptions) {
   const store = async (job: ReturnType<typeof inboundJob>, plain?: PlainSignature): Promise<boolean> => {
     if (plain) await bind(plain.appId, plain.signature, plain.body, plain.timestamp);
     // Sent before the add on the same (auto-pipelined) connection: whether this push was delivered before.
-    const seen = redis.exists(inboundDedupKey(job.opts.jobId), `${queue.qualifiedName}:${job.opts.jobId}`);
+    const seen = redis.exists(redisKeys.inboundDedup(job.opts.jobId), `${queue.qualifiedName}:${job.opts.jobId}`);
     await queue.add(job.name, job.data, job.opts);
     return (await seen) > 0;
   };

@@ -1,5 +1,5 @@
+import type { AccountConfig } from '@wx-kf/shared/config';
 import {
-  type AccountConfig,
   decodeAesKey,
   decryptMessage,
   detectFormat,
@@ -11,7 +11,7 @@ import {
   SignatureError,
   verifyMsgSignature,
   verifySignature,
-} from '@wx-kf/shared';
+} from '@wx-kf/shared/wechat';
 
 /** An account as the ingress uses it: config plus the AES key decoded once. */
 export interface IngressAccount {

@@ -1,4 +1,4 @@
-import { DecryptError, MessageFormatError, SignatureError } from '@wx-kf/shared';
+import { DecryptError, MessageFormatError, SignatureError } from '@wx-kf/shared/wechat';
 import { UnavailableError } from './push-store.js';
 import { PolicyError } from './receive.js';
 

@@ -1,17 +1,11 @@
-import {
-  computeMsgSignature,
-  createLogger,
-  createRedis,
-  decodeAesKey,
-  encryptMessage,
-  INBOUND_QUEUE,
-  type InboundJobData,
-  loadConfig,
-  QUEUE_PREFIX,
-} from '@wx-kf/shared';
+import { loadConfig } from '@wx-kf/shared/config';
+import { createLogger } from '@wx-kf/shared/log';
+import { INBOUND_QUEUE, type InboundJobData, openQueue } from '@wx-kf/shared/queue';
+import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { computeMsgSignature, decodeAesKey, encryptMessage } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { buildPush, type Push, sampleMessage } from '@wx-kf/wechat-sim';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -61,7 +55,7 @@ const pushLines = () => logs.records.filter((r) => r.msg === 'push');
 
 beforeAll(async () => {
   redis = createRedis(await isolatedRedisUrl(), 'producer');
-  queue = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  queue = openQueue(INBOUND_QUEUE, redis);
   const logger = createLogger('ingress-security-test', { destination: logs });
   // Two replicas behind one URL, sharing Redis, as a deployment runs them.
   const config = { accounts: [keyed, plain, optedIn], timestampToleranceSeconds: 300 };
@@ -145,7 +139,7 @@ describe('a captured plaintext signature cannot carry another body', () => {
   it('encrypted pushes need no binding: msg_signature covers Encrypt, so another body fails it', async () => {
     const genuine = buildPush({ account: keyed, message: sampleMessage('text'), mode: 'safe' });
     expect((await send(replicaA, keyed.appId, genuine)).statusCode).toBe(200);
-    expect(await redis.keys(`${QUEUE_PREFIX}:sig:*`)).toEqual([]);
+    expect(await redis.keys(redisKeys.signatureBinding('*', '*'))).toEqual([]);
 
     // A ciphertext the attacker made with a stolen-looking key cannot be signed without the Token.
     const other = encryptMessage(decodeAesKey(AES), '<xml><MsgType>text</MsgType></xml>', keyed.appId);

@@ -1,5 +1,7 @@
-import { type Config, createRedis, INBOUND_QUEUE, type InboundJobData, type Logger, QUEUE_PREFIX } from '@wx-kf/shared';
-import { Queue } from 'bullmq';
+import type { Config } from '@wx-kf/shared/config';
+import type { Logger } from '@wx-kf/shared/log';
+import { INBOUND_QUEUE, openQueue } from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApp } from './app.js';
@@ -19,11 +21,7 @@ export async function startIngress(
   options: { registry?: Registry } = {},
 ): Promise<RunningIngress> {
   const redis = createRedis(config.redisUrl, 'producer', logger);
-  const queue = new Queue<InboundJobData>(INBOUND_QUEUE, {
-    connection: redis,
-    prefix: QUEUE_PREFIX,
-  });
-  queue.on('error', () => {}); // the connection's own listener logs outages once
+  const queue = openQueue(INBOUND_QUEUE, redis);
   const registry = options.registry ?? new Registry();
   const app = buildApp({ config, queue, redis, logger, registry });
   try {

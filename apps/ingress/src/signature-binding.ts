@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { SignatureError, signatureBindingKey } from '@wx-kf/shared';
+import { redisKeys } from '@wx-kf/shared/redis';
+import { SignatureError } from '@wx-kf/shared/wechat';
 import type { Redis } from 'ioredis';
 
 // First body wins: store its digest, or accept only the same digest again.
@@ -36,7 +37,7 @@ export function signatureBinder(redis: Redis, toleranceSeconds: number) {
     const acceptedUntil =
       toleranceSeconds > 0 ? (Number(timestamp) + toleranceSeconds) * 1000 : now + UNBOUNDED_WINDOW_MS;
     const expireAt = Math.max(acceptedUntil, now) + CLOCK_MARGIN_MS;
-    const bound = await client.wxkfBindSignature(signatureBindingKey(appId, signature), digest, expireAt);
+    const bound = await client.wxkfBindSignature(redisKeys.signatureBinding(appId, signature), digest, expireAt);
     if (bound !== 1) throw new SignatureError('this signature was already used with another body');
   };
 }

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { type InboundMessage, ReplyRules, validateReply } from '@wx-kf/shared';
+import { ReplyRules } from '@wx-kf/shared/rules';
+import { type InboundMessage, validateReply } from '@wx-kf/shared/wechat';
 import { SAMPLE_TYPES, sampleMessage } from '@wx-kf/wechat-sim';
 import { describe, expect, it } from 'vitest';
 

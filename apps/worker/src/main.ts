@@ -1,4 +1,4 @@
-import { runService } from '@wx-kf/shared';
+import { runService } from '@wx-kf/shared/service';
 import { startWorker } from './worker.js';
 
 await runService('worker', startWorker);

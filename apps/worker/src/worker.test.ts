@@ -3,29 +3,24 @@ import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
+import { type Config, loadConfig } from '@wx-kf/shared/config';
+import { createLogger } from '@wx-kf/shared/log';
 import {
-  type Config,
-  createLogger,
-  createRedis,
-  type FieldMap,
   INBOUND_QUEUE,
   type InboundJobData,
-  type InboundMessage,
   inboundJob,
   inboundJobId,
-  loadConfig,
+  OUTBOUND_JOB_OPTIONS,
   OUTBOUND_QUEUE,
   type OutboundJobData,
-  pauseKey,
-  QUEUE_PREFIX,
-  TOKEN_EVENTS,
-  TokenManager,
-  WeChatClient,
-  WeChatHttp,
-} from '@wx-kf/shared';
+  openQueue,
+} from '@wx-kf/shared/queue';
+import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import type { FieldMap, InboundMessage } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { type Fault, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PAUSE_CHECK_MS } from './processors/send.js';
@@ -116,8 +111,8 @@ async function until<T>(check: () => T | Promise<T>, ms = 10_000): Promise<Truth
 }
 /** A cold start as the running worker sees it: no stored token, and the processes told so (as on a 40001). */
 async function forgetToken(appId: string): Promise<void> {
-  await redis.del(`${QUEUE_PREFIX}:token:${appId}`);
-  await redis.publish(TOKEN_EVENTS, appId);
+  await redis.del(redisKeys.token(appId));
+  await redis.publish(redisKeys.tokenEvents, appId);
 }
 const failedReason = async (jobId: string) => until(async () => (await inbound.getJob(jobId))?.failedReason);
 const outboundFailure = async (jobId: string) => until(async () => (await outbound.getJob(jobId))?.failedReason);
@@ -127,16 +122,16 @@ beforeAll(async () => {
   const redisUrl = await isolatedRedisUrl();
   config = configFor(simUrl, redisUrl);
   redis = createRedis(redisUrl, 'client');
-  inbound = new Queue(INBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
-  outbound = new Queue(OUTBOUND_QUEUE, { connection: redis, prefix: QUEUE_PREFIX });
+  inbound = openQueue(INBOUND_QUEUE, redis);
+  outbound = openQueue(OUTBOUND_QUEUE, redis);
   worker = await startWorker(config, createLogger('worker-test', { destination: logs }), {
-    retryDelayMs: 20,
+    outboundJobOptions: { ...OUTBOUND_JOB_OPTIONS, backoff: { type: 'exponential', delay: 20, jitter: 0.5 } },
     tokenOptions: { cooldownMs: 60_000 },
   });
 });
 afterEach(async () => {
   sim.faults.clear();
-  await redis.del(pauseKey(MP), pauseKey(OA));
+  await redis.del(redisKeys.paused(MP), redisKeys.paused(OA));
 });
 afterAll(async () => {
   await worker.close();
@@ -271,7 +266,7 @@ describe('errors', () => {
     const blocked = text('hello');
     const jobId = await push(blocked);
     await until(async () => (await outbound.getJob(`${jobId}-r`))?.isDelayed());
-    expect(await redis.pttl(pauseKey(MP))).toBeGreaterThan(60_000);
+    expect(await redis.pttl(redisKeys.paused(MP))).toBeGreaterThan(60_000);
     const other = text('hello');
     await push(other, OA);
     await until(() => contents(String(other.FromUserName)).length === 1);
@@ -281,7 +276,7 @@ describe('errors', () => {
     expect(contents(String(blocked.FromUserName))).toEqual([]);
     expect(contents(String(more.FromUserName))).toEqual([]);
     // The operator (or the pause's end) resumes: the delayed jobs are promoted and sent.
-    await redis.del(pauseKey(MP));
+    await redis.del(redisKeys.paused(MP));
     await (await outbound.getJob(`${jobId}-r`))?.promote();
     await (await outbound.getJob(`${held}-r`))?.promote();
     await until(
@@ -290,7 +285,7 @@ describe('errors', () => {
   });
 
   it("an operator's pause of one account holds its replies (within PAUSE_CHECK_MS) until resumed", async () => {
-    await redis.set(pauseKey(OA), 'paused by an operator');
+    await redis.set(redisKeys.paused(OA), 'paused by an operator');
     await new Promise((r) => setTimeout(r, PAUSE_CHECK_MS + 50));
     const m = text('hello');
     const jobId = await push(m, OA);
@@ -299,7 +294,7 @@ describe('errors', () => {
       return (await j?.isDelayed()) && j;
     });
     expect(contents(String(m.FromUserName))).toEqual([]);
-    await redis.del(pauseKey(OA));
+    await redis.del(redisKeys.paused(OA));
     await held.promote();
     await until(() => contents(String(m.FromUserName)).length === 1);
   });
@@ -352,7 +347,7 @@ describe('the shared access_token', () => {
     expect(sim.state.tokenRequestCount(OA)).toBe(1);
     const loud = logs.records.find((r) => r.errcode === 40164 && r.level === 50);
     expect(String(loud?.errmsg)).toContain('203.0.113.9');
-    await redis.del(`${QUEUE_PREFIX}:cooldown:${OA}`);
+    await redis.del(redisKeys.tokenCooldown(OA));
     for (const id of ids) await (await outbound.getJob(`${id}-r`))?.promote();
     await until(() => users.every((m) => contents(String(m.FromUserName)).length === 1));
   });
@@ -363,7 +358,7 @@ describe('the shared access_token', () => {
       expect(keys.join('\n')).not.toContain(secret);
       expect(logs.text).not.toContain(secret);
     }
-    const token = JSON.parse((await redis.get(`${QUEUE_PREFIX}:token:${MP}`)) ?? '{}').token;
+    const token = JSON.parse((await redis.get(redisKeys.token(MP))) ?? '{}').token;
     expect(token).toMatch(/^SIM_/);
     expect(logs.text).not.toContain(token);
   });
@@ -386,7 +381,7 @@ describe('a handler module', () => {
       createLogger('h', { level: 'silent' }),
     );
     const conn = createRedis(handlerRedis, 'client');
-    const q = new Queue<InboundJobData>(INBOUND_QUEUE, { connection: conn, prefix: QUEUE_PREFIX });
+    const q = openQueue(INBOUND_QUEUE, conn);
     try {
       const m = text('ping') as InboundMessage;
       await q.add(

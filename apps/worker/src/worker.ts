@@ -1,20 +1,18 @@
 import type { AddressInfo } from 'node:net';
+import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
+import type { AccountConfig, Config } from '@wx-kf/shared/config';
+import type { Logger } from '@wx-kf/shared/log';
 import {
-  type AccountConfig,
-  type Config,
-  createRedis,
   INBOUND_QUEUE,
   type InboundJobData,
-  type Logger,
   OUTBOUND_QUEUE,
   type OutboundJobData,
+  openQueue,
   QUEUE_PREFIX,
-  ReplyRules,
-  TokenManager,
-  WeChatClient,
-  WeChatHttp,
-} from '@wx-kf/shared';
-import { Queue, Worker } from 'bullmq';
+} from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
+import { loadAccountRules } from '@wx-kf/shared/rules';
+import { type DefaultJobOptions, Worker } from 'bullmq';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { WorkerMetrics } from './metrics.js';
@@ -37,8 +35,8 @@ export interface WorkerStartOptions {
   registry?: Registry;
   /** Token manager tuning (tests shorten leases and cool-downs). */
   tokenOptions?: { leaseMs?: number; cooldownMs?: number; waitMs?: number };
-  /** Base delay of the send retries' exponential backoff (tests shorten it). */
-  retryDelayMs?: number;
+  /** Options of outbound jobs created by the worker (default OUTBOUND_JOB_OPTIONS). */
+  outboundJobOptions?: DefaultJobOptions;
 }
 
 /** Starts the inbound and outbound BullMQ workers for every configured account. */
@@ -48,12 +46,7 @@ export async function startWorker(
   options: WorkerStartOptions = {},
 ): Promise<RunningWorker> {
   const accounts = new Map<string, AccountConfig>(config.accounts.map((a) => [a.appId, a]));
-  const rules = new Map(
-    config.accounts.map((a) => {
-      const file = a.replyRules ?? config.replyRulesFile;
-      return [a.appId, file ? ReplyRules.load(file, a.type) : ReplyRules.none] as const;
-    }),
-  );
+  const rules = loadAccountRules(config);
   const handler = config.handler ? await loadHandler(config.handler) : undefined;
 
   const registry = options.registry ?? new Registry();
@@ -61,10 +54,10 @@ export async function startWorker(
   const metrics = new WorkerMetrics(registry);
 
   const connection = createRedis(config.redisUrl, 'worker', logger);
-  const client = createRedis(config.redisUrl, 'client', logger);
+  const redis = createRedis(config.redisUrl, 'client', logger);
   const http = new WeChatHttp({ baseUrl: config.apiBase, proxy: config.apiProxy });
   const tokens = new TokenManager({
-    redis: client,
+    redis,
     http,
     accounts: config.accounts,
     source: config.tokenSource,
@@ -72,9 +65,8 @@ export async function startWorker(
     onRequest: (appId, result) => metrics.tokenRequests.inc({ app_id: appId, result }),
     ...options.tokenOptions,
   });
-  const api = new WeChatClient(http, tokens, client);
-  const outbound = new Queue<OutboundJobData>(OUTBOUND_QUEUE, { connection, prefix: QUEUE_PREFIX });
-  outbound.on('error', () => {});
+  const wechat = new WeChatClient(http, tokens, redis);
+  const outbound = openQueue(OUTBOUND_QUEUE, connection);
 
   const workerOptions = {
     connection,
@@ -84,7 +76,7 @@ export async function startWorker(
     stalledInterval: config.workerLockMs,
     maxStalledCount: 2,
   };
-  const sendReplies = replySender({ client: api, redis: client, logger, metrics });
+  const sendReplies = replySender({ client: wechat, redis, logger, metrics });
   const inbound = new Worker<InboundJobData, InboundResult>(
     INBOUND_QUEUE,
     inboundProcessor({
@@ -92,10 +84,10 @@ export async function startWorker(
       rules,
       handler,
       outbound,
-      client: api,
+      client: wechat,
       logger,
       sendReplies,
-      retryDelayMs: options.retryDelayMs,
+      outboundJobOptions: options.outboundJobOptions,
     }),
     workerOptions,
   );
@@ -150,7 +142,7 @@ export async function startWorker(
       await outbound.close();
       tokens.close();
       await http.close();
-      await Promise.all([connection.quit(), client.quit()]).catch(() => undefined);
+      await Promise.all([connection.quit(), redis.quit()]).catch(() => undefined);
     },
   };
 }

@@ -1,4 +1,4 @@
-import { type Config, ConfigError, loadConfig, loadDotEnv } from './config/index.js';
+import { type Config, ConfigError, loadConfig, loadDotEnv, printConfigError } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
 
 export interface RunningService {
@@ -20,7 +20,7 @@ export async function runService(
     config = loadConfig(options.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    for (const problem of error.problems) console.error(`${name}: config: ${problem}`);
+    printConfigError(name, error);
     process.exit(1);
   }
   const logger = createLogger(name, { level: config.logLevel });
@@ -31,7 +31,7 @@ export async function runService(
     service = await start(config, logger);
   } catch (error) {
     if (error instanceof ConfigError) {
-      for (const problem of error.problems) console.error(`${name}: config: ${problem}`);
+      printConfigError(name, error);
     } else {
       logger.fatal({ err: error }, `${name} failed to start`);
     }

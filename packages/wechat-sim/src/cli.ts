@@ -1,15 +1,13 @@
 import {
   type AccountConfig,
   ConfigError,
-  decodeAesKey,
-  decryptMessage,
   hasCredentials,
   ingressPort,
   loadConfig,
   loadDotEnv,
-  type PushFormat,
-  parseFields,
-} from '@wx-kf/shared';
+  printConfigError,
+} from '@wx-kf/shared/config';
+import { decodeAesKey, decryptMessage, type PushFormat, parseFields } from '@wx-kf/shared/wechat';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { request } from 'undici';
 import { buildPush, deliverPush, type PushMode, verifyUrl } from './push-client.js';
@@ -157,7 +155,7 @@ Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"pa
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError) {
-    for (const problem of error.problems) console.error(`sim: config: ${problem}`);
+    printConfigError('sim', error);
   } else {
     console.error(`sim: ${(error as Error).message}`);
   }

@@ -8,7 +8,7 @@ import {
   SignatureError,
   verifyMsgSignature,
   verifySignature,
-} from '@wx-kf/shared';
+} from '@wx-kf/shared/wechat';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildPush, deliverPush, type Tamper, verifyUrl } from './push-client.js';
 import { sampleMessage } from './samples.js';

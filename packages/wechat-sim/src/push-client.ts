@@ -7,7 +7,7 @@ import {
   type FieldMap,
   formatFields,
   type PushFormat,
-} from '@wx-kf/shared';
+} from '@wx-kf/shared/wechat';
 import { request } from 'undici';
 
 export type PushMode = 'plain' | 'compat' | 'safe';

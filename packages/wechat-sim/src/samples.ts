@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { FieldMap } from '@wx-kf/shared';
+import type { FieldMap } from '@wx-kf/shared/wechat';
 
 /** The message kinds the push client can produce. */
 export const SAMPLE_TYPES = [

@@ -1,4 +1,4 @@
-import type { AccountConfig } from '@wx-kf/shared';
+import type { AccountConfig } from '@wx-kf/shared/config';
 
 /** The demo's account: only ever valid against the simulator. */
 export const SANDBOX_ACCOUNT: AccountConfig = {

@@ -1,5 +1,6 @@
 import multipart from '@fastify/multipart';
-import { type Logger, MessageFormatError, SENDABLE_TYPES, validateReply } from '@wx-kf/shared';
+import type { Logger } from '@wx-kf/shared/log';
+import { MessageFormatError, SENDABLE_TYPES, validateReply } from '@wx-kf/shared/wechat';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,

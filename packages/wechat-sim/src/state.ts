@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { AccountType } from '@wx-kf/shared';
+import type { AccountType } from '@wx-kf/shared/wechat';
 
 export interface SimAccount {
   appId: string;

@@ -1,15 +1,9 @@
 import { isUtf8 } from 'node:buffer';
-import {
-  buildTransferReply,
-  type Config,
-  inboundJob,
-  type Logger,
-  MessageFormatError,
-  type ReplyRules,
-  SUCCESS,
-  sealReply,
-  verifySignature,
-} from '@wx-kf/shared';
+import type { Config } from '@wx-kf/shared/config';
+import type { Logger } from '@wx-kf/shared/log';
+import { inboundJob } from '@wx-kf/shared/queue';
+import type { ReplyRules } from '@wx-kf/shared/rules';
+import { buildTransferReply, MessageFormatError, SUCCESS, sealReply, verifySignature } from '@wx-kf/shared/wechat';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';

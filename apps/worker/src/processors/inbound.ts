@@ -1,19 +1,10 @@
-import {
-  type AccountConfig,
-  type InboundJobData,
-  type Logger,
-  OUTBOUND_JOB_OPTIONS,
-  type OutboundJobData,
-  type ReplyItem,
-  type ReplyPlan,
-  type ReplyRules,
-  type ReplyTemplate,
-  reply,
-  TokenUnavailableError,
-  WeChatApiError,
-  type WeChatClient,
-} from '@wx-kf/shared';
-import { DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
+import { TokenUnavailableError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
+import type { AccountConfig } from '@wx-kf/shared/config';
+import type { Logger } from '@wx-kf/shared/log';
+import { type InboundJobData, OUTBOUND_JOB_OPTIONS, type OutboundJobData, type ReplyPlan } from '@wx-kf/shared/queue';
+import type { ReplyRules, ReplyTemplate } from '@wx-kf/shared/rules';
+import { messageBuilders, type ReplyItem } from '@wx-kf/shared/wechat';
+import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { MessageHandler } from '../replies/handler.js';
 import { hasFile, resolveMedia } from '../replies/media.js';
 import { checkInboundJob, checkReplies, invalid } from './job-data.js';
@@ -27,8 +18,8 @@ export interface InboundDeps {
   client: WeChatClient;
   logger: Logger;
   sendReplies: SendReplies;
-  /** Base delay of the outbound jobs' exponential backoff (default from OUTBOUND_JOB_OPTIONS). */
-  retryDelayMs?: number | undefined;
+  /** Options of the outbound jobs that take over a send that must wait (default OUTBOUND_JOB_OPTIONS). */
+  outboundJobOptions?: DefaultJobOptions | undefined;
 }
 
 export type InboundResult =
@@ -37,7 +28,6 @@ export type InboundResult =
   | { action: 'handed_off'; replies: number; sent: number; outboundJobId: string; reason: string };
 
 /** A retry's delay: the outbound jobs' exponential backoff base, with the same 50 % jitter. */
-const firstRetryDelay = (base: number) => Math.round(base * (1 - Math.random() * 0.5));
 
 /**
  * Turns a stored push into a reply plan (rules, or the user's handler) and sends it at once, in this job:
@@ -60,10 +50,12 @@ async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
 
 export function inboundProcessor(deps: InboundDeps) {
   const { accounts, rules, handler, outbound, client, logger, sendReplies } = deps;
-  const retryDelayMs = deps.retryDelayMs ?? (OUTBOUND_JOB_OPTIONS.backoff as { delay: number }).delay;
-  const jobOptions = deps.retryDelayMs
-    ? { ...OUTBOUND_JOB_OPTIONS, backoff: { type: 'exponential', delay: retryDelayMs, jitter: 0.5 } }
-    : OUTBOUND_JOB_OPTIONS;
+  const jobOptions = deps.outboundJobOptions ?? OUTBOUND_JOB_OPTIONS;
+  // The outbound job's first try is a retry of this send: BullMQ's backoff for it, as for its later retries.
+  const firstRetryDelay = (job: Job, error: Error) => {
+    const backoff = jobOptions.backoff === undefined ? undefined : Backoffs.normalize(jobOptions.backoff);
+    return backoff ? Number(Backoffs.calculate(backoff, 1, error, job)) : 0;
+  };
 
   const enqueue = async (data: OutboundJobData, jobId?: string, delay?: number) => {
     const job = await outbound.add('send', data, {
@@ -83,7 +75,7 @@ export function inboundProcessor(deps: InboundDeps) {
     const result = await handler?.(message, {
       account: { appId, type: account.type },
       log: logger.child({ appId, msgKey }),
-      reply,
+      reply: messageBuilders,
       client,
       send: (touser, items) =>
         enqueue({ appId, touser, msgKey, replies: checkReplies(items, account), sent: 0, source: 'handler' }),
@@ -150,7 +142,7 @@ export function inboundProcessor(deps: InboundDeps) {
     const outboundJobId = await enqueue(
       { appId, touser, msgKey, replies: current.replies, sent, source: current.source, receivedAt },
       `${job.id}-r`,
-      stop.kind === 'wait' ? stop.delayMs : firstRetryDelay(retryDelayMs),
+      stop.kind === 'wait' ? stop.delayMs : firstRetryDelay(job, stop.error),
     );
     const reason = stop.kind === 'wait' ? stop.reason : stop.error.message;
     logger.info({ appId, msgKey, sent, outboundJobId, reason }, 'replies handed to the outbound queue');

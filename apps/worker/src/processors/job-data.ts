@@ -1,19 +1,12 @@
-import {
-  type AccountConfig,
-  type InboundJobData,
-  MessageFormatError,
-  type OutboundJobData,
-  type ReplyItem,
-  type ReplyPlan,
-  validateReply,
-} from '@wx-kf/shared';
+import type { AccountConfig } from '@wx-kf/shared/config';
+import type { InboundJobData, OutboundJobData, ReplyPlan } from '@wx-kf/shared/queue';
+import { MessageFormatError, OPENID_PATTERN, type ReplyItem, validateReply } from '@wx-kf/shared/wechat';
 import { UnrecoverableError } from 'bullmq';
 
 // Job data is untrusted: anyone with Redis access (or a dashboard that could edit jobs) can write it. Everything
 // the worker relies on is checked here before anything is sent, and a bad job fails at once with a short reason.
 
 /** An OpenID: WeChat's are 28 characters of these; the same pattern as the send API's `touser`. */
-const OPENID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Replies one job may carry: the send API's limit (WeChat allows about 20 messages per user message). */
 export const MAX_JOB_REPLIES = 20;
 const MAX_KEY = 200;
@@ -67,7 +60,8 @@ function checkKey(value: unknown): string {
 }
 
 function checkUser(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !OPENID.test(value)) throw invalid(`${field} ${show(value)} is not an OpenID`);
+  if (typeof value !== 'string' || !OPENID_PATTERN.test(value))
+    throw invalid(`${field} ${show(value)} is not an OpenID`);
   return value;
 }
 

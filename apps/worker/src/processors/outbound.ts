@@ -1,4 +1,5 @@
-import type { AccountConfig, OutboundJobData } from '@wx-kf/shared';
+import type { AccountConfig } from '@wx-kf/shared/config';
+import type { OutboundJobData } from '@wx-kf/shared/queue';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import { checkOutboundJob } from './job-data.js';
 import type { SendReplies } from './send.js';

@@ -1,13 +1,16 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { AccountConfig, InboundMessage, Logger, ReplyItem, reply, WeChatClient } from '@wx-kf/shared';
+import type { WeChatClient } from '@wx-kf/shared/api';
+import type { AccountConfig } from '@wx-kf/shared/config';
+import type { Logger } from '@wx-kf/shared/log';
+import type { InboundMessage, messageBuilders, ReplyItem } from '@wx-kf/shared/wechat';
 
 /** What a handler module gets besides the message. */
 export interface HandlerContext {
   account: { appId: string; type: AccountConfig['type'] };
   log: Logger;
   /** Builders for reply items: `ctx.reply.text('hi')`. */
-  reply: typeof reply;
+  reply: typeof messageBuilders;
   /** Queue more messages for any user of this account (sent in order, with retries); media by media_id. */
   send(touser: string, replies: ReplyItem[]): Promise<string>;
   /** Show or hide "typing…" for the user (best effort). */

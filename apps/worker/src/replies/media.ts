@@ -1,4 +1,5 @@
-import { FILE_MEDIA, type ReplyTemplate, type WeChatClient } from '@wx-kf/shared';
+import { FILE_MEDIA, type WeChatClient } from '@wx-kf/shared/api';
+import type { ReplyTemplate } from '@wx-kf/shared/rules';
 
 /** True when a rules reply names a media file (resolved inside the media folder when the rules were loaded). */
 export function hasFile(item: ReplyTemplate): boolean {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import type { Redis } from 'ioredis';
-import { QUEUE_PREFIX } from '../queue/index.js';
+import { redisKeys } from '../redis/keys.js';
 import type { CustomMessage } from '../wechat/custom-message.js';
 import { WeChatApiError } from './errors.js';
 import { FormData, type WeChatHttp } from './http.js';
@@ -49,10 +49,6 @@ export class WeChatClient {
     );
   }
 
-  private mediaKey(appId: string, type: MediaType, hash: string): string {
-    return `${QUEUE_PREFIX}:media:${appId}:${type}:${hash}`;
-  }
-
   /**
    * Uploads a file as temporary media and returns its media_id; the same content is uploaded once and its
    * media_id reused while valid (concurrent uploads of one file in a process share one request).
@@ -66,7 +62,7 @@ export class WeChatClient {
     options: { fresh?: boolean } = {},
   ): Promise<string> {
     const data = await readMediaFile(file, type);
-    const key = this.mediaKey(appId, type, createHash('sha256').update(data).digest('hex'));
+    const key = redisKeys.media(appId, type, createHash('sha256').update(data).digest('hex'));
     const running = this.uploads.get(key);
     if (running) return running;
     const upload = this.upload(appId, type, file, data, key, options.fresh ?? false).finally(() =>

@@ -9,7 +9,7 @@
  */
 export type ErrorAction = 'retry' | 'refresh_token' | 'reupload_media' | 'pause_account' | 'config' | 'fail';
 
-// The one table (see docs/wechat-protocol in the README's references). Unlisted codes are permanent.
+// The one table (docs/wechat-protocol.md, errcodes). Unlisted codes are permanent.
 const TABLE: Record<number, ErrorAction> = {
   [-1]: 'retry', // system busy
   45011: 'retry', // API called too frequently

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { TokenSource } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { QUEUE_PREFIX } from '../queue/index.js';
+import { redisKeys } from '../redis/keys.js';
 import { TokenUnavailableError, TransportError, WeChatApiError } from './errors.js';
 import type { WeChatHttp } from './http.js';
 
@@ -16,7 +17,7 @@ export interface TokenManagerOptions {
   http: WeChatHttp;
   accounts: TokenAccount[];
   /** `stable`: cgi-bin/stable_token in normal mode (never force_refresh). `classic`: cgi-bin/token. */
-  source: 'stable' | 'classic';
+  source: TokenSource;
   logger: Logger;
   /** Called once per token request to WeChat with its result ('ok', or the errcode / 'transport'). */
   onRequest?: (appId: string, result: string) => void;
@@ -34,9 +35,6 @@ export interface TokenManagerOptions {
    */
   localMs?: number;
 }
-
-/** The pub/sub channel on which every token store or invalidation is announced (the message is the AppID). */
-export const TOKEN_EVENTS = `${QUEUE_PREFIX}:token-events`;
 
 interface StoredToken {
   token: string;
@@ -63,7 +61,7 @@ return 0`;
  * processes (a lock with an owner and a lease); waiters are woken by pub/sub, not by polling.
  */
 export class TokenManager {
-  private readonly o: Required<Omit<TokenManagerOptions, 'onRequest'>> & Pick<TokenManagerOptions, 'onRequest'>;
+  private readonly options: Required<Omit<TokenManagerOptions, 'onRequest'>> & Pick<TokenManagerOptions, 'onRequest'>;
   private readonly accounts: Map<string, TokenAccount>;
   private readonly inflight = new Map<string, Promise<string>>();
   private readonly waiters = new Map<string, Set<() => void>>();
@@ -79,7 +77,7 @@ export class TokenManager {
   private notices = 0;
 
   constructor(options: TokenManagerOptions) {
-    this.o = {
+    this.options = {
       leaseMs: 15_000,
       refreshAheadMs: 240_000,
       cooldownMs: 300_000,
@@ -90,12 +88,8 @@ export class TokenManager {
     this.accounts = new Map(options.accounts.map((a) => [a.appId, a]));
   }
 
-  private key(kind: 'token' | 'lock' | 'cooldown', appId: string): string {
-    return `${QUEUE_PREFIX}:${kind}:${appId}`;
-  }
-
   private async read(appId: string): Promise<StoredToken | undefined> {
-    const raw = await this.o.redis.get(this.key('token', appId));
+    const raw = await this.options.redis.get(redisKeys.token(appId));
     return raw ? (JSON.parse(raw) as StoredToken) : undefined;
   }
 
@@ -111,13 +105,13 @@ export class TokenManager {
     const [notices, connection] = [this.notices, this.connection];
     const stored = await this.read(appId);
     if (!stored) return this.refresh(appId);
-    const refreshAt = stored.expiresAt - this.o.refreshAheadMs;
+    const refreshAt = stored.expiresAt - this.options.refreshAheadMs;
     if (refreshAt <= now) {
       this.refresh(appId).catch((error) =>
-        this.o.logger.warn({ appId, err: error.message }, 'token refresh-ahead failed'),
+        this.options.logger.warn({ appId, err: error.message }, 'token refresh-ahead failed'),
       );
     } else if (this.listening && this.notices === notices && this.connection === connection) {
-      this.local.set(appId, { token: stored.token, until: Math.min(now + this.o.localMs, refreshAt) });
+      this.local.set(appId, { token: stored.token, until: Math.min(now + this.options.localMs, refreshAt) });
     }
     return stored.token;
   }
@@ -128,8 +122,8 @@ export class TokenManager {
    */
   async replace(appId: string, failedToken: string): Promise<string> {
     this.local.delete(appId);
-    if (await this.o.redis.eval(INVALIDATE, 1, this.key('token', appId), failedToken)) {
-      await this.o.redis.publish(TOKEN_EVENTS, appId); // the other processes drop their copies too
+    if (await this.options.redis.eval(INVALIDATE, 1, redisKeys.token(appId), failedToken)) {
+      await this.options.redis.publish(redisKeys.tokenEvents, appId); // the other processes drop their copies too
     }
     return this.refresh(appId, failedToken);
   }
@@ -143,11 +137,13 @@ export class TokenManager {
   }
 
   private usable(stored: StoredToken | undefined, failedToken?: string): stored is StoredToken {
-    return Boolean(stored && stored.token !== failedToken && stored.expiresAt - Date.now() >= this.o.refreshAheadMs);
+    return Boolean(
+      stored && stored.token !== failedToken && stored.expiresAt - Date.now() >= this.options.refreshAheadMs,
+    );
   }
 
   private async refreshOnce(appId: string, failedToken?: string): Promise<string> {
-    const deadline = Date.now() + this.o.waitMs;
+    const deadline = Date.now() + this.options.waitMs;
     await this.listen();
     for (;;) {
       await this.checkCooldown(appId);
@@ -155,8 +151,8 @@ export class TokenManager {
       if (this.usable(stored, failedToken)) return stored.token;
 
       const owner = randomBytes(12).toString('hex');
-      const lockKey = this.key('lock', appId);
-      if ((await this.o.redis.set(lockKey, owner, 'PX', this.o.leaseMs, 'NX')) === 'OK') {
+      const lockKey = redisKeys.tokenLock(appId);
+      if ((await this.options.redis.set(lockKey, owner, 'PX', this.options.leaseMs, 'NX')) === 'OK') {
         let done = false;
         try {
           const again = await this.read(appId);
@@ -168,21 +164,21 @@ export class TokenManager {
           done = token !== undefined;
           if (token !== undefined) return token;
         } finally {
-          await this.o.redis.eval(RELEASE, 1, lockKey, owner);
+          await this.options.redis.eval(RELEASE, 1, lockKey, owner);
           // Failed (or its answer came too late to store): wake the waiters now, so they look again
           // instead of sleeping out the lease.
-          if (!done) await this.o.redis.publish(TOKEN_EVENTS, appId).catch(() => undefined);
+          if (!done) await this.options.redis.publish(redisKeys.tokenEvents, appId).catch(() => undefined);
         }
         // The lease ran out during the fetch and the answer was not stored: look again.
       } else {
         // Another process is refreshing: wait for its notice, or for its lease to run out if it died.
-        const lease = await this.o.redis.pttl(lockKey);
+        const lease = await this.options.redis.pttl(lockKey);
         const remaining = deadline - Date.now();
         if (remaining > 0)
           await this.waitForNotice(appId, Math.max(20, Math.min(lease > 0 ? lease + 20 : 20, remaining)));
       }
       if (Date.now() >= deadline) {
-        throw new TransportError(`waited ${this.o.waitMs} ms for a token refresh`, 'token', 'timeout');
+        throw new TransportError(`waited ${this.options.waitMs} ms for a token refresh`, 'token', 'timeout');
       }
     }
   }
@@ -194,42 +190,45 @@ export class TokenManager {
     let answer: { access_token: string; expires_in: number };
     try {
       answer =
-        this.o.source === 'stable'
-          ? await this.o.http.call('/cgi-bin/stable_token', {
+        this.options.source === 'stable'
+          ? await this.options.http.call('/cgi-bin/stable_token', {
               json: { grant_type: 'client_credential', appid: appId, secret: account.appSecret, force_refresh: false },
             })
-          : await this.o.http.call('/cgi-bin/token', {
+          : await this.options.http.call('/cgi-bin/token', {
               query: { grant_type: 'client_credential', appid: appId, secret: account.appSecret },
             });
     } catch (error) {
-      this.o.onRequest?.(appId, error instanceof WeChatApiError ? String(error.errcode) : 'transport');
+      this.options.onRequest?.(appId, error instanceof WeChatApiError ? String(error.errcode) : 'transport');
       if (error instanceof WeChatApiError && (error.action === 'config' || error.action === 'pause_account')) {
         const cooldown = JSON.stringify({ errcode: error.errcode, errmsg: error.errmsg });
-        await this.o.redis.set(this.key('cooldown', appId), cooldown, 'PX', this.o.cooldownMs);
-        this.o.logger.error(
-          { appId, errcode: error.errcode, errmsg: error.errmsg, retryInMs: this.o.cooldownMs },
+        await this.options.redis.set(redisKeys.tokenCooldown(appId), cooldown, 'PX', this.options.cooldownMs);
+        this.options.logger.error(
+          { appId, errcode: error.errcode, errmsg: error.errmsg, retryInMs: this.options.cooldownMs },
           'access_token request refused: check the AppID, AppSecret and API IP whitelist; token requests paused',
         );
-        throw new TokenUnavailableError(appId, error.errcode, error.errmsg, this.o.cooldownMs);
+        throw new TokenUnavailableError(appId, error.errcode, error.errmsg, this.options.cooldownMs);
       }
       throw error;
     }
-    this.o.onRequest?.(appId, 'ok');
+    this.options.onRequest?.(appId, 'ok');
     const ttlMs = answer.expires_in * 1000;
     const stored: StoredToken = { token: answer.access_token, expiresAt: Date.now() + ttlMs };
-    const keys = [this.key('token', appId), this.key('lock', appId)];
-    if (!(await this.o.redis.eval(STORE, 2, ...keys, JSON.stringify(stored), owner, ttlMs))) {
-      this.o.logger.warn({ appId }, 'access_token answer came after the refresh lease ended: not stored');
+    const keys = [redisKeys.token(appId), redisKeys.tokenLock(appId)];
+    if (!(await this.options.redis.eval(STORE, 2, ...keys, JSON.stringify(stored), owner, ttlMs))) {
+      this.options.logger.warn({ appId }, 'access_token answer came after the refresh lease ended: not stored');
       return undefined;
     }
-    await this.o.redis.publish(TOKEN_EVENTS, appId);
-    this.o.logger.info({ appId, expiresIn: answer.expires_in, source: this.o.source }, 'access_token refreshed');
+    await this.options.redis.publish(redisKeys.tokenEvents, appId);
+    this.options.logger.info(
+      { appId, expiresIn: answer.expires_in, source: this.options.source },
+      'access_token refreshed',
+    );
     return stored.token;
   }
 
   private async checkCooldown(appId: string): Promise<void> {
-    const key = this.key('cooldown', appId);
-    const [raw, ttl] = await Promise.all([this.o.redis.get(key), this.o.redis.pttl(key)]);
+    const key = redisKeys.tokenCooldown(appId);
+    const [raw, ttl] = await Promise.all([this.options.redis.get(key), this.options.redis.pttl(key)]);
     if (!raw) return;
     const { errcode, errmsg } = JSON.parse(raw) as { errcode: number; errmsg: string };
     throw new TokenUnavailableError(appId, errcode, errmsg, Math.max(ttl, 0));
@@ -237,7 +236,7 @@ export class TokenManager {
 
   private listen(): Promise<unknown> {
     if (!this.subscribed) {
-      const subscriber = this.o.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+      const subscriber = this.options.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
       subscriber.on('error', () => {}); // outages are logged by the main connection
       // Notices may be missed while disconnected: stop reusing copies until a subscription is confirmed again.
       subscriber.on('close', () => {
@@ -255,7 +254,7 @@ export class TokenManager {
       /** Subscribes and, once Redis confirms it on this very connection, allows copies again. */
       const confirm = () => {
         const connection = this.connection;
-        return subscriber.subscribe(TOKEN_EVENTS).then(() => {
+        return subscriber.subscribe(redisKeys.tokenEvents).then(() => {
           if (connection === this.connection) this.listening = true;
         });
       };

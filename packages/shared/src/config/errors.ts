@@ -5,3 +5,8 @@ export class ConfigError extends Error {
     super(problems.join('\n'));
   }
 }
+
+/** Prints each problem as one line `<tool>: config: <problem>` on stderr (what every command does at start). */
+export function printConfigError(tool: string, error: ConfigError): void {
+  for (const problem of error.problems) console.error(`${tool}: config: ${problem}`);
+}

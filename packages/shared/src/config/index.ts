@@ -5,10 +5,12 @@ import type { AccountType } from '../wechat/custom-message.js';
 import { ConfigError } from './errors.js';
 import { loadStructuredFile } from './file.js';
 
-export { ConfigError } from './errors.js';
+export { ConfigError, printConfigError } from './errors.js';
 export { loadStructuredFile } from './file.js';
 
 export type Security = 'any' | 'safe';
+/** Where access_tokens come from: `cgi-bin/stable_token` (normal mode) or `cgi-bin/token`. */
+export type TokenSource = 'stable' | 'classic';
 
 /** One WeChat account (Mini Program / Mini Game or Official Account) served by this deployment. */
 export interface AccountConfig {
@@ -34,7 +36,7 @@ export interface Config {
   timestampToleranceSeconds: number;
   replyRulesFile?: string | undefined;
   handler?: string | undefined;
-  tokenSource: 'stable' | 'classic';
+  tokenSource: TokenSource;
   workerConcurrency: number;
   admin: { host: string; port: number; user: string; password?: string | undefined; apiKey?: string | undefined };
   workerMetricsPort?: number | undefined;
@@ -253,7 +255,22 @@ export function redisUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
   return single('REDIS_URL', env);
 }
 
-/** Every environment variable the configuration reads (README and .env.example document each). */
+/** The environment variables that configure one account (the inverse of loadConfig's single-account form). */
+export function accountEnv(
+  account: Pick<AccountConfig, 'appId' | 'appSecret' | 'token' | 'aesKey'> & {
+    type?: AccountConfig['type'];
+  },
+): NodeJS.ProcessEnv {
+  return {
+    WECHAT_APP_ID: account.appId,
+    WECHAT_APP_SECRET: account.appSecret,
+    WECHAT_TOKEN: account.token,
+    ...(account.aesKey ? { WECHAT_AES_KEY: account.aesKey } : {}),
+    ...(account.type ? { WECHAT_ACCOUNT_TYPE: account.type } : {}),
+  };
+}
+
+/** Every environment variable the configuration reads (docs/configuration.md and .env.example document each). */
 export const CONFIG_VARIABLES: readonly string[] = [
   ...Object.keys(envSchema.shape),
   ...SECRET_VARIABLES.map((name) => `${name}_FILE`),

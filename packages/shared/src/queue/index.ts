@@ -1,19 +1,15 @@
 import { createHash } from 'node:crypto';
-import type { DefaultJobOptions } from 'bullmq';
-import type { PushFormat } from '../wechat/body.js';
+import { type DefaultJobOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { INBOUND_QUEUE, OUTBOUND_QUEUE, QUEUE_PREFIX } from '../redis/keys.js';
+import type { PushFormat, PushMode } from '../wechat/body.js';
 import type { ReplyItem } from '../wechat/custom-message.js';
 import { dedupKey, type InboundMessage } from '../wechat/message.js';
 
-/** All queue keys share one hash tag, so the queues live on one slot of a Redis Cluster. */
-export const QUEUE_PREFIX = '{wx-kf}';
-export const INBOUND_QUEUE = 'inbound';
-export const OUTBOUND_QUEUE = 'outbound';
-export const QUEUE_NAMES = [INBOUND_QUEUE, OUTBOUND_QUEUE] as const;
+export { INBOUND_QUEUE, OUTBOUND_QUEUE, QUEUE_NAMES, QUEUE_PREFIX } from '../redis/keys.js';
 
 /** WeChat re-delivers within ~15 s; an hour of de-duplication covers every retry by a wide margin. */
 export const DEDUP_TTL_MS = 3600_000;
-
-export type PushMode = 'plain' | 'compat' | 'safe';
 
 /** A verified push, as the ingress stores it. */
 export interface InboundJobData {
@@ -67,16 +63,6 @@ export function inboundJobId(appId: string, message: InboundMessage): string {
   return `${appId}-e${createHash('sha1').update(key).digest('hex').slice(0, 24)}`;
 }
 
-/** BullMQ's de-duplication key for an inbound job id: present while a delivery of that push is remembered. */
-export function inboundDedupKey(jobId: string): string {
-  return `${QUEUE_PREFIX}:${INBOUND_QUEUE}:de:${jobId}`;
-}
-
-/** The body digest a plaintext push's signature triple is bound to (one signature, one body). */
-export function signatureBindingKey(appId: string, signature: string): string {
-  return `${QUEUE_PREFIX}:sig:${appId}:${signature}`;
-}
-
 /** Inbound jobs: a failing handler is retried with backoff before the job fails. */
 export const INBOUND_JOB_OPTIONS: DefaultJobOptions = {
   ...JOB_RETENTION,
@@ -90,11 +76,6 @@ export const OUTBOUND_JOB_OPTIONS: DefaultJobOptions = {
   attempts: 10,
   backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
 };
-
-/** While this key exists, the account's outbound jobs wait (45009 quota, or an operator's pause). */
-export function pauseKey(appId: string): string {
-  return `${QUEUE_PREFIX}:paused:${appId}`;
-}
 
 /**
  * The job the ingress stores for a verified push: named after its de-duplication key (and de-duplicated for
@@ -120,4 +101,24 @@ export function inboundJob(
     data,
     opts: { ...INBOUND_JOB_OPTIONS, jobId, deduplication: { id: jobId, ttl: DEDUP_TTL_MS } },
   };
+}
+
+/**
+ * A job of either queue as a tool reads it back from Redis: any field may be missing (a job added by hand, an
+ * older version), so readers check before they use one.
+ */
+export type StoredJobData = Partial<Omit<InboundJobData, 'message'>> &
+  Partial<OutboundJobData> & { message?: Partial<InboundMessage> };
+
+/** The job data each queue holds. */
+export interface QueueData {
+  [INBOUND_QUEUE]: InboundJobData;
+  [OUTBOUND_QUEUE]: OutboundJobData;
+}
+
+/** One of wx-kf's queues on `connection`, under wx-kf's prefix. */
+export function openQueue<N extends keyof QueueData>(name: N, connection: Redis): Queue<QueueData[N]> {
+  const queue = new Queue<QueueData[N]>(name, { connection, prefix: QUEUE_PREFIX });
+  queue.on('error', () => {}); // the connection's own listener (createRedis) logs an outage once
+  return queue;
 }

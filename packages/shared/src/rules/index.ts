@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { checkMediaFile, FILE_MEDIA } from '../api/media.js';
 import { ConfigError } from '../config/errors.js';
 import { loadStructuredFile } from '../config/file.js';
+import type { Config } from '../config/index.js';
 import { type AccountType, validateReplyTemplate } from '../wechat/custom-message.js';
 import type { InboundMessage } from '../wechat/message.js';
 
@@ -335,4 +336,14 @@ function render<T>(value: T, message: InboundMessage, match: string[], missing: 
     ) as T;
   }
   return value;
+}
+
+/** Each account's rules (its own file, else REPLY_RULES_FILE, else none), loaded and checked once. */
+export function loadAccountRules(config: Pick<Config, 'accounts' | 'replyRulesFile'>): Map<string, ReplyRules> {
+  return new Map(
+    config.accounts.map((a) => {
+      const file = a.replyRules ?? config.replyRulesFile;
+      return [a.appId, file ? ReplyRules.load(file, a.type) : ReplyRules.none];
+    }),
+  );
 }

@@ -3,6 +3,8 @@ import { parse as parseLosslessJson } from 'lossless-json';
 import { MessageFormatError } from './errors.js';
 
 export type PushFormat = 'xml' | 'json';
+/** How a push reached us: plaintext, compat (Encrypt beside the plaintext fields) or safe (Encrypt only). */
+export type PushMode = 'plain' | 'compat' | 'safe';
 
 /** A push's fields as WeChat names them; every scalar is a string (numbers keep their exact digits). */
 export type FieldValue = string | FieldMap | FieldValue[];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   asAgent,
-  reply,
+  messageBuilders,
   SENDABLE_TYPES,
   TEXT_CONTENT_MAX_BYTES,
   toCustomMessage,
@@ -12,24 +12,24 @@ import { MessageFormatError } from './errors.js';
 
 const url = 'https://example.com/x';
 const miniprogram = [
-  reply.text('hi'),
-  reply.image('MEDIA'),
-  reply.link({ title: 't', description: 'd', url, thumb_url: url }),
-  reply.miniprogrampage({ title: 't', pagepath: 'pages/index/index', thumb_media_id: 'THUMB' }),
+  messageBuilders.text('hi'),
+  messageBuilders.image('MEDIA'),
+  messageBuilders.link({ title: 't', description: 'd', url, thumb_url: url }),
+  messageBuilders.miniprogrampage({ title: 't', pagepath: 'pages/index/index', thumb_media_id: 'THUMB' }),
 ];
 const officialaccount = [
-  reply.text('hi'),
-  reply.image('MEDIA'),
-  reply.voice('MEDIA'),
-  reply.video({ media_id: 'M', thumb_media_id: 'T', title: 't' }),
-  reply.music({ musicurl: url, hqmusicurl: url, thumb_media_id: 'T' }),
-  reply.news({ title: 't', url, picurl: url }),
-  reply.mpnews('MEDIA'),
-  reply.mpnewsarticle('ARTICLE'),
-  reply.msgmenu({ head_content: '评价', list: [{ id: '101', content: '满意' }], tail_content: '谢谢' }),
-  reply.wxcard('CARD'),
-  reply.miniprogrampage({ title: 't', appid: 'wx1', pagepath: 'p', thumb_media_id: 'T' }),
-  asAgent(reply.text('from an agent'), 'test1@kftest'),
+  messageBuilders.text('hi'),
+  messageBuilders.image('MEDIA'),
+  messageBuilders.voice('MEDIA'),
+  messageBuilders.video({ media_id: 'M', thumb_media_id: 'T', title: 't' }),
+  messageBuilders.music({ musicurl: url, hqmusicurl: url, thumb_media_id: 'T' }),
+  messageBuilders.news({ title: 't', url, picurl: url }),
+  messageBuilders.mpnews('MEDIA'),
+  messageBuilders.mpnewsarticle('ARTICLE'),
+  messageBuilders.msgmenu({ head_content: '评价', list: [{ id: '101', content: '满意' }], tail_content: '谢谢' }),
+  messageBuilders.wxcard('CARD'),
+  messageBuilders.miniprogrampage({ title: 't', appid: 'wx1', pagepath: 'p', thumb_media_id: 'T' }),
+  asAgent(messageBuilders.text('from an agent'), 'test1@kftest'),
 ];
 
 describe('custom/send bodies', () => {
@@ -103,20 +103,20 @@ describe('custom/send bodies', () => {
 
   it('bounds text content by UTF-8 bytes, as WeChat does', () => {
     expect(TEXT_CONTENT_MAX_BYTES).toBe(2048);
-    expect(validateReply(reply.text('a'.repeat(2048)), 'miniprogram')).toBeTruthy();
-    expect(validateReply(reply.text('中'.repeat(682)), 'miniprogram')).toBeTruthy(); // 2046 bytes
-    expect(() => validateReply(reply.text('中'.repeat(683)), 'miniprogram')).toThrow(
+    expect(validateReply(messageBuilders.text('a'.repeat(2048)), 'miniprogram')).toBeTruthy();
+    expect(validateReply(messageBuilders.text('中'.repeat(682)), 'miniprogram')).toBeTruthy(); // 2046 bytes
+    expect(() => validateReply(messageBuilders.text('中'.repeat(683)), 'miniprogram')).toThrow(
       'text.content: at most 2048 bytes',
     );
   });
 
   it.each([
-    ['a media_id', reply.image('M'.repeat(257)), 'image.media_id: at most 256 bytes'],
-    ['a url', reply.news({ title: 't', url: `${url}/${'x'.repeat(2048)}` }), 'news.articles.0.url'],
-    ['a title', reply.news({ title: 't'.repeat(1025), url }), 'news.articles.0.title: at most 1024 bytes'],
+    ['a media_id', messageBuilders.image('M'.repeat(257)), 'image.media_id: at most 256 bytes'],
+    ['a url', messageBuilders.news({ title: 't', url: `${url}/${'x'.repeat(2048)}` }), 'news.articles.0.url'],
+    ['a title', messageBuilders.news({ title: 't'.repeat(1025), url }), 'news.articles.0.title: at most 1024 bytes'],
     [
       'a menu',
-      reply.msgmenu({ list: Array.from({ length: 21 }, (_, i) => ({ id: String(i), content: 'c' })) }),
+      messageBuilders.msgmenu({ list: Array.from({ length: 21 }, (_, i) => ({ id: String(i), content: 'c' })) }),
       'msgmenu.list',
     ],
   ])('refuses an oversized %s', (_label, item, reason) => {
@@ -142,7 +142,7 @@ describe('custom/send bodies', () => {
   });
 
   it('adds touser for the API body', () => {
-    expect(toCustomMessage('o_user', reply.text('hi'))).toEqual({
+    expect(toCustomMessage('o_user', messageBuilders.text('hi'))).toEqual({
       touser: 'o_user',
       msgtype: 'text',
       text: { content: 'hi' },

@@ -158,8 +158,8 @@ export function toCustomMessage(touser: string, item: ReplyItem): CustomMessage 
   return { touser, ...item };
 }
 
-/** Typed builders for reply items, one per msgtype. */
-export const reply = {
+/** Typed builders for custom/send bodies (without touser), one per msgtype; handlers get them as `ctx.reply`. */
+export const messageBuilders = {
   text: (content: string) => ({ msgtype: 'text', text: { content } }) as const,
   image: (mediaId: string) => ({ msgtype: 'image', image: { media_id: mediaId } }) as const,
   link: (link: { title: string; description: string; url: string; thumb_url: string }) =>

@@ -85,6 +85,9 @@ export type InboundMessage =
   | EventMessage
   | OtherMessage;
 
+/** An OpenID as this service accepts one (WeChat's are 28 characters of these). */
+export const OPENID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
 const COMMON_FIELDS = ['ToUserName', 'FromUserName', 'CreateTime', 'MsgType'] as const;
 const REQUIRED_BY_TYPE: Record<string, readonly string[]> = {
   text: ['Content'],

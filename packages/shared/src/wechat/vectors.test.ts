@@ -3,7 +3,7 @@ import { parseFields } from './body.js';
 import { decodeAesKey, decryptMessage, encryptMessage } from './crypto.js';
 import vectorFile from './fixtures/vectors.json' with { type: 'json' };
 import { parseMessage } from './message.js';
-import { sealReply } from './reply.js';
+import { sealReply } from './passive-reply.js';
 import { computeMsgSignature, computeSignature, verifyMsgSignature, verifySignature } from './signature.js';
 
 // Published values from WeChat's message-push documentation (copied from shared/wechat/vectors.json).

@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 /**
  * - `producer`: the ingress; fails fast while Redis is unreachable (no offline queue, bounded command time),
@@ -41,3 +41,4 @@ export function createRedis(url: string, role: RedisRole, log?: Logger): Redis {
   });
   return redis;
 }
+export * from './keys.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseFields } from './body.js';
 import { decodeAesKey, decryptMessage } from './crypto.js';
 import { parseMessage } from './message.js';
-import { buildTransferReply, SUCCESS, sealReply } from './reply.js';
+import { buildTransferReply, SUCCESS, sealReply } from './passive-reply.js';
 import { verifyMsgSignature } from './signature.js';
 
 const push = parseMessage(

@@ -43,9 +43,17 @@ export interface RedisServerOptions {
   /** Persist with AOF (appendfsync always) in a private directory, so a restart keeps the data. */
   appendOnly?: boolean;
   port?: number;
+  /**
+   * In a process group of its own, so a terminal's Ctrl-C (sent to the whole foreground group) does not kill
+   * it before its user has drained (the demo).
+   */
+  detached?: boolean;
 }
 
-/** A private `redis-server` that tests can stop, restart and flush without touching anyone else's Redis. */
+/**
+ * A private `redis-server` on loopback, for tests, benchmarks and the demo: it can be stopped, restarted and
+ * flushed without touching anyone else's Redis.
+ */
 export class RedisServer {
   private child: ChildProcess | undefined;
   readonly dir = mkdtempSync(join(tmpdir(), 'wx-kf-redis-'));
@@ -85,8 +93,10 @@ export class RedisServer {
     args.push(
       ...(this.options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
     );
-    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    const child = spawn('redis-server', args, { stdio: 'ignore', detached: this.options.detached ?? false });
     this.child = child;
+    // Out of our process group it would outlive us: stop it when we exit, however that happens.
+    if (this.options.detached) process.once('exit', () => child.kill('SIGKILL'));
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
       if (child.exitCode !== null)

@@ -1,12 +1,7 @@
 import { connect, createServer, type Socket } from 'node:net';
-import {
-  createLogger,
-  createRedis,
-  QUEUE_PREFIX,
-  TokenManager,
-  TokenUnavailableError,
-  WeChatHttp,
-} from '@wx-kf/shared';
+import { TokenManager, TokenUnavailableError, WeChatHttp } from '@wx-kf/shared/api';
+import { createLogger } from '@wx-kf/shared/log';
+import { createRedis, redisKeys } from '@wx-kf/shared/redis';
 import { isolatedRedisUrl } from '@wx-kf/testkit';
 import { Simulator } from '@wx-kf/wechat-sim';
 import type { Redis } from 'ioredis';
@@ -33,8 +28,8 @@ function manager(options: Partial<ConstructorParameters<typeof TokenManager>[0]>
   managers.push(m);
   return m;
 }
-const tokenKey = `${QUEUE_PREFIX}:token:${APP_ID}`;
-const lockKey = `${QUEUE_PREFIX}:lock:${APP_ID}`;
+const tokenKey = redisKeys.token(APP_ID);
+const lockKey = redisKeys.tokenLock(APP_ID);
 const listening = (m: TokenManager) => (m as unknown as { listening: boolean }).listening;
 
 async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {

@@ -1,0 +1,85 @@
+// The no-credentials demo of `pnpm start`: the simulator on loopback stands in for WeChat, with one sandbox
+// account, and a private redis-server when no Redis answers on 127.0.0.1:6379.
+import { accountEnv } from '@wx-kf/shared/config';
+import { runService } from '@wx-kf/shared/service';
+import {
+  answersPing,
+  DEFAULT_SIM_PORT,
+  hasRedisServer,
+  RedisServer,
+  SANDBOX_ACCOUNT,
+  Simulator,
+} from '@wx-kf/wechat-sim';
+import type { startAll } from './start.js';
+
+/** Runs the demo with `start` (the same composition as a real `pnpm start`). */
+export async function demo(start: typeof startAll): Promise<void> {
+  let redisUrl = process.env.REDIS_URL;
+  let privateRedis: RedisServer | undefined;
+  if (!redisUrl) {
+    if (await answersPing(6379)) {
+      redisUrl = 'redis://127.0.0.1:6379';
+    } else if (hasRedisServer()) {
+      // In its own process group: Ctrl-C must not stop it before the demo has drained.
+      privateRedis = await RedisServer.start({ detached: true });
+      redisUrl = privateRedis.url;
+      console.log(
+        `[demo] no Redis on 127.0.0.1:6379: started a private redis-server at ${redisUrl} (data is thrown away on exit)`,
+      );
+    } else {
+      console.error(
+        '[demo] no Redis: set REDIS_URL, or run `docker compose up -d redis`, or install redis-server (e.g. apt-get install -y redis-server)',
+      );
+      process.exit(1);
+    }
+  }
+  const simPort = Number(process.env.SIM_PORT ?? DEFAULT_SIM_PORT);
+  const sim = new Simulator({
+    accounts: [SANDBOX_ACCOUNT],
+    onMessage: (m) => console.log(`[simulator] custom/send → ${m.touser}: ${JSON.stringify(m.body)}`),
+  });
+  const simUrl = await sim.listen(simPort);
+  const a = SANDBOX_ACCOUNT;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    WECHAT_API_BASE: simUrl,
+    ...accountEnv(a),
+    REPLY_RULES_FILE: process.env.REPLY_RULES_FILE ?? 'examples/rules.yaml',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  };
+  await runService(
+    'wx-kf demo',
+    async (config, logger) => {
+      const service = await start(config, logger);
+      const { ingress, admin } = service;
+      console.log(
+        [
+          '',
+          'wx-kf DEMO: no WeChat credentials are configured, so replies go to a SIMULATOR, not to WeChat.',
+          `  ingress    ${ingress.url}/wechat/${a.appId}   (the URL WeChat would push to)`,
+          `  simulator  ${simUrl}   (fake WeChat API; recorded replies: ${simUrl}/__sim/messages)`,
+          `  redis      ${redisUrl}`,
+          admin
+            ? `  admin      ${admin.url}/ui   (dashboard; /metrics)`
+            : '  admin      off (set ADMIN_PASSWORD to get the dashboard and /metrics)',
+          '',
+          'Push a message as WeChat would, in another terminal:',
+          '  pnpm sim push --text hello          (the reply appears below as "[simulator] custom/send")',
+          '  pnpm sim push --text "order 42" --format json',
+          '  pnpm sim push --text 人工            (answered with transfer_customer_service)',
+          'Set WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN (see .env.example) to serve a real account.',
+          '',
+        ].join('\n'),
+      );
+      return {
+        close: async () => {
+          await service.close();
+          await sim.close();
+          await privateRedis?.dispose();
+        },
+      };
+    },
+    { env },
+  );
+}
