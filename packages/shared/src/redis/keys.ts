@@ -13,6 +13,15 @@ export const INBOUND_QUEUE = 'inbound';
 export const OUTBOUND_QUEUE = 'outbound';
 export const QUEUE_NAMES = [INBOUND_QUEUE, OUTBOUND_QUEUE] as const;
 
+/**
+ * The hash tag of every key about one user of one account (send window, order, handoff, timeline): a Lua script
+ * may touch several of them at once, so they must share a slot on a cluster. One tag for now; sharding changes
+ * it here.
+ */
+export function userTag(_appId: string, _openid: string): string {
+  return KEY_PREFIX;
+}
+
 export const redisKeys = {
   /** BullMQ's de-duplication key for an inbound job id (present while a delivery is remembered). */
   inboundDedup: (jobId: string) => `${QUEUE_PREFIX}:${INBOUND_QUEUE}:de:${jobId}`,
