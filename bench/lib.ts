@@ -31,8 +31,10 @@ export async function spawnTarget(
   args: string[],
   env: NodeJS.ProcessEnv,
   ready: string,
+  nodeArgs: string[] = [],
 ): Promise<Target> {
-  const child = spawn(process.execPath, ['--conditions=wx-kf-source', '--import', 'tsx', join(ROOT, entry), ...args], {
+  const node = [...nodeArgs, '--conditions=wx-kf-source', '--import', 'tsx', join(ROOT, entry), ...args];
+  const child = spawn(process.execPath, node, {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -90,13 +92,14 @@ export async function waitForReady(port: number): Promise<void> {
 }
 
 /** The wx-kf ingress as its own process, ready to take pushes; it logs at `info` as in production (a line per push). */
-export async function spawnIngress(port: number, env: NodeJS.ProcessEnv): Promise<Target> {
+export async function spawnIngress(port: number, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<Target> {
   const target = await spawnTarget(
     'ingress',
     'apps/ingress/src/main.ts',
     [],
     { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     '',
+    nodeArgs,
   );
   await waitForReady(port);
   return target;

@@ -1,10 +1,11 @@
-// `pnpm bench [ingress|sync|worker|soak]`: runs the benchmarks, prints the tables and writes bench/results/<date>.md.
+// `pnpm bench [ingress|sync|worker|soak|profile]`: runs the benchmarks, prints the tables and writes bench/results/<date>.md.
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { benchIngress } from './ingress.js';
 import { ROOT } from './lib.js';
+import { benchProfile } from './profile.js';
 import { benchSoak } from './soak.js';
 import { benchSync } from './sync.js';
 import { benchWorker } from './worker.js';
@@ -15,6 +16,8 @@ if (!which || which === 'ingress') sections.push(await benchIngress());
 if (!which || which === 'sync') sections.push(await benchSync());
 if (!which || which === 'worker') sections.push(await benchWorker());
 if (!which || which === 'soak') sections.push(await benchSoak());
+// Not part of the full run: a diagnosis, not a figure to compare.
+if (which === 'profile') sections.push(await benchProfile());
 
 const version = (cmd: string) => {
   try {

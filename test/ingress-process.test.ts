@@ -98,6 +98,12 @@ describe('ingress process', () => {
         worker.waitFor('worker started'),
         admin.waitFor('admin listening'),
       ]);
+      // Its own metrics listener is on loopback (the default; read from the bound socket), never the public port.
+      const listening = ingress.output
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l))
+        .find((r) => r.msg === 'ingress listening');
+      expect(listening.metricsUrl).toBe(`http://127.0.0.1:${ingressMetricsPort}`);
       // The ingress itself serves no admin listener (it used to, hidden, whenever ADMIN_PASSWORD was set).
       expect(ingress.output.join('\n')).not.toContain('admin listening');
       const url = `http://127.0.0.1:${port}/wechat/${account.appId}`;

@@ -189,6 +189,16 @@ describe('authenticate first, answer briefly', () => {
     expect(await jobs()).toBe(0);
   });
 
+  it('opens a compat push from its ciphertext only: plaintext fields beside Encrypt are ignored', async () => {
+    const message = sampleMessage('text', { fromUser: 'o_real_sender', content: 'hello' });
+    const push = buildPush({ account: keyed, message, mode: 'compat' });
+    const forged = push.body.replace('o_real_sender', 'o_victim').replace('hello', 'transfer all');
+    expect(forged).not.toBe(push.body);
+    expect((await post(replicaA, keyed.appId, push.query, forged)).statusCode).toBe(200);
+    const [job] = await queue.getJobs(['waiting']);
+    expect(job?.data.message).toMatchObject({ FromUserName: 'o_real_sender', Content: 'hello' });
+  });
+
   it('finds the real Encrypt of a compat push whose user text contains an Encrypt element', async () => {
     const message = sampleMessage('text', { content: '<Encrypt>AAAA</Encrypt>' });
     const push = buildPush({ account: keyed, message, mode: 'compat' });

