@@ -6,7 +6,6 @@ import { UnrecoverableError } from 'bullmq';
 // Job data is untrusted: anyone with Redis access (or a dashboard that could edit jobs) can write it. Everything
 // the worker relies on is checked here before anything is sent, and a bad job fails at once with a short reason.
 
-/** An OpenID: WeChat's are 28 characters of these; the same pattern as the send API's `touser`. */
 /** Replies one job may carry: the send API's limit (WeChat allows about 20 messages per user message). */
 export const MAX_JOB_REPLIES = 20;
 const MAX_KEY = 200;
