@@ -41,7 +41,9 @@ function owner(url: string): string {
 export function summarise(profile: Profile): { byOwner: [string, number][]; byFunction: [string, number][] } {
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfMs = new Map<number, number>();
-  profile.samples.forEach((id, i) => selfMs.set(id, (selfMs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000));
+  for (const [i, id] of profile.samples.entries()) {
+    selfMs.set(id, (selfMs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  }
   const byOwner = new Map<string, number>();
   const byFunction = new Map<string, number>();
   let total = 0;
