@@ -1,13 +1,16 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Config, ConfigError, loadConfig, loadDotEnv, redisUrlFromEnv } from '@wx-kf/shared/config';
+import { Conversations, DEFAULT_TIMELINE } from '@wx-kf/shared/conversation';
 import type { StoredJobData } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { OPENID_PATTERN } from '@wx-kf/shared/wechat';
 import type { Job } from 'bullmq';
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
 import type { Redis } from 'ioredis';
 import { type AccountPause, JOB_STATES, OPERATOR_PAUSE, Queues } from './queues.js';
+import { formatUser } from './users.js';
 
 /** `1h`, `30m`, `7d`, `45s`, `500ms` → milliseconds. */
 export function parseDuration(value: string): number {
@@ -339,6 +342,20 @@ function buildProgram(redis: Redis, queues: Queues): Command {
       console.log(`removed ${removed} ${state} job(s) older than ${opts.olderThan / 1000} s`);
     });
 
+  program
+    .command('user <appId> <openid>')
+    .description("a user's send window (open until, sends left, what opened it) and timeline, newest last")
+    .option('--json', 'machine-readable output')
+    .action(async (appId: string, openid: string, opts) => {
+      if (!OPENID_PATTERN.test(openid)) throw new CliError(`"${clip(openid, 70)}" is not an OpenID`);
+      let timeline = DEFAULT_TIMELINE;
+      try {
+        timeline = accountsConfig().timeline; // its age cap, when the configuration loads
+      } catch {}
+      const view = await new Conversations(redis, { timeline }).view(appId, openid);
+      print(opts.json, view, () => formatUser(appId, openid, view));
+    });
+
   return program;
 }
 
@@ -346,7 +363,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
 export async function main(args: string[]): Promise<number> {
   if (args.length === 0) {
     console.error(
-      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean); --help lists them',
+      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean, user); --help lists them',
     );
     return 1;
   }
