@@ -15,7 +15,6 @@ import { isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { buildPush, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
 import { type RunningWorker, startWorker } from '@wx-kf/worker';
 import type { Queue } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -43,8 +42,8 @@ let redisUrl: string;
 let redis: Redis;
 let producer: Redis;
 let inbound: Queue<InboundJobData>;
-let ingress: FastifyInstance;
-let admin: FastifyInstance;
+let ingress: ReturnType<typeof buildApp>;
+let admin: Awaited<ReturnType<typeof buildAdminApp>>;
 let queues: Queues;
 let worker: RunningWorker;
 let n = 0;

@@ -4,13 +4,12 @@ import { type Config, ConfigError, loadConfig, loadDotEnv, redisUrlFromEnv } fro
 import { Conversations, DEFAULT_TIMELINE } from '@wx-kf/shared/conversation';
 import type { StoredJobData } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
-import { OPENID_PATTERN } from '@wx-kf/shared/wechat';
 import type { Job } from 'bullmq';
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
 import type { Redis } from 'ioredis';
 import { type AccountPause, JOB_STATES, OPERATOR_PAUSE, Queues } from './queues.js';
-import { formatUser } from './users.js';
+import { formatUser } from './user-format.js';
 
 /** `1h`, `30m`, `7d`, `45s`, `500ms` → milliseconds. */
 export function parseDuration(value: string): number {
@@ -19,6 +18,9 @@ export function parseDuration(value: string): number {
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms'];
   return Number(match[1]) * unit;
 }
+
+/** An OpenID, as OPENID_PATTERN in @wx-kf/shared/wechat (not imported: it loads the whole protocol layer). */
+const OPENID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** A refusal the operator can act on: printed as one line, exit code 1. */
 class CliError extends Error {}
@@ -347,7 +349,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
     .description("a user's send window (open until, sends left, what opened it) and timeline, newest last")
     .option('--json', 'machine-readable output')
     .action(async (appId: string, openid: string, opts) => {
-      if (!OPENID_PATTERN.test(openid)) throw new CliError(`"${clip(openid, 70)}" is not an OpenID`);
+      if (!OPENID.test(openid)) throw new CliError(`"${clip(openid, 70)}" is not an OpenID`);
       let timeline = DEFAULT_TIMELINE;
       try {
         timeline = accountsConfig().timeline; // its age cap, when the configuration loads

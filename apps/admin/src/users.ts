@@ -1,4 +1,4 @@
-import type { Conversations, UserView } from '@wx-kf/shared/conversation';
+import type { Conversations } from '@wx-kf/shared/conversation';
 import { OPENID_PATTERN } from '@wx-kf/shared/wechat';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -57,21 +57,4 @@ export function windowMetrics(registry: Registry, conversations: Conversations, 
       for (const appId of appIds) this.set({ app_id: appId }, await conversations.openWindowCount(appId));
     },
   });
-}
-
-/** `pnpm queues user` for humans: the window in one line, then the timeline, newest last. */
-export function formatUser(appId: string, openid: string, view: UserView): string {
-  const w = view.window;
-  const window = w.open
-    ? `open until ${w.until}, ${w.left} send(s) left (opened by ${w.trigger ?? 'unknown'})`
-    : `closed${w.until ? ` since ${w.until}` : ''}: nothing can be sent until the user writes again`;
-  const lines = view.timeline.map(
-    (e) =>
-      `  ${e.at}  ${e.direction === 'in' ? '←' : '→'} ${e.kind}${e.summary ? ` "${e.summary}"` : ''}  ${e.result}  (${e.jobId})`,
-  );
-  return [
-    `${appId} / ${openid}`,
-    `window: ${window}`,
-    lines.length ? `timeline (${lines.length}, newest last):\n${lines.join('\n')}` : 'timeline: empty',
-  ].join('\n');
 }
