@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accountEnv } from '@wx-kf/shared/config';
-import { INBOUND_QUEUE, inboundJob, openQueue } from '@wx-kf/shared/queue';
+import { Conversations } from '@wx-kf/shared/conversation';
+import { INBOUND_QUEUE, type inboundJob, inboundJob as makeInboundJob, openQueue } from '@wx-kf/shared/queue';
 import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
@@ -22,6 +23,8 @@ const ACCOUNT = {
 const JOBS = Number(process.env.BENCH_JOBS ?? 6000);
 const WARM_UP = 3000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Messages per user in the ordered-burst row. */
+const BURST = 5;
 const SIM_LATENCY_MS = 20;
 const dir = mkdtempSync(join(tmpdir(), 'wx-kf-bench-'));
 const rules = join(dir, 'rules.json');
@@ -56,14 +59,92 @@ async function waitForCount(simUrl: string, target: number, timeoutMs = 120_000)
   }
 }
 
-function inboundJobs(n: number, tag: string) {
+/** n messages: from n distinct users, or in bursts of `burst` consecutive messages per user (content = index). */
+function inboundJobs(n: number, tag: string, burst = 1) {
   return Array.from({ length: n }, (_, i) =>
-    inboundJob(
+    makeInboundJob(
       ACCOUNT.appId,
-      sampleMessage('text', { fromUser: `o_${tag}_${i}`, content: String(i) }) as InboundMessage,
+      sampleMessage('text', {
+        fromUser: `o_${tag}_${Math.floor(i / burst)}`,
+        content: String(i % burst),
+      }) as InboundMessage,
       { mode: 'safe', format: 'json' },
     ),
   );
+}
+
+/** What the ingress writes for each push beside its job: the user's window grant, order and timeline entry. */
+async function ingest(redis: Redis, jobs: ReturnType<typeof inboundJob>[]): Promise<void> {
+  const conversations = new Conversations(redis);
+  for (let i = 0; i < jobs.length; i += 1000) {
+    await Promise.all(
+      jobs
+        .slice(i, i + 1000)
+        .map((j) => conversations.ingest(j.data.appId, 'miniprogram', j.opts.jobId, j.data.message, j.data.receivedAt)),
+    );
+  }
+}
+
+/** Stores jobs as the ingress does (`done`: jobs whose conversation state is written already). */
+async function storeAsIngress(redis: Redis, jobs: ReturnType<typeof inboundJob>[], done = new Set<string>()) {
+  const queue = openQueue(INBOUND_QUEUE, redis);
+  for (let i = 0; i < jobs.length; i += 1000) {
+    const batch = jobs.slice(i, i + 1000);
+    await ingest(
+      redis,
+      batch.filter((j) => !done.has(j.opts.jobId)),
+    );
+    await queue.addBulk(batch);
+  }
+  await queue.close();
+}
+
+/** Users of a measured run whose replies did not arrive in message order (bursts only). */
+async function outOfOrder(simUrl: string, tag: string): Promise<number> {
+  const res = await request(`${simUrl}/__sim/messages?appId=${ACCOUNT.appId}`);
+  const byUser = new Map<string, number[]>();
+  for (const m of (await res.body.json()) as { touser: string; body: { text: { content: string } } }[]) {
+    if (!m.touser.includes(tag)) continue;
+    const seen = byUser.get(m.touser) ?? [];
+    seen.push(Number(/(\d+)$/.exec(m.body.text.content)?.[1]));
+    byUser.set(m.touser, seen);
+  }
+  return [...byUser.values()].filter((seq) => seq.some((v, i) => v !== i)).length;
+}
+
+/** Redis bytes per active user: the ledger alone (window, index) and the timeline per entry. */
+async function conversationMemory(redisUrl: string, users = 10_000): Promise<{ ledger: number; perEntry: number }> {
+  const redis = new Redis(redisUrl, { enableAutoPipelining: true });
+  await redis.flushdb();
+  const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
+  const off = new Conversations(redis, { timeline: { entries: 0, maxAgeMs: 7 * 86_400_000 } });
+  const on = new Conversations(redis);
+  const message = (u: number, i: number) =>
+    sampleMessage('text', { fromUser: `o_memory_user_${String(u).padStart(12, '0')}`, content: `message ${i}` });
+  const base = await used();
+  await Promise.all(
+    Array.from({ length: users }, async (_, u) => {
+      const m = message(u, 0);
+      await off.ingest(ACCOUNT.appId, 'miniprogram', `job-${u}-0`, m, Date.now());
+      await off.settle(ACCOUNT.appId, String(m.FromUserName), { release: `job-${u}-0` }); // answered: order empty
+    }),
+  );
+  const ledger = (await used()) - base;
+  const before = await used();
+  const entries = 10; // 5 messages in, 5 replies out
+  await Promise.all(
+    Array.from({ length: users }, async (_, u) => {
+      for (let i = 1; i <= entries / 2; i++) {
+        const m = message(u, i);
+        await on.ingest(ACCOUNT.appId, 'miniprogram', `job-${u}-${i}`, m, Date.now());
+        const entry = { kind: 'text', summary: `reply to message ${i}`, jobId: `job-${u}-${i}`, result: 'sent' };
+        await on.settle(ACCOUNT.appId, String(m.FromUserName), { entry, release: `job-${u}-${i}` });
+      }
+    }),
+  );
+  const perEntry = ((await used()) - before) / users / entries;
+  redis.disconnect();
+  return { ledger: ledger / users, perEntry };
 }
 
 interface Drain {
@@ -76,6 +157,8 @@ interface Drain {
   stormTokens?: number;
   /** Redis memory per retained job, bytes (wx-kf only). */
   bytesPerJob?: number;
+  /** Bursts: users whose replies arrived out of message order. */
+  outOfOrder?: number;
 }
 
 async function drain(
@@ -84,6 +167,7 @@ async function drain(
   concurrency: number,
   redisUrl: string,
   simUrl: string,
+  burst = 1,
 ): Promise<Drain> {
   const redis = new Redis(redisUrl);
   await redis.flushdb();
@@ -135,15 +219,20 @@ async function drain(
       for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
       await queue.close();
     } else {
-      const queue = openQueue(INBOUND_QUEUE, redis);
-      const jobs = inboundJobs(n, `${processes}_${concurrency}_${tag}_${Date.now()}`);
-      for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
-      await queue.close();
+      await storeAsIngress(redis, inboundJobs(n, `${processes}_${concurrency}_${tag}_${runId}`, burst), ingested);
     }
     await waitForCount(simUrl, count + n);
   };
+  const runId = Date.now();
+  const ingested = new Set<string>();
   // Both kinds warm up (JIT, connection pools, the token) on a first batch that is not measured.
   await run(WARM_UP, 'warm');
+  // The ingress's part (window grant, order, timeline) is written before the clock starts: it is not the drain's.
+  if (kind === 'wx-kf') {
+    const jobs = inboundJobs(JOBS, `${processes}_${concurrency}_measured_${runId}`, burst);
+    await ingest(redis, jobs);
+    for (const j of jobs) ingested.add(j.opts.jobId);
+  }
   const cpu0 = workers.reduce((s, w) => s + cpuSeconds(w.child.pid as number), 0);
   const started = performance.now();
   await run(JOBS, 'measured');
@@ -151,7 +240,8 @@ async function drain(
   const cpu = workers.reduce((s, w) => s + cpuSeconds(w.child.pid as number), 0) - cpu0;
   const rss = Math.max(...workers.map((w) => rssMiB(w.child.pid as number)));
   const result: Drain = { rate: JOBS / seconds, cpu, rss, tokens: (await tokenRequests(simUrl)) - tokens0 };
-  if (kind === 'wx-kf') {
+  if (kind === 'wx-kf' && burst > 1) result.outOfOrder = await outOfOrder(simUrl, `_measured_${runId}_`);
+  if (kind === 'wx-kf' && burst === 1) {
     const view = openQueue(INBOUND_QUEUE, redis);
     const retained = (await view.getJobCounts('completed')).completed ?? 0;
     await view.close();
@@ -247,30 +337,32 @@ export async function benchWorker(): Promise<string> {
   const { url: simUrl, target: sim } = await spawnSim(simPort, ACCOUNT_ENV, SIM_LATENCY_MS);
   const rows: (string | number)[][] = [];
   let latency: Awaited<ReturnType<typeof steadyLatency>> | undefined;
+  let memory: Awaited<ReturnType<typeof conversationMemory>> | undefined;
   try {
-    for (const [processes, concurrency] of [
-      [1, 50],
-      [2, 50],
-      [4, 50],
-      [1, 200],
-      [2, 200],
+    for (const [processes, concurrency, burst] of [
+      [1, 50, 1],
+      [2, 50, 1],
+      [4, 50, 1],
+      [1, 200, 1],
+      [2, 200, 1],
+      [2, 50, BURST],
     ] as const) {
       // Interleaved rounds, medians reported: this machine's CPU steal makes a single drain swing.
       const plains: Drain[] = [];
       const runs: Drain[] = [];
       for (let round = 1; round <= ROUNDS; round++) {
         const plain = await drain('plain', processes, concurrency, redis.url, simUrl);
-        const ours = await drain('wx-kf', processes, concurrency, redis.url, simUrl);
+        const ours = await drain('wx-kf', processes, concurrency, redis.url, simUrl, burst);
         plains.push(plain);
         runs.push(ours);
         console.log(
-          `[bench worker] ${processes}×c${concurrency} round ${round}: plain ${plain.rate.toFixed(0)}/s, wx-kf ${ours.rate.toFixed(0)}/s`,
+          `[bench worker] ${processes}×c${concurrency}${burst > 1 ? ` bursts of ${burst}` : ''} round ${round}: plain ${plain.rate.toFixed(0)}/s, wx-kf ${ours.rate.toFixed(0)}/s${burst > 1 ? `, ${ours.outOfOrder} user(s) out of order` : ''}`,
         );
       }
       const rate = (drains: Drain[]) => median(drains.map((d) => d.rate));
       const perCpu = (drains: Drain[]) => median(drains.map((d) => JOBS / d.cpu));
       rows.push([
-        `${processes} × c${concurrency}`,
+        `${processes} × c${concurrency}${burst > 1 ? `, bursts of ${burst} per user (out of order: ${Math.max(...runs.map((d) => d.outOfOrder ?? 0))} users)` : ''}`,
         rate(plains).toFixed(0),
         rate(runs).toFixed(0),
         `${((rate(runs) / rate(plains)) * 100).toFixed(0)} %`,
@@ -278,9 +370,10 @@ export async function benchWorker(): Promise<string> {
         perCpu(runs).toFixed(0),
         Math.max(...runs.map((d) => d.rss)).toFixed(0),
         `${Math.max(...runs.map((d) => d.tokens))} / ${Math.max(...runs.map((d) => d.stormTokens ?? 0))}`,
-        (median(runs.map((d) => d.bytesPerJob ?? 0)) / 1024).toFixed(1),
+        burst > 1 ? '—' : (median(runs.map((d) => d.bytesPerJob ?? 0)) / 1024).toFixed(1),
       ]);
     }
+    memory = await conversationMemory(redis.url);
     // A fresh simulator: the one above holds every message of the drains, and its GC pauses would show as latency.
     const fresh = await spawnSim(await freePort(), ACCOUNT_ENV, SIM_LATENCY_MS);
     try {
@@ -317,6 +410,27 @@ export async function benchWorker(): Promise<string> {
     'Token requests: the most WeChat saw in a round from a cold start (empty Redis), and for 500 more messages sent',
     'right after every token was invalidated (each send gets 40001 once). Redis KiB per retained message: used_memory',
     'over the messages whose jobs Redis still holds (the inbound job, de-duplication key, token).',
+    '',
+    `Conversations: every wx-kf message is stored as the ingress stores it (window grant, place in its user's order,`,
+    `timeline entry) and each reply is checked against the window and recorded. The bursts row sends ${BURST} consecutive`,
+    `messages per user (${JOBS / BURST} users): later messages wait, as delayed jobs, for the earlier ones' replies.`,
+    '',
+    '### Conversations: Redis memory per active user (10 000 users)',
+    '',
+    table(
+      [
+        'send window ledger (window hash + open-windows index), bytes per user',
+        'timeline, bytes per entry',
+        'timeline at 200 entries, KiB per user',
+      ],
+      [
+        [
+          memory?.ledger.toFixed(0) ?? 0,
+          memory?.perEntry.toFixed(0) ?? 0,
+          memory ? ((memory.perEntry * 200) / 1024).toFixed(1) : 0,
+        ],
+      ],
+    ),
     '',
     `### Push → send latency at a steady 500 pushes/s for 10 s, after 4 s of warm-up (ingress + 2 workers at concurrency 50, safe JSON, simulator at ${SIM_LATENCY_MS} ms)`,
     '',

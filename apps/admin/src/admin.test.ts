@@ -1,4 +1,5 @@
 import { type Config, loadConfig } from '@wx-kf/shared/config';
+import { Conversations, WINDOW_GRANTS } from '@wx-kf/shared/conversation';
 import { createLogger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, OUTBOUND_QUEUE, QUEUE_PREFIX } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
@@ -51,6 +52,9 @@ beforeAll(async () => {
   const hosted = new Registry();
   new Counter({ name: 'wxkf_pushes_total', help: 'pushes', registers: [hosted] }).inc(7);
   app = await buildAdminApp(config, createLogger('admin-test', { level: 'silent' }), { queues, registries: [hosted] });
+  // These users wrote a moment ago: their send windows are open (conversation.test.ts covers refusals).
+  const conversations = new Conversations(redis);
+  for (const u of ['o_user', 'o', 'o_rate', 'o_idem']) await conversations.grant(APP, u, WINDOW_GRANTS.message);
 });
 afterAll(async () => {
   await app.close();
@@ -180,7 +184,12 @@ describe('admin listener', () => {
   });
 
   it('takes a body up to 64 kB', async () => {
-    const body = { appId: APP, touser: 'o_big', messages: Array.from({ length: 20 }, () => text('a'.repeat(2048))) };
+    const body = {
+      appId: APP,
+      touser: 'o_big',
+      messages: Array.from({ length: 20 }, () => text('a'.repeat(2048))),
+      ignoreWindow: true, // 20 messages are more than a window allows
+    };
     expect(JSON.stringify(body).length).toBeLessThan(SEND_API_BODY_LIMIT);
     expect((await send(body)).statusCode).toBe(202);
   });

@@ -4,6 +4,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import basicAuth from '@fastify/basic-auth';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
+import { Conversations } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, type OutboundJobData } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
@@ -25,6 +26,7 @@ import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
 import { Queues } from './queues.js';
 import { WindowCounter } from './rate-limit.js';
+import { userRoutes, windowMetrics, windowRefusal } from './users.js';
 
 /** Per client address, per minute: wrong credentials (dashboard, metrics, send API) and send-API calls. */
 export const ADMIN_LIMITS = { failedLoginsPerMinute: 10, sendsPerMinute: 600 };
@@ -43,6 +45,8 @@ const sendRequest = {
       .array(z.unknown())
       .min(1)
       .max(SEND_API_MAX_MESSAGES, `at most ${SEND_API_MAX_MESSAGES} custom/send bodies without touser`),
+    /** Send even where the user's window or quota says no (WeChat's rules changed under us). */
+    ignoreWindow: z.boolean().optional(),
   }),
   headers: z.looseObject({
     'idempotency-key': z
@@ -145,8 +149,10 @@ export async function buildAdminApp(
   const sends = new WindowCounter(limits.sendsPerMinute, 60_000);
   const redis = queues.connection;
 
+  const conversations = new Conversations(redis, { timeline: config.timeline });
   const own = new Registry();
   queueMetrics(own, queues, [...accounts.keys()]);
+  windowMetrics(own, conversations, [...accounts.keys()]);
   const hosted = options.registries ?? [];
   if (!hosted.some((r) => r.getSingleMetric('process_cpu_user_seconds_total')))
     collectDefaultMetrics({ register: own });
@@ -283,6 +289,11 @@ export async function buildAdminApp(
         const stored = await redis.get(marker);
         if (stored) return replayed(stored);
       }
+      // The user's window and quota (invariant 11): a call it cannot carry is refused whole, unless told otherwise.
+      const refusal = body.ignoreWindow
+        ? undefined
+        : await windowRefusal(conversations, account.appId, touser, replies.length);
+      if (refusal) return reply.code(409).send({ error: 'window', message: refusal });
       const jobId = idempotencyKey
         ? `api-${account.appId}-${sha256(`${account.appId}\n${idempotencyKey}`).slice(0, 32)}`
         : `api-${randomUUID()}`;
@@ -294,6 +305,7 @@ export async function buildAdminApp(
         sent: 0,
         source: 'api',
         receivedAt: Date.now(),
+        ...(body.ignoreWindow ? { ignoreWindow: true } : {}),
       };
       await queues.outbound.add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
       if (marker) {
@@ -305,6 +317,7 @@ export async function buildAdminApp(
       return reply.code(202).send({ jobId });
     },
   );
+  userRoutes(app, { conversations, appIds: new Set(accounts.keys()), gate: sendApiGate });
   return app;
 }
 

@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Config, ConfigError, loadConfig, loadDotEnv, redisUrlFromEnv } from '@wx-kf/shared/config';
+import { Conversations, DEFAULT_TIMELINE } from '@wx-kf/shared/conversation';
 import type { StoredJobData } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
 import type { Job } from 'bullmq';
@@ -8,6 +9,7 @@ import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
 import type { Redis } from 'ioredis';
 import { type AccountPause, JOB_STATES, OPERATOR_PAUSE, Queues } from './queues.js';
+import { formatUser } from './user-format.js';
 
 /** `1h`, `30m`, `7d`, `45s`, `500ms` → milliseconds. */
 export function parseDuration(value: string): number {
@@ -16,6 +18,9 @@ export function parseDuration(value: string): number {
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms'];
   return Number(match[1]) * unit;
 }
+
+/** An OpenID, as OPENID_PATTERN in @wx-kf/shared/wechat (not imported: it loads the whole protocol layer). */
+const OPENID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** A refusal the operator can act on: printed as one line, exit code 1. */
 class CliError extends Error {}
@@ -339,6 +344,20 @@ function buildProgram(redis: Redis, queues: Queues): Command {
       console.log(`removed ${removed} ${state} job(s) older than ${opts.olderThan / 1000} s`);
     });
 
+  program
+    .command('user <appId> <openid>')
+    .description("a user's send window (open until, sends left, what opened it) and timeline, newest last")
+    .option('--json', 'machine-readable output')
+    .action(async (appId: string, openid: string, opts) => {
+      if (!OPENID.test(openid)) throw new CliError(`"${clip(openid, 70)}" is not an OpenID`);
+      let timeline = DEFAULT_TIMELINE;
+      try {
+        timeline = accountsConfig().timeline; // its age cap, when the configuration loads
+      } catch {}
+      const view = await new Conversations(redis, { timeline }).view(appId, openid);
+      print(opts.json, view, () => formatUser(appId, openid, view));
+    });
+
   return program;
 }
 
@@ -346,7 +365,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
 export async function main(args: string[]): Promise<number> {
   if (args.length === 0) {
     console.error(
-      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean); --help lists them',
+      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean, user); --help lists them',
     );
     return 1;
   }

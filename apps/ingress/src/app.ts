@@ -1,5 +1,6 @@
 import underPressure from '@fastify/under-pressure';
 import type { Config } from '@wx-kf/shared/config';
+import { Conversations } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData } from '@wx-kf/shared/queue';
 import { loadAccountRules, type ReplyRules } from '@wx-kf/shared/rules';
@@ -16,7 +17,7 @@ import { healthRoutes } from './routes/health.js';
 import { wechatRoutes } from './routes/wechat.js';
 
 export interface IngressOptions {
-  config: Pick<Config, 'accounts' | 'timestampToleranceSeconds' | 'replyRulesFile'>;
+  config: Pick<Config, 'accounts' | 'timestampToleranceSeconds' | 'replyRulesFile'> & Partial<Pick<Config, 'timeline'>>;
   /** The inbound queue, on a producer connection (fails fast while Redis is down). */
   queue: Queue<InboundJobData>;
   redis: Redis;
@@ -70,6 +71,10 @@ export function buildApp(options: IngressOptions): FastifyInstance {
   });
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not_found', message: 'no such route' }));
 
+  // Every stored push grants its user's send window, takes its place in their order and enters their timeline.
+  const conversations = new Conversations(redis, { timeline: config.timeline });
+  const accountTypes = new Map(config.accounts.map((a) => [a.appId, a.type]));
+
   app.register(healthRoutes, { redis });
   app.register(wechatRoutes, {
     config,
@@ -80,6 +85,14 @@ export function buildApp(options: IngressOptions): FastifyInstance {
       redis,
       timeoutMs: options.enqueueTimeoutMs ?? 2500,
       timestampToleranceSeconds: config.timestampToleranceSeconds,
+      ingest: ({ data, opts }) =>
+        conversations.ingest(
+          data.appId,
+          accountTypes.get(data.appId) ?? 'miniprogram',
+          opts.jobId,
+          data.message,
+          data.receivedAt,
+        ),
     }),
     metrics: new IngressMetrics(options.registry ?? new Registry()),
     logger,

@@ -26,6 +26,8 @@ export interface PushStoreOptions {
   /** Longest wait for Redis before answering 503 (WeChat gives up after 5 s). */
   timeoutMs: number;
   timestampToleranceSeconds: number;
+  /** Writes the push's conversation state (send window, order, timeline) on `redis`, beside the add. */
+  ingest?: (job: ReturnType<typeof inboundJob>) => Promise<unknown>;
 }
 
 /** A plaintext push's signature and the raw body it came with, to bind them (see signature-binding.ts). */
@@ -48,7 +50,9 @@ export function pushStore(options: PushStoreOptions) {
     if (plain) await bind(plain.appId, plain.signature, plain.body, plain.timestamp);
     // Sent before the add on the same (auto-pipelined) connection: whether this push was delivered before.
     const seen = redis.exists(redisKeys.inboundDedup(job.opts.jobId), `${queue.qualifiedName}:${job.opts.jobId}`);
-    await queue.add(job.name, job.data, job.opts);
+    // The user's window grant, order and timeline go in the same pipeline as the add (no extra round trip) and
+    // are in Redis before `success`, so they never wait for a worker. Idempotent: a re-delivery changes nothing.
+    await Promise.all([queue.add(job.name, job.data, job.opts), options.ingest?.(job)]);
     return (await seen) > 0;
   };
   return async (job: ReturnType<typeof inboundJob>, plain?: PlainSignature): Promise<{ duplicate: boolean }> => {

@@ -6,6 +6,7 @@ export class WorkerMetrics {
   readonly retries: Counter<'app_id' | 'reason'>;
   readonly tokenRequests: Counter<'app_id' | 'result'>;
   readonly jobs: Counter<'queue' | 'result'>;
+  readonly windowRefusals: Counter<'app_id' | 'reason'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -31,6 +32,12 @@ export class WorkerMetrics {
       name: 'wxkf_jobs_total',
       help: 'Jobs finished by this process, by queue and result',
       labelNames: ['queue', 'result'],
+      registers,
+    });
+    this.windowRefusals = new Counter({
+      name: 'wxkf_window_refusals_total',
+      help: 'Sends refused by the window ledger before reaching WeChat, by account and reason (closed, exhausted)',
+      labelNames: ['app_id', 'reason'],
       registers,
     });
   }

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
+import { Conversations } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import {
   INBOUND_QUEUE,
@@ -16,6 +17,7 @@ import { type DefaultJobOptions, Worker } from 'bullmq';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { WorkerMetrics } from './metrics.js';
+import { conversationHooks } from './processors/conversation.js';
 import { type InboundResult, inboundProcessor } from './processors/inbound.js';
 import { outboundProcessor } from './processors/outbound.js';
 import { replySender } from './processors/send.js';
@@ -76,7 +78,17 @@ export async function startWorker(
     stalledInterval: config.workerLockMs,
     maxStalledCount: 2,
   };
-  const sendReplies = replySender({ client: wechat, redis, logger, metrics });
+  // Users' send windows, the order of their messages, their timelines and typing (processors/conversation.ts).
+  const inboundView = openQueue(INBOUND_QUEUE, redis);
+  const conversation = conversationHooks({
+    conversations: new Conversations(redis, { timeline: config.timeline }),
+    inbound: inboundView,
+    outbound,
+    client: wechat,
+    logger,
+    typingAfterMs: config.typingAfterMs,
+  });
+  const sendReplies = replySender({ client: wechat, redis, logger, metrics, conversation });
   const inbound = new Worker<InboundJobData, InboundResult>(
     INBOUND_QUEUE,
     inboundProcessor({
@@ -88,10 +100,15 @@ export async function startWorker(
       logger,
       sendReplies,
       outboundJobOptions: options.outboundJobOptions,
+      conversation,
     }),
     workerOptions,
   );
-  const sender = new Worker<OutboundJobData>(OUTBOUND_QUEUE, outboundProcessor(sendReplies, accounts), workerOptions);
+  const sender = new Worker<OutboundJobData>(
+    OUTBOUND_QUEUE,
+    outboundProcessor(sendReplies, accounts, (data, release) => conversation.release(data.appId, data.touser, release)),
+    workerOptions,
+  );
 
   for (const [name, worker] of [
     [INBOUND_QUEUE, inbound],
@@ -140,6 +157,7 @@ export async function startWorker(
       await Promise.all([inbound.close(), sender.close()]);
       await server?.close();
       await outbound.close();
+      await inboundView.close();
       tokens.close();
       await http.close();
       await Promise.all([connection.quit(), redis.quit()]).catch(() => undefined);

@@ -7,6 +7,7 @@ import {
   loadDotEnv,
   printConfigError,
 } from '@wx-kf/shared/config';
+import { windowGrant } from '@wx-kf/shared/conversation';
 import { decodeAesKey, decryptMessage, type PushFormat, parseFields } from '@wx-kf/shared/wechat';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { request } from 'undici';
@@ -62,13 +63,16 @@ program
     const url = opts.url ?? `http://127.0.0.1:${ingressPort()}/wechat/${account.appId}`;
     const message = sampleMessage(opts.type as SampleType, { content: opts.text, fromUser: opts.from });
     const push = buildPush({ account, message, mode, format: opts.format as PushFormat });
-    const action = opts.type === 'user_enter_tempsession' ? 'enter_session' : 'message';
-    await request(`${opts.sim}/__sim/users/activity`, {
-      method: 'POST',
-      body: JSON.stringify({ appId: account.appId, openid: opts.from, action }),
-    })
-      .then((r) => r.body.dump())
-      .catch(() => undefined);
+    // The window this push opens on WeChat's side (none for a VIEW click or an unsubscribe).
+    const action = windowGrant(account.type, message)?.trigger;
+    if (action) {
+      await request(`${opts.sim}/__sim/users/activity`, {
+        method: 'POST',
+        body: JSON.stringify({ appId: account.appId, openid: opts.from, action }),
+      })
+        .then((r) => r.body.dump())
+        .catch(() => undefined);
+    }
     console.log(`→ POST ${url} (${mode}, ${push.format}) ${opts.type} from ${opts.from}`);
     console.log(`  body: ${push.body.length > 300 ? `${push.body.slice(0, 300)}…` : push.body}`);
     const deliveries = await deliverPush(url, push, { maxDeliveries: Math.min(Math.max(opts.deliveries, 1), 4) });
@@ -119,8 +123,8 @@ Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; ru
   POST /__sim/latency         delay matching calls: {"fixedMs":200} or {"minMs":5,"maxMs":50,"seed":1};
                               "path" and "appId" narrow it (the first matching rule applies)
   POST /__sim/reset           clear messages, tokens, media, send windows, and every fault and latency rule
-  POST /__sim/users/activity  {"appId":"…","openid":"…","action":"message"|"enter_session"} opens that user's send
-                              window (pnpm sim push does it for you; it matters with --send-windows)
+  POST /__sim/users/activity  {"appId":"…","openid":"…","action":"message"|"enter_session"|"click"|"subscribe"|"scan"}
+                              opens that user's send window (pnpm sim push does it for you; it matters with --send-windows)
   POST /__sim/accounts/<appId>/invalidate-tokens   every token issued so far answers 40001
 
 Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"path":"/cgi-bin/message/custom/send","script":[{"errcode":-1}]}'

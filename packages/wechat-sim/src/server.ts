@@ -1,4 +1,5 @@
 import multipart from '@fastify/multipart';
+import { WINDOW_GRANTS, type WindowTrigger } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import { MessageFormatError, SENDABLE_TYPES, validateReply } from '@wx-kf/shared/wechat';
 import Fastify, {
@@ -255,7 +256,8 @@ export class Simulator {
       if (typeof body?.appId !== 'string' || typeof body.openid !== 'string') {
         return reply.code(400).send({ error: 'appId and openid are required' });
       }
-      state.userActed(body.appId, body.openid, body.action === 'enter_session' ? 'enter_session' : 'message');
+      const action = typeof body.action === 'string' && body.action in WINDOW_GRANTS ? body.action : 'message';
+      state.userActed(body.appId, body.openid, action as WindowTrigger);
       return ok;
     });
     app.post('/__sim/accounts/:appId/invalidate-tokens', async (req) => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { actionTime, WINDOW_GRANTS, type WindowTrigger, windowGrant } from '@wx-kf/shared/conversation';
 import type { AccountType } from '@wx-kf/shared/wechat';
 
 export interface SimAccount {
@@ -29,7 +30,10 @@ export interface SimOptions {
   tokenTtlSeconds?: number;
   /** How long a replaced cgi-bin/token stays valid (WeChat: 5 min). */
   overlapMs?: number;
-  /** Enforce the customer-service windows (5 messages in 48 h after a user message, 2 in 1 min after entering). */
+  /**
+   * Enforce the customer-service windows (docs/wechat-protocol.md §7.4, the reading in docs/architecture.md):
+   * a message 5 in 48 h; MP entering the chat 2 in 1 min; OA click, subscribe, scan 3 in 1 min; never added up.
+   */
   sendWindows?: boolean;
   /** Clock, in ms; tests move time by passing their own. */
   now?: () => number;
@@ -146,10 +150,35 @@ export class SimState {
     this.current.delete(`stable:${appId}`);
   }
 
-  /** A user action that opens a sending window (the push client reports the pushes it sends). */
-  userActed(appId: string, openid: string, action: 'message' | 'enter_session'): void {
-    const [left, ms] = action === 'message' ? [5, 48 * 3600_000] : [2, 60_000];
-    this.windows.set(`${appId}:${openid}`, { until: this.now() + ms, left });
+  /**
+   * A user action that opens a sending window (tests and the push client report the pushes they send). As
+   * WeChat words it, counts do not add up: the sends left become the larger of what is left and what the action
+   * allows, and the window ends at the later of both ends.
+   */
+  userActed(appId: string, openid: string, action: WindowTrigger, at = this.now()): void {
+    const grant = WINDOW_GRANTS[action];
+    const key = `${appId}:${openid}`;
+    const current = this.windows.get(key);
+    const open = current && this.now() < current.until;
+    this.windows.set(key, {
+      until: Math.max(at + grant.ms, open ? current.until : 0),
+      left: Math.max(grant.count, open ? current.left : 0),
+    });
+  }
+
+  /** The window a pushed message opens, as WeChat would see it (nothing for messages that grant none). */
+  observe(appId: string, message: Record<string, unknown>): void {
+    const account = this.accounts.get(appId);
+    const grant = account ? windowGrant(account.type, message) : undefined;
+    const openid = message.FromUserName;
+    if (!grant || typeof openid !== 'string') return;
+    this.userActed(appId, openid, grant.trigger, actionTime(this.now(), message.CreateTime));
+  }
+
+  /** The user's window now (tests), or undefined when none is open. */
+  windowOf(appId: string, openid: string): { until: number; left: number } | undefined {
+    const window = this.windows.get(`${appId}:${openid}`);
+    return window && this.now() < window.until ? { ...window } : undefined;
   }
 
   /** 0 when a message may be sent now (and consumes it), else 45015 or 45047. */

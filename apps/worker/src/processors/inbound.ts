@@ -1,5 +1,6 @@
 import { TokenUnavailableError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
 import type { AccountConfig } from '@wx-kf/shared/config';
+import { actionTime } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import { type InboundJobData, OUTBOUND_JOB_OPTIONS, type OutboundJobData, type ReplyPlan } from '@wx-kf/shared/queue';
 import type { ReplyRules, ReplyTemplate } from '@wx-kf/shared/rules';
@@ -7,6 +8,7 @@ import { messageBuilders, type ReplyItem } from '@wx-kf/shared/wechat';
 import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { MessageHandler } from '../replies/handler.js';
 import { hasFile, resolveMedia } from '../replies/media.js';
+import type { ConversationHooks } from './conversation.js';
 import { checkInboundJob, checkReplies, invalid } from './job-data.js';
 import type { Reupload, SendReplies } from './send.js';
 
@@ -20,6 +22,8 @@ export interface InboundDeps {
   sendReplies: SendReplies;
   /** Options of the outbound jobs that take over a send that must wait (default OUTBOUND_JOB_OPTIONS). */
   outboundJobOptions?: DefaultJobOptions | undefined;
+  /** Per-user order, send windows and typing (conversation.ts). */
+  conversation?: ConversationHooks | undefined;
 }
 
 export type InboundResult =
@@ -49,7 +53,7 @@ async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
 }
 
 export function inboundProcessor(deps: InboundDeps) {
-  const { accounts, rules, handler, outbound, client, logger, sendReplies } = deps;
+  const { accounts, rules, handler, outbound, client, logger, sendReplies, conversation } = deps;
   const jobOptions = deps.outboundJobOptions ?? OUTBOUND_JOB_OPTIONS;
   // The outbound job's first try is a retry of this send: BullMQ's backoff for it, as for its later retries.
   const firstRetryDelay = (job: Job, error: Error) => {
@@ -108,16 +112,24 @@ export function inboundProcessor(deps: InboundDeps) {
     };
   };
 
-  return async (job: Job<InboundJobData>, token?: string): Promise<InboundResult> => {
+  const process = async (job: Job<InboundJobData>, token?: string): Promise<InboundResult> => {
     const { data, account, touser } = checkInboundJob(job.data, accounts);
     const { appId, msgKey, transferred, receivedAt } = data;
-    if (transferred) return { action: 'transferred' };
+    // Sends nothing, so it need not wait for its turn; it only lets the user's next message go.
+    if (transferred) {
+      await conversation?.release(appId, touser, job.id as string);
+      return { action: 'transferred' };
+    }
+    // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
+    await conversation?.awaitTurn(job, token, account.type, data);
 
     // A retry of a part-sent plan resumes it; planning again could change the replies (a handler) or resend.
     let plan: ReplyPlan | undefined = data.plan;
     let reupload: Reupload | undefined;
     if (!plan) {
       let planned: Planned;
+      // A slow plan shows "typing…" (once, best effort); the user's last interaction is this message.
+      const stopTyping = conversation?.typing(appId, touser, actionTime(receivedAt, data.message.CreateTime));
       try {
         planned = handler ? await handlerPlan(data, account) : await rulesPlan(data, account);
       } catch (error) {
@@ -125,14 +137,19 @@ export function inboundProcessor(deps: InboundDeps) {
         if (!(error instanceof TokenUnavailableError)) throw error;
         await job.moveToDelayed(Date.now() + error.retryAfterMs, token);
         throw new DelayedError();
+      } finally {
+        stopTyping?.();
       }
-      if (planned.replies.length === 0) return { action: 'none' };
+      if (planned.replies.length === 0) {
+        await conversation?.release(appId, touser, job.id as string);
+        return { action: 'none' };
+      }
       plan = { replies: planned.replies, source: handler ? 'handler' : 'rules', sent: 0 };
       reupload = planned.reupload;
     }
     const current = plan;
     const { sent, stop } = await sendReplies(
-      { appId, touser, msgKey, replies: current.replies, receivedAt },
+      { appId, touser, msgKey, replies: current.replies, receivedAt, release: job.id },
       current.sent,
       (n) => job.updateData({ ...data, plan: { ...current, sent: n } }),
       reupload,
@@ -147,5 +164,19 @@ export function inboundProcessor(deps: InboundDeps) {
     const reason = stop.kind === 'wait' ? stop.reason : stop.error.message;
     logger.info({ appId, msgKey, sent, outboundJobId, reason }, 'replies handed to the outbound queue');
     return { action: 'handed_off', replies: current.replies.length, sent, outboundJobId, reason };
+  };
+
+  return async (job: Job<InboundJobData>, token?: string): Promise<InboundResult> => {
+    try {
+      return await process(job, token);
+    } catch (error) {
+      // A message failing for good lets the user's next one go (a retry keeps its turn; a wait is no failure).
+      const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const user = (job.data?.message as { FromUserName?: unknown } | undefined)?.FromUserName;
+      if (conversation && final && !(error instanceof DelayedError) && typeof user === 'string') {
+        await conversation.release(job.data.appId, user, job.id as string).catch(() => undefined);
+      }
+      throw error;
+    }
   };
 }

@@ -90,6 +90,7 @@ export function checkOutboundJob(
       sent: checkSent(d.sent, replies.length),
       source: checkSource(d.source),
       receivedAt: receivedAt(d.receivedAt),
+      ...(d.ignoreWindow === true ? { ignoreWindow: true } : {}),
     },
   };
 }

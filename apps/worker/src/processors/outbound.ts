@@ -11,13 +11,25 @@ import type { SendReplies } from './send.js';
  * the last one WeChat accepted. Retryable errors throw (BullMQ backs off with jitter); permanent ones fail the
  * job at once with `errcode errmsg`; a paused account or a token cool-down delays the job.
  */
-export function outboundProcessor(sendReplies: SendReplies, accounts: Map<string, AccountConfig>) {
+export function outboundProcessor(
+  sendReplies: SendReplies,
+  accounts: Map<string, AccountConfig>,
+  /** A retry job's last attempt failed: its user's next message may go (conversation.ts release). */
+  onFinalFailure?: (data: OutboundJobData, release: string) => Promise<void>,
+) {
   return async (job: Job<OutboundJobData>, token?: string): Promise<{ sent: number }> => {
     const { data } = checkOutboundJob(job.data, accounts);
-    const { sent, stop } = await sendReplies(data, data.sent, (n) => job.updateData({ ...data, sent: n }));
+    // The retry of a message's replies (`<inbound id>-r`) holds its user's turn until it ends.
+    const release = job.id === `${data.msgKey}-r` ? data.msgKey : undefined;
+    const { sent, stop } = await sendReplies({ ...data, release }, data.sent, (n) =>
+      job.updateData({ ...data, sent: n }),
+    );
     if (!stop) return { sent };
     if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);
-    if (stop.kind === 'retry') throw stop.error;
+    if (stop.kind === 'retry') {
+      if (release && job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) await onFinalFailure?.(data, release);
+      throw stop.error;
+    }
     await job.moveToDelayed(Date.now() + stop.delayMs, token);
     throw new DelayedError();
   };

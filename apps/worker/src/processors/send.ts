@@ -1,10 +1,12 @@
 import { TokenUnavailableError, TransportError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
+import { describeReply } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
 import { redisKeys } from '@wx-kf/shared/redis';
 import { type ReplyItem, toCustomMessage } from '@wx-kf/shared/wechat';
 import type { Redis } from 'ioredis';
 import type { WorkerMetrics } from '../metrics.js';
+import type { ConversationHooks } from './conversation.js';
 
 /** How long an account's sending pauses after 45009 (daily quota reached); then one job probes again. */
 export const QUOTA_PAUSE_MS = 15 * 60_000;
@@ -17,6 +19,8 @@ export interface SendDeps {
   redis: Redis;
   logger: Logger;
   metrics: WorkerMetrics;
+  /** The users' send windows and timelines (conversation.ts); without it, sends are not checked. */
+  conversation?: ConversationHooks | undefined;
 }
 
 /** Why sending stopped before the last reply. */
@@ -26,7 +30,7 @@ export type SendStop =
   /** A retryable failure (-1, 45011, 5xx, timeouts, a token that could not be refreshed): back off, retry. */
   | { kind: 'retry'; error: Error }
   /** WeChat refused for good (45015, 45047, 40003, …): `reason` is `errcode errmsg`. */
-  | { kind: 'permanent'; reason: string };
+  | { kind: 'permanent'; reason: string; window?: boolean };
 
 /** How far a send got: `sent` replies were accepted; `stop` says why it ended early, if it did. */
 export interface SendReport {
@@ -34,7 +38,13 @@ export interface SendReport {
   stop?: SendStop;
 }
 
-export type Replies = Pick<OutboundJobData, 'appId' | 'touser' | 'msgKey' | 'replies' | 'receivedAt'>;
+export type Replies = Pick<
+  OutboundJobData,
+  'appId' | 'touser' | 'msgKey' | 'replies' | 'receivedAt' | 'ignoreWindow'
+> & {
+  /** The job to take out of the user's order once every reply is accepted or the send fails for good. */
+  release?: string | undefined;
+};
 
 /** A fresh copy of reply `i` with its media uploaded again (after 40007), when its source file is known. */
 export type Reupload = (i: number) => Promise<ReplyItem | undefined>;
@@ -46,7 +56,7 @@ export type Reupload = (i: number) => Promise<ReplyItem | undefined>;
  * `replies` are validated custom/send bodies (media by media_id); `reupload` re-uploads a rules file on 40007.
  */
 export function replySender(deps: SendDeps) {
-  const { client, redis, logger, metrics } = deps;
+  const { client, redis, logger, metrics, conversation } = deps;
   /** Accounts seen unpaused, and when: saves a Redis round trip per message; a pause is always re-read. */
   const unpausedAt = new Map<string, number>();
 
@@ -119,15 +129,37 @@ export function replySender(deps: SendDeps) {
     if (paused !== 0) return { sent: from, stop: wait(appId, paused > 0 ? paused : 60_000, 'paused') };
 
     for (let i = from; i < replies.length; i++) {
+      const item = replies[i] as ReplyItem;
+      const last = i + 1 === replies.length;
+      // The window first: a send it forbids fails at once, without calling WeChat and without retries.
+      const take = conversation ? await conversation.take(appId, touser) : undefined;
+      if (conversation && take && !take.ok && !job.ignoreWindow) {
+        metrics.windowRefusals.inc({ app_id: appId, reason: take.reason });
+        logger.warn({ appId, msgKey, reply: i, reason: take.message }, 'send refused by the window ledger');
+        const entry = { ...describeReply(item), jobId: msgKey, result: `refused: ${take.message}` };
+        await conversation.settle(appId, touser, { entry, release: job.release });
+        return { sent: i, stop: { kind: 'permanent', reason: take.message, window: true } };
+      }
       try {
-        await sendOne(appId, touser, replies[i] as ReplyItem, async () => reupload?.(i));
+        await sendOne(appId, touser, item, async () => reupload?.(i));
       } catch (error) {
         // A child logger only on this rare path: the usual one logs a single line below.
-        return { sent: i, stop: await classify(appId, i, error, logger.child({ appId, msgKey })) };
+        const stop = await classify(appId, i, error, logger.child({ appId, msgKey }));
+        await conversation?.settle(appId, touser, {
+          take,
+          error,
+          entry: { ...describeReply(item), jobId: msgKey, result: outcomeText(error) },
+          release: stop.kind === 'permanent' ? job.release : undefined,
+        });
+        return { sent: i, stop };
       }
       metrics.sends.inc({ app_id: appId, errcode: '0' });
-      if (i + 1 < replies.length) await saveProgress(i + 1);
+      const entry = { ...describeReply(item), jobId: msgKey, result: 'sent' };
+      await conversation?.settle(appId, touser, { take, entry, release: last ? job.release : undefined });
+      if (!last) await saveProgress(i + 1);
     }
+    // Nothing left to send (every reply was accepted before a crash): the order still has to move on.
+    if (from >= replies.length && job.release) await conversation?.release(appId, touser, job.release);
     logger.info(
       {
         appId,
@@ -143,3 +175,10 @@ export function replySender(deps: SendDeps) {
 }
 
 export type SendReplies = ReturnType<typeof replySender>;
+
+/** A failed send in a timeline entry: WeChat's `errcode errmsg`, or the transport failure. */
+function outcomeText(error: unknown): string {
+  if (error instanceof WeChatApiError) return `${error.errcode} ${error.errmsg}`.slice(0, 80);
+  if (error instanceof TransportError) return `transport: ${error.kind}`;
+  return 'error';
+}

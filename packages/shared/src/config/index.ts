@@ -49,6 +49,10 @@ export interface Config {
   /** HTTP(S) proxy for calls to the WeChat API (an egress IP on the API whitelist). */
   apiProxy?: string | undefined;
   logLevel: string;
+  /** Per-user timeline caps: entries (0 = no timeline) and age in ms. */
+  timeline: { entries: number; maxAgeMs: number };
+  /** Planning that takes longer than this shows "typing…" to the user (0 = never). */
+  typingAfterMs: number;
 }
 
 /** Jobs a worker process runs at once when WORKER_CONCURRENCY is unset. */
@@ -95,6 +99,14 @@ const envSchema = z.object({
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
   WECHAT_API_PROXY: optional(z.url({ protocol: /^https?$/ })),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TIMELINE_ENTRIES: z.coerce.number().int().min(0).max(10_000).default(200),
+  TIMELINE_MAX_AGE_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 90)
+    .default(168),
+  TYPING_AFTER_MS: z.coerce.number().int().min(0).max(14_000).default(1000),
 });
 
 const accountsFileSchema = z.strictObject({
@@ -226,6 +238,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerLockMs: e.WORKER_LOCK_DURATION_MS,
     apiProxy: e.WECHAT_API_PROXY,
     logLevel: e.LOG_LEVEL,
+    timeline: { entries: e.TIMELINE_ENTRIES, maxAgeMs: e.TIMELINE_MAX_AGE_HOURS * 3600_000 },
+    typingAfterMs: e.TYPING_AFTER_MS,
   };
 }
 

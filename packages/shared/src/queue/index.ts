@@ -45,6 +45,8 @@ export interface OutboundJobData {
   sent: number;
   source: 'rules' | 'handler' | 'api';
   receivedAt?: number;
+  /** Send even where the user's window or quota says no (the send API's `ignoreWindow`). */
+  ignoreWindow?: boolean;
 }
 
 /** Completed and failed jobs are kept for a bounded age and count. */

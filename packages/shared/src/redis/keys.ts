@@ -39,4 +39,12 @@ export const redisKeys = {
   paused: (appId: string) => `${KEY_PREFIX}:paused:${appId}`,
   /** The send API's idempotency marker for (account, sha256 of the Idempotency-Key). */
   idempotency: (appId: string, keyDigest: string) => `${KEY_PREFIX}:idempotency:${appId}:${keyDigest}`,
+  /** A user's send window (hash: until, left, at, trigger, closed); it expires when the window closes. */
+  sendWindow: (appId: string, openid: string) => `${userTag(appId, openid)}:window:${appId}:${openid}`,
+  /** A user's inbound job ids in arrival order: only the head's replies may go out (invariant 10). */
+  userOrder: (appId: string, openid: string) => `${userTag(appId, openid)}:order:${appId}:${openid}`,
+  /** A user's timeline (JSON entries, newest last), capped in length and age. */
+  timeline: (appId: string, openid: string) => `${userTag(appId, openid)}:timeline:${appId}:${openid}`,
+  /** Users of an account with a send window (score: when it ends), read by the open-windows gauge. */
+  openWindows: (appId: string) => `${KEY_PREFIX}:windows:${appId}`,
 } as const;

@@ -1,0 +1,138 @@
+import { TransportError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
+import type { Conversations, OutEntry, SettleEffect, Take } from '@wx-kf/shared/conversation';
+import type { Logger } from '@wx-kf/shared/log';
+import type { InboundJobData, OutboundJobData } from '@wx-kf/shared/queue';
+import type { AccountType } from '@wx-kf/shared/wechat';
+import { DelayedError, Job, type Queue } from 'bullmq';
+
+/** How long a job whose turn has not come waits as a delayed job, unless the job before it promotes it sooner. */
+export const TURN_WAIT_MS = 1000;
+/** A head whose job cannot be found is taken as lost (a push never stored) once the waiting job is this old. */
+export const LOST_HEAD_MS = 5000;
+/** WeChat accepts Typing only within 30 s of the user's last interaction. */
+const TYPING_WINDOW_MS = 30_000;
+
+// Job states in which the head still owns its user's turn.
+const LIVE = new Set(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children']);
+
+export interface ConversationDeps {
+  conversations: Conversations;
+  inbound: Queue<InboundJobData>;
+  outbound: Queue<OutboundJobData>;
+  client: WeChatClient;
+  logger: Logger;
+  /** Planning longer than this shows "typing…" (0 = never). */
+  typingAfterMs: number;
+}
+
+/** A send's outcome as the window and the timeline take it. */
+export interface SendOutcome {
+  take?: Take;
+  error?: unknown;
+  entry?: OutEntry;
+  release?: string | undefined;
+}
+
+/** What a WeChat answer does to the window: 45047 empties it, 45015 closes it, an answer that refused gives the send back. */
+function effectOf(error: unknown): SettleEffect | undefined {
+  if (error instanceof WeChatApiError) {
+    if (error.errcode === 45047) return 'exhausted';
+    if (error.errcode === 45015) return 'closed';
+    return 'refund';
+  }
+  // A timeout or a dropped connection may have been delivered: the send stays counted (never over-send).
+  if (error instanceof TransportError && error.kind === 'http') return 'refund';
+  return undefined;
+}
+
+/**
+ * The worker's side of a user's conversation: the order of their messages (a job waits, as a delayed job, until
+ * it is the head of its user's order; finishing releases the next and promotes it), the send window around
+ * each send, and typing while a message is planned.
+ */
+export function conversationHooks(deps: ConversationDeps) {
+  const { conversations, inbound, outbound, client, logger } = deps;
+
+  /** Promotes the user's next job out of its wait, if it is waiting (best effort: its wait ends anyway). */
+  const promote = async (jobId: string) => {
+    if (!jobId) return;
+    try {
+      await (await Job.fromId(inbound, jobId))?.promote();
+    } catch {
+      // Not delayed (it is running, or it is about to check again): nothing to do.
+    }
+  };
+
+  /** Whether the head's message still holds its user's turn (running, retrying, or its replies being retried). */
+  const holds = async (head: string, waitingSince: number): Promise<boolean> => {
+    const state = await inbound.getJobState(head);
+    if (LIVE.has(state)) return true;
+    if (state === 'completed') return LIVE.has(await outbound.getJobState(`${head}-r`));
+    if (state === 'failed') return false;
+    return Date.now() - waitingSince < LOST_HEAD_MS; // not stored (yet): the add may still be on its way
+  };
+
+  return {
+    /**
+     * Returns when it is this inbound job's turn (and applies its window grant, for jobs the ingress did not
+     * store); otherwise moves the job to delayed, without holding a worker slot, and throws DelayedError.
+     */
+    async awaitTurn(job: Job, token: string | undefined, type: AccountType, data: InboundJobData): Promise<void> {
+      const { appId, message, receivedAt } = data;
+      const jobId = job.id as string;
+      const turn = () => conversations.turn(appId, type, jobId, message as never, receivedAt);
+      let t = await turn();
+      // A job that has waited a while checks that the head is still alive; a dead head is dropped.
+      for (let i = 0; !t.go && i < 3 && Date.now() - job.timestamp > TURN_WAIT_MS; i++) {
+        if (await holds(t.head, job.timestamp)) break;
+        logger.warn({ appId, msgKey: data.msgKey, head: t.head }, 'order: dropped a finished or lost message ahead');
+        await conversations.dropHead(appId, message.FromUserName, t.head);
+        t = await turn();
+      }
+      if (t.go) return;
+      await job.moveToDelayed(Date.now() + TURN_WAIT_MS, token);
+      // The head may have finished between the check and the move: then no one promotes this job but itself.
+      if ((await turn()).go) await job.promote().catch(() => undefined);
+      throw new DelayedError();
+    },
+
+    /** Takes the job out of its user's order and wakes the next one. */
+    async release(appId: string, openid: string, jobId: string): Promise<void> {
+      await promote(await conversations.settle(appId, openid, { release: jobId }));
+    },
+
+    /** Takes one send from the user's window before it goes out. */
+    take: (appId: string, touser: string) => conversations.take(appId, touser),
+
+    /** Records a send's outcome: the window learns from WeChat's answer, the timeline gets an entry. */
+    async settle(appId: string, touser: string, outcome: SendOutcome): Promise<void> {
+      const { take, error, entry, release } = outcome;
+      const effect = error === undefined ? undefined : effectOf(error);
+      const taken = take?.ok ? take : undefined;
+      // A refund only gives back what was taken; closing applies whatever was taken.
+      const applied = effect === 'refund' && !taken ? undefined : effect;
+      const next = await conversations.settle(appId, touser, {
+        ...(applied ? { effect: applied } : {}),
+        ...(taken ? { until: taken.until } : {}),
+        ...(entry ? { entry } : {}),
+        ...(release ? { release } : {}),
+      });
+      await promote(next);
+    },
+
+    /** Shows "typing…" once if planning outlasts the threshold; returns the cancel. Best effort, never throws. */
+    typing(appId: string, touser: string, interactedAt: number): () => void {
+      if (deps.typingAfterMs <= 0) return () => undefined;
+      const timer = setTimeout(() => {
+        if (Date.now() - interactedAt > TYPING_WINDOW_MS) return;
+        client.setTyping(appId, touser, true).catch((error: Error) => {
+          logger.debug({ appId, err: error.message }, 'typing refused');
+        });
+      }, deps.typingAfterMs);
+      timer.unref();
+      return () => clearTimeout(timer);
+    },
+  };
+}
+
+export type ConversationHooks = ReturnType<typeof conversationHooks>;

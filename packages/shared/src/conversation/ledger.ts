@@ -1,0 +1,399 @@
+import type { Redis } from 'ioredis';
+import { redisKeys } from '../redis/keys.js';
+import type { AccountType } from '../wechat/custom-message.js';
+import { actionTime, type WindowGrant, type WindowTrigger, windowGrant } from './rules.js';
+
+/** The timeline's caps: entries per user (0 = no timeline) and the age after which entries are dropped. */
+export interface TimelineOptions {
+  entries: number;
+  maxAgeMs: number;
+}
+
+/** 200 entries, 7 days: a few hundred bytes per entry, so about 50 kB for the busiest user. */
+export const DEFAULT_TIMELINE: TimelineOptions = { entries: 200, maxAgeMs: 7 * 24 * 3600_000 };
+
+/** OPENID_PATTERN of wechat/message.ts, not imported: that module loads the parsers, and the CLI loads this one. */
+const OPENID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** How long a user's order list outlives their last push: far beyond a job's retries (about 17 minutes). */
+const ORDER_TTL_MS = 24 * 3600_000;
+/** Longest summary kept in a timeline entry: enough to recognise a message, never a whole one. */
+const SUMMARY_MAX = 40;
+
+/** One event of a user's conversation, as the CLI and the API show it. */
+export interface TimelineEntry {
+  at: string;
+  direction: 'in' | 'out';
+  kind: string;
+  summary: string;
+  jobId: string;
+  result: string;
+}
+
+/** A user's send window as the CLI and the API show it. */
+export interface WindowView {
+  /** The window has not ended (nor been closed by WeChat); `left` may still be 0. */
+  open: boolean;
+  until: string | null;
+  left: number;
+  trigger: WindowTrigger | null;
+}
+
+/** The `pnpm queues user` / `GET /api/v1/users/:appId/:openid` document. */
+export interface UserView {
+  window: WindowView;
+  timeline: TimelineEntry[];
+}
+
+/** The ledger's answer before a send: one send taken from the window, or why none may go out. */
+export type Take =
+  | { ok: true; left: number; until: number }
+  | { ok: false; reason: 'closed' | 'exhausted'; message: string; until: number };
+
+/** What a send's outcome does to the window: give the send back, or close it as WeChat said (45047 / 45015). */
+export type SettleEffect = 'refund' | 'exhausted' | 'closed';
+
+/** An outbound timeline entry: the reply's kind and gist, and what became of it. */
+export interface OutEntry {
+  kind: string;
+  summary: string;
+  jobId: string;
+  result: string;
+}
+
+const clip = (value: unknown, max = SUMMARY_MAX) => {
+  const s = typeof value === 'string' ? value.replace(/\s+/g, ' ').trim() : '';
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+};
+
+/** The kind and a short preview of an inbound message (never media ids or whole texts). */
+export function describeInbound(message: Record<string, unknown>): { kind: string; summary: string } {
+  if (message.MsgType === 'event') {
+    const event = clip(message.Event, 40) || 'event';
+    return { kind: event, summary: clip(message.EventKey) };
+  }
+  const kind = clip(message.MsgType, 40) || '?';
+  return { kind, summary: clip(message.Content ?? message.Title ?? message.Label ?? message.Recognition) };
+}
+
+/** The kind and a short preview of a custom/send body. */
+export function describeReply(item: { msgtype?: unknown; [field: string]: unknown }): {
+  kind: string;
+  summary: string;
+} {
+  const kind = typeof item.msgtype === 'string' ? item.msgtype : '?';
+  const body = item[kind] as Record<string, unknown> | undefined;
+  return { kind, summary: clip(body?.content ?? body?.title) };
+}
+
+const fmt = `local function n(x) return string.format('%d', x) end
+local function append(t, entry, needle, max, ttl)
+  if entry == '' or max <= 0 then return end
+  if needle ~= '' then
+    local recent = redis.call('LRANGE', t, -4, -1)
+    for i = 1, #recent do if string.find(recent[i], needle, 1, true) then return end end
+  end
+  redis.call('RPUSH', t, entry)
+  redis.call('LTRIM', t, -max, -1)
+  redis.call('PEXPIRE', t, ttl)
+end
+-- A grant resets, never adds: the sends left become the larger of what is left and what the action allows,
+-- the end the later of both (WeChat: 条数不累加 … 更新为最大值 … 最长有效时间). An action at or before the last one
+-- applied changes nothing, so a grant written twice (ingress, then worker) counts once.
+local function grant(w, at, count, ms, trigger, now)
+  if count <= 0 then return 0 end
+  local cur = redis.call('HMGET', w, 'until', 'left', 'at', 'trigger', 'closed')
+  if at <= (tonumber(cur[3]) or 0) then return 0 end
+  local untilNew = at + ms
+  if untilNew <= now then return 0 end
+  local left = count
+  local cuntil = tonumber(cur[1]) or 0
+  if cuntil > now and not cur[5] then
+    if cuntil > untilNew then untilNew = cuntil; trigger = cur[4] end
+    local cleft = tonumber(cur[2]) or 0
+    if cleft > left then left = cleft end
+  end
+  redis.call('HDEL', w, 'closed')
+  redis.call('HSET', w, 'until', n(untilNew), 'left', n(left), 'at', n(at), 'trigger', trigger)
+  redis.call('PEXPIREAT', w, n(untilNew))
+  return untilNew
+end
+`;
+
+const SCRIPTS = {
+  // KEYS window, order, timeline; ARGV at, count, ms, trigger, now, jobId, entry, needle, max, ttl, orderTtl
+  wxkfIngest: {
+    numberOfKeys: 3,
+    lua: `${fmt}
+local granted = grant(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
+if not redis.call('LPOS', KEYS[2], ARGV[6]) then redis.call('RPUSH', KEYS[2], ARGV[6]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[11])
+append(KEYS[3], ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10])
+return granted`,
+  },
+  // KEYS window, order; ARGV jobId, at, count, ms, trigger, now → {1} when it is this job's turn, else {0, head}
+  wxkfTurn: {
+    numberOfKeys: 2,
+    lua: `${fmt}
+grant(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
+local head = redis.call('LINDEX', KEYS[2], 0)
+if not head or head == ARGV[1] then return {1, ''} end
+if not redis.call('LPOS', KEYS[2], ARGV[1]) then return {1, ''} end
+return {0, head}`,
+  },
+  // KEYS window; ARGV now → {1, left, until} or {0, reason, until}
+  wxkfTake: {
+    numberOfKeys: 1,
+    lua: `local cur = redis.call('HMGET', KEYS[1], 'until', 'left', 'closed')
+local u = tonumber(cur[1])
+if not u then return {0, 'closed', '0'} end
+if cur[3] then return {0, 'closed', cur[3]} end
+if u <= tonumber(ARGV[1]) then return {0, 'closed', cur[1]} end
+local left = tonumber(cur[2]) or 0
+if left <= 0 then return {0, 'exhausted', cur[1]} end
+redis.call('HINCRBY', KEYS[1], 'left', -1)
+return {1, left - 1, cur[1]}`,
+  },
+  // KEYS window, order, timeline; ARGV effect, until, now, entry, max, ttl, release → the order's new head
+  wxkfSettle: {
+    numberOfKeys: 3,
+    lua: `${fmt}
+local w = KEYS[1]
+if ARGV[1] == 'refund' then
+  if redis.call('HGET', w, 'until') == ARGV[2] and redis.call('HEXISTS', w, 'closed') == 0 then
+    redis.call('HINCRBY', w, 'left', 1)
+  end
+elseif ARGV[1] == 'exhausted' then
+  if redis.call('EXISTS', w) == 1 then redis.call('HSET', w, 'left', '0') end
+elseif ARGV[1] == 'closed' then
+  if redis.call('EXISTS', w) == 1 then redis.call('HSET', w, 'left', '0', 'closed', ARGV[3]) end
+end
+append(KEYS[3], ARGV[4], '', tonumber(ARGV[5]), ARGV[6])
+if ARGV[7] == '' then return '' end
+redis.call('LREM', KEYS[2], 1, ARGV[7])
+return redis.call('LINDEX', KEYS[2], 0) or ''`,
+  },
+  // KEYS order; ARGV head → drops it if it still is the head; the new head
+  wxkfDropHead: {
+    numberOfKeys: 1,
+    lua: `if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then redis.call('LPOP', KEYS[1]) end
+return redis.call('LINDEX', KEYS[1], 0) or ''`,
+  },
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type Scripted = Redis & Record<ScriptName, (...args: (string | number)[]) => Promise<unknown>>;
+
+/** The grant's script arguments: when, how many, how long, which trigger (zeros when the message grants none). */
+function grantArgs(grant: WindowGrant | undefined, at: number): [number, number, number, string] {
+  return grant ? [at, grant.count, grant.ms, grant.trigger] : [0, 0, 0, ''];
+}
+
+/** The refusal a closed or spent window gives, in words an operator and a caller understand. */
+function refusal(reason: 'closed' | 'exhausted', until: number): string {
+  if (reason === 'exhausted') return 'no sends left until the user writes again';
+  return until > 0 ? `window closed at ${new Date(until).toISOString()}` : 'window closed (no user action opened one)';
+}
+
+export interface ConversationOptions {
+  timeline?: TimelineOptions;
+  /** The clock, in ms (tests move time with their own). */
+  now?: () => number;
+}
+
+/**
+ * A user's conversation state in Redis, shared by every process: the send window and quota (the ledger), the
+ * order of their messages, and their timeline. Every per-user key shares the user's hash tag, so each script
+ * touches one slot. Each method is one round trip.
+ */
+export class Conversations {
+  readonly timeline: TimelineOptions;
+  readonly now: () => number;
+  private readonly redis: Scripted;
+
+  constructor(redis: Redis, options: ConversationOptions = {}) {
+    for (const [name, script] of Object.entries(SCRIPTS)) {
+      if (!(name in redis)) redis.defineCommand(name, script);
+    }
+    this.redis = redis as Scripted;
+    this.timeline = options.timeline ?? DEFAULT_TIMELINE;
+    this.now = options.now ?? Date.now;
+  }
+
+  private keys(appId: string, openid: string): [string, string, string] {
+    return [redisKeys.sendWindow(appId, openid), redisKeys.userOrder(appId, openid), redisKeys.timeline(appId, openid)];
+  }
+
+  /**
+   * A stored push, from the ingress: its grant (if the message grants one), its place in the user's order and
+   * its timeline entry, in one script, plus the open-windows index. Idempotent: a re-delivery changes nothing.
+   */
+  async ingest(
+    appId: string,
+    type: AccountType,
+    jobId: string,
+    message: Record<string, unknown>,
+    receivedAt: number,
+  ): Promise<void> {
+    const openid = message.FromUserName;
+    if (typeof openid !== 'string' || !OPENID_PATTERN.test(openid)) return; // the worker refuses such a job
+    const grant = windowGrant(type, message);
+    const at = actionTime(receivedAt, message.CreateTime);
+    const { kind, summary } = describeInbound(message);
+    const entry =
+      this.timeline.entries > 0 ? JSON.stringify({ t: receivedAt, d: 'in', k: kind, s: summary, j: jobId }) : '';
+    const pending: Promise<unknown>[] = [
+      this.redis.wxkfIngest(
+        ...this.keys(appId, openid),
+        ...grantArgs(grant, at),
+        this.now(),
+        jobId,
+        entry,
+        `,"j":${JSON.stringify(jobId)}}`,
+        this.timeline.entries,
+        this.timeline.maxAgeMs,
+        ORDER_TTL_MS,
+      ),
+    ];
+    // GT: a window is only ever widened here; the gauge drops the ended ones when it reads.
+    if (grant) pending.push(this.redis.zadd(redisKeys.openWindows(appId), 'GT', at + grant.ms, openid));
+    await Promise.all(pending);
+  }
+
+  /**
+   * Whether an inbound job may send now: it is the head of its user's order, or not in it (a job stored some
+   * other way). Also applies the job's own grant, idempotently, for jobs the ingress did not store.
+   */
+  async turn(
+    appId: string,
+    type: AccountType,
+    jobId: string,
+    message: Record<string, unknown>,
+    receivedAt: number,
+  ): Promise<{ go: true } | { go: false; head: string }> {
+    const openid = String(message.FromUserName);
+    const [window, order] = this.keys(appId, openid);
+    const grant = windowGrant(type, message);
+    const [go, head] = (await this.redis.wxkfTurn(
+      window,
+      order,
+      jobId,
+      ...grantArgs(grant, actionTime(receivedAt, message.CreateTime)),
+      this.now(),
+    )) as [number, string];
+    return go === 1 ? { go: true } : { go: false, head };
+  }
+
+  /** Takes one send from the user's window, atomically across processes, or says why none may go out. */
+  async take(appId: string, openid: string): Promise<Take> {
+    const [ok, value, until] = (await this.redis.wxkfTake(redisKeys.sendWindow(appId, openid), this.now())) as [
+      number,
+      number | string,
+      string,
+    ];
+    if (ok === 1) return { ok: true, left: Number(value), until: Number(until) };
+    const reason = value === 'exhausted' ? 'exhausted' : 'closed';
+    return { ok: false, reason, message: refusal(reason, Number(until)), until: Number(until) };
+  }
+
+  /**
+   * After a send (or instead of one): changes the window as its outcome says, records the timeline entry and,
+   * with `release`, takes that job out of the user's order. Resolves the order's new head ('' when none).
+   */
+  async settle(
+    appId: string,
+    openid: string,
+    outcome: { effect?: SettleEffect; until?: number; entry?: OutEntry; release?: string },
+  ): Promise<string> {
+    const { effect, until, entry, release } = outcome;
+    if (!effect && !release && (!entry || this.timeline.entries <= 0)) return '';
+    const now = this.now();
+    const json =
+      entry && this.timeline.entries > 0
+        ? JSON.stringify({ t: now, d: 'out', k: entry.kind, s: clip(entry.summary), j: entry.jobId, r: entry.result })
+        : '';
+    const pending: Promise<unknown>[] = [];
+    if (effect === 'closed') pending.push(this.redis.zrem(redisKeys.openWindows(appId), openid));
+    const head = this.redis.wxkfSettle(
+      ...this.keys(appId, openid),
+      effect ?? '',
+      until === undefined ? '' : String(until),
+      now,
+      json,
+      this.timeline.entries,
+      this.timeline.maxAgeMs,
+      release ?? '',
+    ) as Promise<string>;
+    await Promise.all(pending);
+    return head;
+  }
+
+  /** Drops `head` from the user's order if it still is the head (its job is gone); resolves the new head. */
+  dropHead(appId: string, openid: string, head: string): Promise<string> {
+    return this.redis.wxkfDropHead(redisKeys.userOrder(appId, openid), head) as Promise<string>;
+  }
+
+  /** The user's window without taking from it; `refusal` says why a send would be refused now. */
+  async window(appId: string, openid: string): Promise<WindowView & { refusal?: string }> {
+    return this.windowOf(await this.redis.hgetall(redisKeys.sendWindow(appId, openid)));
+  }
+
+  private windowOf(hash: Record<string, string>): WindowView & { refusal?: string } {
+    const until = Number(hash.until ?? 0);
+    const closed = hash.closed ? Number(hash.closed) : undefined;
+    const open = until > this.now() && closed === undefined;
+    const left = open ? Number(hash.left ?? 0) : 0;
+    const view: WindowView & { refusal?: string } = {
+      open,
+      until: until > 0 ? new Date(closed ?? until).toISOString() : null,
+      left,
+      trigger: (hash.trigger as WindowTrigger | undefined) ?? null,
+    };
+    if (!open) view.refusal = refusal('closed', closed ?? until);
+    else if (left <= 0) view.refusal = refusal('exhausted', until);
+    return view;
+  }
+
+  /** The window and the timeline (newest last, entries past the age cap left out). */
+  async view(appId: string, openid: string): Promise<UserView> {
+    const [windowKey, , timelineKey] = this.keys(appId, openid);
+    const [hash, entries] = await Promise.all([this.redis.hgetall(windowKey), this.redis.lrange(timelineKey, 0, -1)]);
+    const { refusal: _, ...window } = this.windowOf(hash);
+    const oldest = this.now() - this.timeline.maxAgeMs;
+    const timeline: TimelineEntry[] = [];
+    for (const raw of entries) {
+      let e: { t?: number; d?: string; k?: string; s?: string; j?: string; r?: string };
+      try {
+        e = JSON.parse(raw);
+      } catch {
+        continue; // not ours: skip rather than fail the whole view
+      }
+      if (typeof e.t !== 'number' || e.t < oldest) continue;
+      timeline.push({
+        at: new Date(e.t).toISOString(),
+        direction: e.d === 'out' ? 'out' : 'in',
+        kind: e.k ?? '',
+        summary: e.s ?? '',
+        jobId: e.j ?? '',
+        result: e.r ?? (e.d === 'out' ? '' : 'received'),
+      });
+    }
+    return { window, timeline };
+  }
+
+  /** Users of the account whose window has not ended (ended ones are dropped from the index as it is read). */
+  async openWindowCount(appId: string): Promise<number> {
+    const key = redisKeys.openWindows(appId);
+    const now = this.now();
+    await this.redis.zremrangebyscore(key, '-inf', now);
+    return this.redis.zcard(key);
+  }
+
+  /** Opens or widens a user's window as `trigger` would at `at` (tools and tests; pushes grant by themselves). */
+  async grant(appId: string, openid: string, grant: WindowGrant, at = this.now()): Promise<void> {
+    const [window, order] = this.keys(appId, openid);
+    // A turn for a job in no order: only the grant takes effect.
+    await this.redis.wxkfTurn(window, order, '', ...grantArgs(grant, at), this.now());
+    await this.redis.zadd(redisKeys.openWindows(appId), 'GT', at + grant.ms, openid);
+  }
+}
