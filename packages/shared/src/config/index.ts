@@ -9,6 +9,8 @@ export { ConfigError, printConfigError } from './errors.js';
 export { loadStructuredFile } from './file.js';
 
 export type Security = 'any' | 'safe';
+/** Whether an account keeps a handoff state: `auto` = when its rules can transfer, a handler runs, or it is an Official Account. */
+export type HandoffSetting = 'auto' | 'on' | 'off';
 /** Where access_tokens come from: `cgi-bin/stable_token` (normal mode) or `cgi-bin/token`. */
 export type TokenSource = 'stable' | 'classic';
 
@@ -25,6 +27,8 @@ export interface AccountConfig {
   security: Security;
   /** Reply rules for this account, overriding REPLY_RULES_FILE. */
   replyRules?: string | undefined;
+  /** Handoff to human agents (see `@wx-kf/shared/handoff`); default `auto`. */
+  handoff?: HandoffSetting | undefined;
 }
 
 export interface Config {
@@ -49,6 +53,8 @@ export interface Config {
   /** HTTP(S) proxy for calls to the WeChat API (an egress IP on the API whitelist). */
   apiProxy?: string | undefined;
   logLevel: string;
+  /** A handoff with no message from the user for this long closes (WeChat stops forwarding after 30 min). */
+  handoffIdleMs: number;
 }
 
 /** Jobs a worker process runs at once when WORKER_CONCURRENCY is unset. */
@@ -59,6 +65,7 @@ const optional = <T extends z.ZodType>(schema: T) =>
   z.preprocess((v) => (v === '' ? undefined : v), schema.optional()) as unknown as z.ZodOptional<T>;
 const accountType = z.enum(['miniprogram', 'officialaccount']);
 const security = z.enum(['any', 'safe']);
+const handoff = z.enum(['auto', 'on', 'off']);
 const appId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be the AppID (letters, digits, - or _)');
 const token = z.string().regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters or digits (the console Token)');
 const aesKey = z.string().refine(isValidAesKey, 'must be the 43-character EncodingAESKey ([A-Za-z0-9])');
@@ -95,6 +102,8 @@ const envSchema = z.object({
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1000).default(30_000),
   WECHAT_API_PROXY: optional(z.url({ protocol: /^https?$/ })),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  WECHAT_HANDOFF: handoff.default('auto'),
+  HANDOFF_IDLE_TIMEOUT: z.coerce.number().int().min(1).max(86_400).default(1800),
 });
 
 const accountsFileSchema = z.strictObject({
@@ -108,6 +117,7 @@ const accountsFileSchema = z.strictObject({
         type: accountType.optional(),
         security: security.optional(),
         replyRules: z.string().optional(),
+        handoff: handoff.optional(),
       }),
     )
     .min(1, 'must list at least one account'),
@@ -171,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       aesKey: e.WECHAT_AES_KEY,
       type: e.WECHAT_ACCOUNT_TYPE,
       security: e.WECHAT_SECURITY ?? (e.WECHAT_AES_KEY ? 'safe' : 'any'),
+      handoff: e.WECHAT_HANDOFF,
     });
   }
   if (e.WECHAT_ACCOUNTS_FILE) {
@@ -181,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           ...a,
           type: a.type ?? e.WECHAT_ACCOUNT_TYPE,
           security: a.security ?? e.WECHAT_SECURITY ?? (a.aesKey ? 'safe' : 'any'),
+          handoff: a.handoff ?? e.WECHAT_HANDOFF,
         });
       }
     } catch (error) {
@@ -226,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerLockMs: e.WORKER_LOCK_DURATION_MS,
     apiProxy: e.WECHAT_API_PROXY,
     logLevel: e.LOG_LEVEL,
+    handoffIdleMs: e.HANDOFF_IDLE_TIMEOUT * 1000,
   };
 }
 

@@ -39,4 +39,8 @@ export const redisKeys = {
   paused: (appId: string) => `${KEY_PREFIX}:paused:${appId}`,
   /** The send API's idempotency marker for (account, sha256 of the Idempotency-Key). */
   idempotency: (appId: string, keyDigest: string) => `${KEY_PREFIX}:idempotency:${appId}:${keyDigest}`,
+  /** A user's handoff to a human agent (JSON HandoffState); expires after the idle timeout. */
+  handoff: (appId: string, openid: string) => `${userTag(appId, openid)}:handoff:${appId}:${openid}`,
+  /** The users of an account with a handoff opened (score: when), so idle expiries are noticed and counted. */
+  handoffIndex: (appId: string) => `${KEY_PREFIX}:handoffs:${appId}`,
 } as const;
