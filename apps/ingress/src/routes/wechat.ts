@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Config } from '@wx-kf/shared/config';
-import type { HandoffState, Handoffs } from '@wx-kf/shared/handoff';
+import type { Handoffs } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import { inboundJob } from '@wx-kf/shared/queue';
 import type { ReplyRules } from '@wx-kf/shared/rules';
