@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
+import { Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import {
   INBOUND_QUEUE,
@@ -16,6 +17,7 @@ import { type DefaultJobOptions, Worker } from 'bullmq';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { WorkerMetrics } from './metrics.js';
+import { startHandoffSweeper, type WorkerHandoff } from './processors/handoff.js';
 import { type InboundResult, inboundProcessor } from './processors/inbound.js';
 import { outboundProcessor } from './processors/outbound.js';
 import { replySender } from './processors/send.js';
@@ -77,6 +79,23 @@ export async function startWorker(
     maxStalledCount: 2,
   };
   const sendReplies = replySender({ client: wechat, redis, logger, metrics });
+  const handoff: WorkerHandoff = {
+    accounts: new Set(
+      config.accounts
+        .filter((a) =>
+          usesHandoff(a, { transferRules: Boolean(rules.get(a.appId)?.transfers), handler: Boolean(handler) }),
+        )
+        .map((a) => a.appId),
+    ),
+    state: new Handoffs({
+      redis,
+      idleMs: config.handoffIdleMs,
+      logger,
+      onChange: (change, appId, reason) => metrics.handoffs.inc({ app_id: appId, change, reason }),
+    }),
+  };
+  // Idle closes are noticed within half the timeout (at most 15 s late) and counted once across workers.
+  const stopSweeper = startHandoffSweeper(handoff, Math.min(15_000, Math.max(250, config.handoffIdleMs / 2)), logger);
   const inbound = new Worker<InboundJobData, InboundResult>(
     INBOUND_QUEUE,
     inboundProcessor({
@@ -88,10 +107,15 @@ export async function startWorker(
       logger,
       sendReplies,
       outboundJobOptions: options.outboundJobOptions,
+      handoff,
     }),
     workerOptions,
   );
-  const sender = new Worker<OutboundJobData>(OUTBOUND_QUEUE, outboundProcessor(sendReplies, accounts), workerOptions);
+  const sender = new Worker<OutboundJobData>(
+    OUTBOUND_QUEUE,
+    outboundProcessor(sendReplies, accounts, handoff),
+    workerOptions,
+  );
 
   for (const [name, worker] of [
     [INBOUND_QUEUE, inbound],
@@ -137,6 +161,7 @@ export async function startWorker(
     tokens,
     metricsUrl,
     close: async () => {
+      stopSweeper();
       await Promise.all([inbound.close(), sender.close()]);
       await server?.close();
       await outbound.close();

@@ -49,6 +49,8 @@ program
   .addOption(new Option('--format <format>', 'body format').choices(['xml', 'json']).default('xml'))
   .option('--account <appId>', 'account to push as (default: the first configured, or the sandbox)')
   .option('--from <openid>', 'the user', 'o_sim_user_0001')
+  .option('--agent <kf>', 'kf events: the agent (KfAccount; FromKfAccount of a switch)')
+  .option('--to-agent <kf>', 'kf_switch_session: the agent the session moves to (ToKfAccount)')
   .option('--url <url>', 'ingress URL (default: http://127.0.0.1:$PORT/wechat/<appId>)')
   .option('--deliveries <n>', 'deliver up to n times until accepted, like WeChat (max 4)', int, 1)
   .option(
@@ -60,7 +62,12 @@ program
     const account = pickAccount(opts.account);
     const mode: PushMode = opts.mode ?? (account.aesKey ? 'safe' : 'plain');
     const url = opts.url ?? `http://127.0.0.1:${ingressPort()}/wechat/${account.appId}`;
-    const message = sampleMessage(opts.type as SampleType, { content: opts.text, fromUser: opts.from });
+    const message = sampleMessage(opts.type as SampleType, {
+      content: opts.text,
+      fromUser: opts.from,
+      kfAccount: opts.agent,
+      toKfAccount: opts.toAgent,
+    });
     const push = buildPush({ account, message, mode, format: opts.format as PushFormat });
     const action = opts.type === 'user_enter_tempsession' ? 'enter_session' : 'message';
     await request(`${opts.sim}/__sim/users/activity`, {

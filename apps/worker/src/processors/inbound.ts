@@ -7,6 +7,7 @@ import { messageBuilders, type ReplyItem } from '@wx-kf/shared/wechat';
 import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { MessageHandler } from '../replies/handler.js';
 import { hasFile, resolveMedia } from '../replies/media.js';
+import { applyKfEvent, isKfEvent, type WorkerHandoff } from './handoff.js';
 import { checkInboundJob, checkReplies, invalid } from './job-data.js';
 import type { Reupload, SendReplies } from './send.js';
 
@@ -20,10 +21,12 @@ export interface InboundDeps {
   sendReplies: SendReplies;
   /** Options of the outbound jobs that take over a send that must wait (default OUTBOUND_JOB_OPTIONS). */
   outboundJobOptions?: DefaultJobOptions | undefined;
+  /** Handoff to human agents: kf events change it; while open, the user gets no bot reply. */
+  handoff?: WorkerHandoff | undefined;
 }
 
 export type InboundResult =
-  | { action: 'transferred' | 'none' }
+  | { action: 'transferred' | 'none' | 'handoff' }
   | { action: 'replied'; replies: number }
   | { action: 'handed_off'; replies: number; sent: number; outboundJobId: string; reason: string };
 
@@ -48,8 +51,19 @@ async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The handler's `ctx.handoff`: open, close or read a user's handoff on this account. */
+function handlerHandoff(handoff: WorkerHandoff, appId: string) {
+  return {
+    open: (touser: string, agent?: string) =>
+      handoff.state.open(appId, touser, { reason: 'handler', agent, force: true }).then(() => undefined),
+    close: (touser: string) =>
+      handoff.state.close(appId, touser, { reason: 'handler', force: true }).then(() => undefined),
+    isOpen: (touser: string) => handoff.state.isOpen(appId, touser),
+  };
+}
+
 export function inboundProcessor(deps: InboundDeps) {
-  const { accounts, rules, handler, outbound, client, logger, sendReplies } = deps;
+  const { accounts, rules, handler, outbound, client, logger, sendReplies, handoff } = deps;
   const jobOptions = deps.outboundJobOptions ?? OUTBOUND_JOB_OPTIONS;
   // The outbound job's first try is a retry of this send: BullMQ's backoff for it, as for its later retries.
   const firstRetryDelay = (job: Job, error: Error) => {
@@ -76,6 +90,7 @@ export function inboundProcessor(deps: InboundDeps) {
       account: { appId, type: account.type },
       log: logger.child({ appId, msgKey }),
       reply: messageBuilders,
+      handoff: handoff?.accounts.has(appId) ? handlerHandoff(handoff, appId) : undefined,
       client,
       send: (touser, items) =>
         enqueue({ appId, touser, msgKey, replies: checkReplies(items, account), sent: 0, source: 'handler' }),
@@ -112,6 +127,15 @@ export function inboundProcessor(deps: InboundDeps) {
     const { data, account, touser } = checkInboundJob(job.data, accounts);
     const { appId, msgKey, transferred, receivedAt } = data;
     if (transferred) return { action: 'transferred' };
+    // Invariant 12: while the user is with a human, the bot sends them nothing (kf events change that first).
+    // A kf session event is the agents' tool reporting, not the user speaking: it changes the handoff, no reply.
+    if (handoff?.accounts.has(appId)) {
+      if (isKfEvent(data.message)) {
+        await applyKfEvent(handoff.state, appId, data.message);
+        return { action: 'handoff' };
+      }
+      if (await handoff.state.isOpen(appId, touser)) return { action: 'handoff' };
+    }
 
     // A retry of a part-sent plan resumes it; planning again could change the replies (a handler) or resend.
     let plan: ReplyPlan | undefined = data.plan;

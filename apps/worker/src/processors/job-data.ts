@@ -91,6 +91,7 @@ export function checkOutboundJob(
       sent: checkSent(d.sent, replies.length),
       source: checkSource(d.source),
       receivedAt: receivedAt(d.receivedAt),
+      ...(d.ignoreHandoff === true ? { ignoreHandoff: true } : {}),
     },
   };
 }

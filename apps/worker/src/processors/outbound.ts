@@ -1,7 +1,8 @@
 import type { AccountConfig } from '@wx-kf/shared/config';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
-import { checkOutboundJob } from './job-data.js';
+import type { WorkerHandoff } from './handoff.js';
+import { checkOutboundJob, invalid } from './job-data.js';
 import type { SendReplies } from './send.js';
 
 /**
@@ -11,9 +12,22 @@ import type { SendReplies } from './send.js';
  * the last one WeChat accepted. Retryable errors throw (BullMQ backs off with jitter); permanent ones fail the
  * job at once with `errcode errmsg`; a paused account or a token cool-down delays the job.
  */
-export function outboundProcessor(sendReplies: SendReplies, accounts: Map<string, AccountConfig>) {
-  return async (job: Job<OutboundJobData>, token?: string): Promise<{ sent: number }> => {
+export function outboundProcessor(
+  sendReplies: SendReplies,
+  accounts: Map<string, AccountConfig>,
+  handoff?: WorkerHandoff,
+) {
+  return async (job: Job<OutboundJobData>, token?: string): Promise<{ sent: number; handoff?: true }> => {
     const { data } = checkOutboundJob(job.data, accounts);
+    // While the user is with a human: a bot reply still owed is dropped; a send-API message fails (unless forced).
+    if (
+      handoff?.accounts.has(data.appId) &&
+      !data.ignoreHandoff &&
+      (await handoff.state.isOpen(data.appId, data.touser))
+    ) {
+      if (data.source === 'api') throw invalid('handoff: the user is with a human agent (ignoreHandoff sends anyway)');
+      return { sent: data.sent, handoff: true };
+    }
     const { sent, stop } = await sendReplies(data, data.sent, (n) => job.updateData({ ...data, sent: n }));
     if (!stop) return { sent };
     if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);

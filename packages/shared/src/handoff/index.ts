@@ -24,7 +24,7 @@ export interface HandoffState {
   reason: HandoffReason;
   /** Unix ms when it opened (a closed record: when it closed). */
   since: number;
-  /** When the change that set it happened (a kf event's CreateTime); an older event does not apply over it. */
+  /** The CreateTime (ms) of the latest kf event applied; an older event does not apply over it. */
   at: number;
 }
 
@@ -32,7 +32,7 @@ export interface HandoffState {
 export interface HandoffChange {
   reason: HandoffReason;
   agent?: string | undefined;
-  /** When it happened (ms): a kf event's CreateTime × 1000; default now. */
+  /** When a kf event happened (ms: its CreateTime × 1000); our own (forced) changes keep the stored mark. */
   at?: number;
   force?: boolean;
 }
@@ -47,6 +47,8 @@ const CHANGE = `
 local cur = redis.call('GET', KEYS[1])
 local c = cur and cjson.decode(cur) or nil
 local force, at, now = ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Our own changes (rule, handler, operator) keep the events' order mark: a later kf event still applies.
+if force then at = c and c.at or 0 end
 if ARGV[1] == 'open' then
   if c and not force and c.at > at then return {cur, 0} end
   if c and not force and (not c.open) and c.at == at then return {cur, 0} end

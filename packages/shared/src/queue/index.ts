@@ -45,6 +45,8 @@ export interface OutboundJobData {
   sent: number;
   source: 'rules' | 'handler' | 'api';
   receivedAt?: number;
+  /** Send even while the user is handed to a human agent (the send API's `ignoreHandoff`). */
+  ignoreHandoff?: boolean;
 }
 
 /** Completed and failed jobs are kept for a bounded age and count. */
