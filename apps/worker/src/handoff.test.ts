@@ -14,7 +14,7 @@ import {
   openQueue,
 } from '@wx-kf/shared/queue';
 import { createRedis } from '@wx-kf/shared/redis';
-import type { InboundMessage } from '@wx-kf/shared/wechat';
+import type { FieldMap, InboundMessage } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { Simulator, sampleMessage } from '@wx-kf/wechat-sim';
 import type { Queue } from 'bullmq';
@@ -54,7 +54,7 @@ async function until<T>(check: () => T | Promise<T>): Promise<T> {
   }
   throw new Error('condition not met in time');
 }
-async function push(message: Record<string, string>): Promise<unknown> {
+async function push(message: FieldMap): Promise<unknown> {
   const job = inboundJob(MP, message as InboundMessage, { mode: 'safe', format: 'json' });
   await inbound.add(job.name, job.data, job.opts);
   return until(async () => (await inbound.getJob(job.opts.jobId))?.returnvalue);
