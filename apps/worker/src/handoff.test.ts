@@ -46,10 +46,10 @@ let handoffs: Handoffs;
 
 const sent = (touser: string) =>
   sim.state.messagesFor(MP, touser).map((m) => (m.body.text as { content: string }).content);
-async function until<T>(check: () => T | Promise<T>): Promise<T> {
+async function until<T>(check: () => T | Promise<T>): Promise<NonNullable<T>> {
   for (let i = 0; i < 500; i++) {
     const value = await check();
-    if (value) return value;
+    if (value) return value as NonNullable<T>;
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error('condition not met in time');
