@@ -7,6 +7,7 @@ import type { Job } from 'bullmq';
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
 import type { Redis } from 'ioredis';
+import { registerKfCommands } from './kf-cli.js';
 import { type AccountPause, JOB_STATES, OPERATOR_PAUSE, Queues } from './queues.js';
 
 /** `1h`, `30m`, `7d`, `45s`, `500ms` → milliseconds. */
@@ -97,6 +98,7 @@ function outcomeLine(o: Awaited<ReturnType<typeof outcomeOf>>): string {
     return `handed off after ${result.sent} of ${result.replies} sent (${result.reason}): see the retry job`;
   if (result.action === 'transferred') return 'transferred to 客服 (no replies)';
   if (result.action === 'none') return 'no replies (no rule matched)';
+  if (result.action === 'handoff') return 'no replies: the user is with a human agent (handoff)';
   return `${result.action}`;
 }
 
@@ -339,6 +341,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
       console.log(`removed ${removed} ${state} job(s) older than ${opts.olderThan / 1000} s`);
     });
 
+  registerKfCommands(program, redis, accountsConfig);
   return program;
 }
 
@@ -346,7 +349,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
 export async function main(args: string[]): Promise<number> {
   if (args.length === 0) {
     console.error(
-      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean); --help lists them',
+      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean, agents, session, sessions); --help lists them',
     );
     return 1;
   }

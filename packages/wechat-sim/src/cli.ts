@@ -112,7 +112,10 @@ program
     'after',
     `
 WeChat API served: GET /cgi-bin/token, POST /cgi-bin/stable_token, POST /cgi-bin/message/custom/send,
-  POST /cgi-bin/message/custom/typing, POST /cgi-bin/media/upload, GET /cgi-bin/media/get
+  POST /cgi-bin/message/custom/typing, POST /cgi-bin/media/upload, GET /cgi-bin/media/get,
+  Official Accounts: GET /cgi-bin/customservice/getkflist|getonlinekflist, /customservice/kfaccount/
+  add|update|del|inviteworker|uploadheadimg, /customservice/kfsession/create|close|getsession|getsessionlist|
+  getwaitcase; Mini Programs: GET /sns/jscode2session
 
 Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; rules add up until a reset):
   GET  /__sim/state           accounts, token requests per account, counts of messages, typing calls, media
@@ -129,6 +132,10 @@ Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; ru
   POST /__sim/users/activity  {"appId":"…","openid":"…","action":"message"|"enter_session"} opens that user's send
                               window (pnpm sim push does it for you; it matters with --send-windows)
   POST /__sim/accounts/<appId>/invalidate-tokens   every token issued so far answers 40001
+  POST /__sim/kf/agent        {"appId","kf_account","online":true,"accept":true}: an agent comes online / accepts
+                              the invitation (sessions need both)
+  POST /__sim/kf/waiting      {"appId","openid"}: the user waits for an agent (getwaitcase lists them)
+  POST /__sim/login           {"appId","openid","unionid"?,"risky"?}: a login code for jscode2session (single use)
 
 Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"path":"/cgi-bin/message/custom/send","script":[{"errcode":-1}]}'
 `,
