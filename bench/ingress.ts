@@ -14,6 +14,8 @@ const ACCOUNT = {
 };
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+/** Only the servers whose label contains this (e.g. `JSON` compares the wx-kf JSON rows alone); default all. */
+const ONLY = process.env.BENCH_TARGETS;
 
 interface Run {
   rps: number;
@@ -132,6 +134,7 @@ export async function benchIngress(): Promise<string> {
       start: (port: number) => wxkf(port, { WECHAT_HANDOFF: 'on' }),
     },
   ];
+  if (ONLY) targets.splice(0, targets.length, ...targets.filter((t) => t.label.includes(ONLY)));
   const bad: (string | number)[][] = [];
   const bodies = { json: pushes('json', 40_000), xml: pushes('xml', 40_000) };
   const results = new Map<string, Map<number, Run[]>>();
