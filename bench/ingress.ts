@@ -14,6 +14,8 @@ const ACCOUNT = {
 };
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+/** Only the servers whose label contains this (e.g. `JSON` compares the wx-kf JSON rows alone); default all. */
+const ONLY = process.env.BENCH_TARGETS;
 
 interface Run {
   rps: number;
@@ -81,13 +83,14 @@ async function load(port: number, connections: number, bodies: ReturnType<typeof
 
 export async function benchIngress(): Promise<string> {
   const redis = await RedisServer.start();
-  const wxkf = (port: number) =>
+  const wxkf = (port: number, env: NodeJS.ProcessEnv = {}) =>
     spawnIngress(port, {
       REDIS_URL: redis.url,
       WECHAT_APP_ID: ACCOUNT.appId,
       WECHAT_APP_SECRET: 'bench-secret',
       WECHAT_TOKEN: ACCOUNT.token,
       WECHAT_AES_KEY: ACCOUNT.aesKey,
+      ...env,
     });
   const targets: { label: string; start: (port: number) => Promise<Target>; format: 'json' | 'xml' }[] = [
     {
@@ -124,7 +127,14 @@ export async function benchIngress(): Promise<string> {
       format,
       start: (port: number) => wxkf(port),
     })),
+    {
+      // An account that uses handoff: each message also reads (and renews) the user's handoff state.
+      label: 'wx-kf ingress, safe JSON → Redis, handoff account',
+      format: 'json' as const,
+      start: (port: number) => wxkf(port, { WECHAT_HANDOFF: 'on' }),
+    },
   ];
+  if (ONLY) targets.splice(0, targets.length, ...targets.filter((t) => t.label.includes(ONLY)));
   const bad: (string | number)[][] = [];
   const bodies = { json: pushes('json', 40_000), xml: pushes('xml', 40_000) };
   const results = new Map<string, Map<number, Run[]>>();
@@ -219,7 +229,8 @@ export async function benchIngress(): Promise<string> {
     'stores nothing. The reference is the "minimal hand-written verify + decrypt + `queue.add` handler" the issue names',
     '(`bench/targets/minimal.ts`): no logging, metrics, limits, timestamp check or error handling. The wx-kf ingress',
     'verifies, decrypts, parses, de-duplicates and stores every push in Redis before answering, and logs one line per push',
-    '(LOG_LEVEL=info, the default).',
+    '(LOG_LEVEL=info, the default). The handoff account (`WECHAT_HANDOFF=on`) also reads and renews the user’s',
+    'handoff state on each message (one GETEX on the same pipelined write as the store; no user is handed off).',
     '',
     '### Ingress: refused pushes (50 connections)',
     '',

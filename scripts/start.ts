@@ -12,10 +12,9 @@ loadDotEnv();
 /** Ingress, worker and (with ADMIN_PASSWORD) the admin listener, whose /metrics cover both. */
 export async function startAll(config: Config, logger: Logger) {
   const ingress = await startIngress(config, logger.child({ part: 'ingress' }));
-  const worker = await startWorker(config, logger.child({ part: 'worker' }));
-  const admin = await startAdmin(config, logger.child({ part: 'admin' }), {
-    registries: [ingress.registry, worker.registry],
-  });
+  // One registry for both: metrics they share (wxkf_handoffs_total) are one series, not a name clash.
+  const worker = await startWorker(config, logger.child({ part: 'worker' }), { registry: ingress.registry });
+  const admin = await startAdmin(config, logger.child({ part: 'admin' }), { registries: [ingress.registry] });
   // Ctrl-C reaches this process twice: from the terminal, and again from pnpm, which forwards it to the
   // script it runs. runService stops on the first (its handlers follow this return); these keep the second
   // from killing the process mid-drain, which pnpm reports as "ELIFECYCLE Command failed". Added only now, so

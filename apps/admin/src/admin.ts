@@ -22,10 +22,12 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
+import { KfOperations } from './kf.js';
 import { Queues } from './queues.js';
 import { WindowCounter } from './rate-limit.js';
+import { kfRoutes } from './routes/kf.js';
 import { userRoutes, windowMetrics, windowRefusal } from './users.js';
 
 /** Per client address, per minute: wrong credentials (dashboard, metrics, send API) and send-API calls. */
@@ -47,6 +49,8 @@ const sendRequest = {
       .max(SEND_API_MAX_MESSAGES, `at most ${SEND_API_MAX_MESSAGES} custom/send bodies without touser`),
     /** Send even where the user's window or quota says no (WeChat's rules changed under us). */
     ignoreWindow: z.boolean().optional(),
+    /** Send even while the user is handed to a human agent (otherwise 409 handoff). */
+    ignoreHandoff: z.boolean().optional(),
   }),
   headers: z.looseObject({
     'idempotency-key': z
@@ -157,6 +161,17 @@ export async function buildAdminApp(
   if (!hosted.some((r) => r.getSingleMetric('process_cpu_user_seconds_total')))
     collectDefaultMetrics({ register: own });
   const registry = Registry.merge([own, ...hosted]);
+  // Operator handoffs count in the hosting process's wxkf_handoffs_total when it has one (pnpm start).
+  const handoffMetric = (hosted.map((r) => r.getSingleMetric('wxkf_handoffs_total')).find(Boolean) ??
+    new Counter({
+      name: 'wxkf_handoffs_total',
+      help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason',
+      labelNames: ['app_id', 'change', 'reason'],
+      registers: [own],
+    })) as Counter<'app_id' | 'change' | 'reason'>;
+  const kf = new KfOperations(config, redis, logger, (change, appId, reason) =>
+    handoffMetric.inc({ app_id: appId, change, reason }),
+  );
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -164,6 +179,7 @@ export async function buildAdminApp(
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  app.addHook('onClose', () => kf.close());
   // A request that fails its schema: 400 naming the field first (`touser`, `messages`, `idempotency-key`).
   app.setErrorHandler((error, _req, reply) => {
     if (!hasZodFastifySchemaValidationErrors(error)) return reply.send(error);
@@ -270,6 +286,13 @@ export async function buildAdminApp(
         return reply.code(400).send({ error: 'messages', message: error.message });
       }
       const touser = body.touser;
+      // Invariant 12: the bot sends nothing to a user with a human agent, unless the caller says so.
+      if (!body.ignoreHandoff && (await kf.handedOff(account.appId, touser))) {
+        return reply.code(409).send({
+          error: 'handoff',
+          message: 'the user is with a human agent; send with "ignoreHandoff": true to send anyway',
+        });
+      }
 
       // With a key: the job id derives from (appId, key), and a marker remembers it for IDEMPOTENCY_TTL_MS even
       // after retention removes the job. The job is added before the marker, so a crash in between leaves a
@@ -306,6 +329,7 @@ export async function buildAdminApp(
         source: 'api',
         receivedAt: Date.now(),
         ...(body.ignoreWindow ? { ignoreWindow: true } : {}),
+        ...(body.ignoreHandoff ? { ignoreHandoff: true } : {}),
       };
       await queues.outbound.add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
       if (marker) {
@@ -318,6 +342,7 @@ export async function buildAdminApp(
     },
   );
   userRoutes(app, { conversations, appIds: new Set(accounts.keys()), gate: sendApiGate });
+  await app.register(kfRoutes, { ops: kf, gate: sendApiGate });
   return app;
 }
 

@@ -8,6 +8,7 @@ import type { Job } from 'bullmq';
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
 import type { Redis } from 'ioredis';
+import { registerKfCommands } from './kf-cli.js';
 import { type AccountPause, JOB_STATES, OPERATOR_PAUSE, Queues } from './queues.js';
 import { formatUser } from './user-format.js';
 
@@ -102,6 +103,7 @@ function outcomeLine(o: Awaited<ReturnType<typeof outcomeOf>>): string {
     return `handed off after ${result.sent} of ${result.replies} sent (${result.reason}): see the retry job`;
   if (result.action === 'transferred') return 'transferred to 客服 (no replies)';
   if (result.action === 'none') return 'no replies (no rule matched)';
+  if (result.action === 'handoff') return 'no replies: the user is with a human agent (handoff)';
   return `${result.action}`;
 }
 
@@ -358,6 +360,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
       print(opts.json, view, () => formatUser(appId, openid, view));
     });
 
+  registerKfCommands(program, redis, accountsConfig);
   return program;
 }
 
@@ -365,7 +368,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
 export async function main(args: string[]): Promise<number> {
   if (args.length === 0) {
     console.error(
-      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean, user); --help lists them',
+      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean, user, agents, session, sessions); --help lists them',
     );
     return 1;
   }

@@ -1,6 +1,7 @@
 import underPressure from '@fastify/under-pressure';
 import type { Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
+import { Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData } from '@wx-kf/shared/queue';
 import { loadAccountRules, type ReplyRules } from '@wx-kf/shared/rules';
@@ -17,7 +18,8 @@ import { healthRoutes } from './routes/health.js';
 import { wechatRoutes } from './routes/wechat.js';
 
 export interface IngressOptions {
-  config: Pick<Config, 'accounts' | 'timestampToleranceSeconds' | 'replyRulesFile'> & Partial<Pick<Config, 'timeline'>>;
+  config: Pick<Config, 'accounts' | 'timestampToleranceSeconds' | 'replyRulesFile'> &
+    Partial<Pick<Config, 'timeline' | 'handler' | 'handoffIdleMs'>>;
   /** The inbound queue, on a producer connection (fails fast while Redis is down). */
   queue: Queue<InboundJobData>;
   redis: Redis;
@@ -38,6 +40,13 @@ export function buildApp(options: IngressOptions): FastifyInstance {
   const accounts = new Map<string, IngressAccount>(config.accounts.map((a) => [a.appId, ingressAccount(a)]));
   // Only transfer rules matter here (the worker decides replies): only accounts that have one consult rules.
   const transferRules = new Map<string, ReplyRules>([...loadAccountRules(config)].filter(([, r]) => r.transfers));
+  // Only accounts that use handoff read its state: the others pay no Redis read for it.
+  const handoffAccounts = new Set(
+    config.accounts
+      .filter((a) => usesHandoff(a, { transferRules: transferRules.has(a.appId), handler: Boolean(config.handler) }))
+      .map((a) => a.appId),
+  );
+  const metrics = new IngressMetrics(options.registry ?? new Registry());
   for (const a of config.accounts) {
     const accepts = a.security === 'safe' ? 'encrypted pushes only (compat or safe mode)' : 'plaintext and encrypted';
     logger.info({ appId: a.appId, security: a.security, aesKey: Boolean(a.aesKey) }, `account accepts ${accepts}`);
@@ -94,8 +103,17 @@ export function buildApp(options: IngressOptions): FastifyInstance {
           data.receivedAt,
         ),
     }),
-    metrics: new IngressMetrics(options.registry ?? new Registry()),
+    metrics,
     logger,
+    handoff: {
+      accounts: handoffAccounts,
+      state: new Handoffs({
+        redis,
+        idleMs: config.handoffIdleMs ?? 30 * 60_000,
+        logger,
+        onChange: (change, appId, reason) => metrics.handoffs.inc({ app_id: appId, change, reason }),
+      }),
+    },
   });
   return app;
 }

@@ -7,6 +7,7 @@ export class WorkerMetrics {
   readonly tokenRequests: Counter<'app_id' | 'result'>;
   readonly jobs: Counter<'queue' | 'result'>;
   readonly windowRefusals: Counter<'app_id' | 'reason'>;
+  readonly handoffs: Counter<'app_id' | 'change' | 'reason'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -40,5 +41,14 @@ export class WorkerMetrics {
       labelNames: ['app_id', 'reason'],
       registers,
     });
+    // The ingress's metric when one process hosts both (pnpm start shares the registry): one name, one series.
+    this.handoffs =
+      (registry.getSingleMetric('wxkf_handoffs_total') as Counter<'app_id' | 'change' | 'reason'> | undefined) ??
+      new Counter({
+        name: 'wxkf_handoffs_total',
+        help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason (rule, handler, operator, kf_create_session, kf_close_session, idle)',
+        labelNames: ['app_id', 'change', 'reason'],
+        registers,
+      });
   }
 }

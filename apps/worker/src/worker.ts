@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
+import { Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import {
   INBOUND_QUEUE,
@@ -18,6 +19,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { WorkerMetrics } from './metrics.js';
 import { conversationHooks } from './processors/conversation.js';
+import { startHandoffSweeper, type WorkerHandoff } from './processors/handoff.js';
 import { type InboundResult, inboundProcessor } from './processors/inbound.js';
 import { outboundProcessor } from './processors/outbound.js';
 import { replySender } from './processors/send.js';
@@ -89,6 +91,23 @@ export async function startWorker(
     typingAfterMs: config.typingAfterMs,
   });
   const sendReplies = replySender({ client: wechat, redis, logger, metrics, conversation });
+  const handoff: WorkerHandoff = {
+    accounts: new Set(
+      config.accounts
+        .filter((a) =>
+          usesHandoff(a, { transferRules: Boolean(rules.get(a.appId)?.transfers), handler: Boolean(handler) }),
+        )
+        .map((a) => a.appId),
+    ),
+    state: new Handoffs({
+      redis,
+      idleMs: config.handoffIdleMs,
+      logger,
+      onChange: (change, appId, reason) => metrics.handoffs.inc({ app_id: appId, change, reason }),
+    }),
+  };
+  // Idle closes are noticed within half the timeout (at most 15 s late) and counted once across workers.
+  const stopSweeper = startHandoffSweeper(handoff, Math.min(15_000, Math.max(250, config.handoffIdleMs / 2)), logger);
   const inbound = new Worker<InboundJobData, InboundResult>(
     INBOUND_QUEUE,
     inboundProcessor({
@@ -101,12 +120,15 @@ export async function startWorker(
       sendReplies,
       outboundJobOptions: options.outboundJobOptions,
       conversation,
+      handoff,
     }),
     workerOptions,
   );
   const sender = new Worker<OutboundJobData>(
     OUTBOUND_QUEUE,
-    outboundProcessor(sendReplies, accounts, (data, release) => conversation.release(data.appId, data.touser, release)),
+    outboundProcessor(sendReplies, accounts, handoff, (data, release) =>
+      conversation.release(data.appId, data.touser, release),
+    ),
     workerOptions,
   );
 
@@ -154,6 +176,7 @@ export async function startWorker(
     tokens,
     metricsUrl,
     close: async () => {
+      stopSweeper();
       await Promise.all([inbound.close(), sender.close()]);
       await server?.close();
       await outbound.close();

@@ -50,6 +50,8 @@ program
   .addOption(new Option('--format <format>', 'body format').choices(['xml', 'json']).default('xml'))
   .option('--account <appId>', 'account to push as (default: the first configured, or the sandbox)')
   .option('--from <openid>', 'the user', 'o_sim_user_0001')
+  .option('--agent <kf>', 'kf events: the agent (KfAccount; FromKfAccount of a switch)')
+  .option('--to-agent <kf>', 'kf_switch_session: the agent the session moves to (ToKfAccount)')
   .option('--url <url>', 'ingress URL (default: http://127.0.0.1:$PORT/wechat/<appId>)')
   .option('--deliveries <n>', 'deliver up to n times until accepted, like WeChat (max 4)', int, 1)
   .option(
@@ -61,7 +63,12 @@ program
     const account = pickAccount(opts.account);
     const mode: PushMode = opts.mode ?? (account.aesKey ? 'safe' : 'plain');
     const url = opts.url ?? `http://127.0.0.1:${ingressPort()}/wechat/${account.appId}`;
-    const message = sampleMessage(opts.type as SampleType, { content: opts.text, fromUser: opts.from });
+    const message = sampleMessage(opts.type as SampleType, {
+      content: opts.text,
+      fromUser: opts.from,
+      kfAccount: opts.agent,
+      toKfAccount: opts.toAgent,
+    });
     const push = buildPush({ account, message, mode, format: opts.format as PushFormat });
     // The window this push opens on WeChat's side (none for a VIEW click or an unsubscribe).
     const action = windowGrant(account.type, message)?.trigger;
@@ -109,7 +116,10 @@ program
     'after',
     `
 WeChat API served: GET /cgi-bin/token, POST /cgi-bin/stable_token, POST /cgi-bin/message/custom/send,
-  POST /cgi-bin/message/custom/typing, POST /cgi-bin/media/upload, GET /cgi-bin/media/get
+  POST /cgi-bin/message/custom/typing, POST /cgi-bin/media/upload, GET /cgi-bin/media/get,
+  Official Accounts: GET /cgi-bin/customservice/getkflist|getonlinekflist, /customservice/kfaccount/
+  add|update|del|inviteworker|uploadheadimg, /customservice/kfsession/create|close|getsession|getsessionlist|
+  getwaitcase; Mini Programs: GET /sns/jscode2session
 
 Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; rules add up until a reset):
   GET  /__sim/state           accounts, token requests per account, counts of messages, typing calls, media
@@ -126,6 +136,10 @@ Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; ru
   POST /__sim/users/activity  {"appId":"…","openid":"…","action":"message"|"enter_session"|"click"|"subscribe"|"scan"}
                               opens that user's send window (pnpm sim push does it for you; it matters with --send-windows)
   POST /__sim/accounts/<appId>/invalidate-tokens   every token issued so far answers 40001
+  POST /__sim/kf/agent        {"appId","kf_account","online":true,"accept":true}: an agent comes online / accepts
+                              the invitation (sessions need both)
+  POST /__sim/kf/waiting      {"appId","openid"}: the user waits for an agent (getwaitcase lists them)
+  POST /__sim/login           {"appId","openid","unionid"?,"risky"?}: a login code for jscode2session (single use)
 
 Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"path":"/cgi-bin/message/custom/send","script":[{"errcode":-1}]}'
 `,

@@ -1,5 +1,6 @@
 export * from './catalogue.js';
 export * from './faults.js';
+export * from './kf.js';
 export * from './local-redis.js';
 export * from './push-client.js';
 export * from './samples.js';

@@ -35,6 +35,10 @@ export interface SampleOptions {
   createTime?: number;
   content?: string;
   msgId?: string;
+  /** kf events: the agent (`KfAccount`; `FromKfAccount` of a switch). */
+  kfAccount?: string;
+  /** kf_switch_session: the agent the session moves to. */
+  toKfAccount?: string;
 }
 
 /** A realistic push of this type, with the given user, text and ids. */
@@ -88,9 +92,13 @@ export function sampleMessage(type: SampleType, options: SampleOptions = {}): Fi
     case 'LOCATION':
       return event('LOCATION', { Latitude: '23.1', Longitude: '113.3', Precision: '119.3' });
     case 'kf_create_session':
+      return event(type, { KfAccount: options.kfAccount ?? 'agent1@sim' });
     case 'kf_close_session':
-      return event(type, { KfAccount: 'agent1@sim' });
+      return event(type, { KfAccount: options.kfAccount ?? 'agent1@sim', CloseType: 'KF' });
     case 'kf_switch_session':
-      return event(type, { FromKfAccount: 'agent1@sim', ToKfAccount: 'agent2@sim' });
+      return event(type, {
+        FromKfAccount: options.kfAccount ?? 'agent1@sim',
+        ToKfAccount: options.toKfAccount ?? 'agent2@sim',
+      });
   }
 }

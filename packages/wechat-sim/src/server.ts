@@ -10,6 +10,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { type Fault, FaultPlan, type FaultRule, type LatencyRule } from './faults.js';
+import { KfState, kfRoutes } from './kf.js';
 import { type RecordedMessage, type SimOptions, SimState } from './state.js';
 
 export interface SimulatorOptions extends SimOptions {
@@ -44,6 +45,8 @@ function parseJsonBody(body: unknown): Record<string, unknown> | undefined {
 export class Simulator {
   readonly state: SimState;
   readonly faults = new FaultPlan();
+  /** Official Account agents and sessions, and Mini Program login codes. */
+  readonly kf = new KfState();
   readonly app: FastifyInstance;
   private baseUrl: string | undefined;
 
@@ -94,6 +97,7 @@ export class Simulator {
   /** Clears recorded state, tokens and faults. */
   reset(): void {
     this.state.reset();
+    this.kf.reset();
     this.faults.clear();
   }
 
@@ -221,6 +225,11 @@ export class Simulator {
         .type('application/octet-stream')
         .header('content-disposition', `attachment; filename="${media.filename}"`)
         .send(media.data);
+    });
+
+    kfRoutes(app, state, this.kf, {
+      authorise: (req, reply) => this.authorise(req, reply),
+      intercept: (req, reply, appId) => this.intercept(req, reply, appId),
     });
 
     // Inspection and control (never part of WeChat's API).

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Config } from '@wx-kf/shared/config';
+import type { Handoffs } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import { inboundJob } from '@wx-kf/shared/queue';
 import type { ReplyRules } from '@wx-kf/shared/rules';
@@ -8,7 +9,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { IngressMetrics } from '../metrics.js';
-import type { PushStore } from '../push-store.js';
+import { type PushStore, UnavailableError } from '../push-store.js';
 import { checkTimestamp, type IngressAccount, receivePush } from '../receive.js';
 import { bounded, refusal } from '../refusal.js';
 
@@ -20,6 +21,8 @@ export interface WeChatRoutesOptions {
   store: PushStore;
   metrics: IngressMetrics;
   logger: Logger;
+  /** Accounts that keep a handoff state, and the state: their users' messages are transferred while open. */
+  handoff?: { accounts: Set<string>; state: Handoffs } | undefined;
 }
 
 // Bounded, so nothing unbounded is hashed, logged or echoed; other parameters (openid) pass unread.
@@ -33,6 +36,10 @@ const querystring = z.looseObject({
   echostr: field(128),
 });
 const params = z.object({ appId: z.string().max(64).optional() });
+/** A handoff read or write that Redis did not do: 503, so WeChat delivers the push again. */
+const unavailable = (error: Error): never => {
+  throw new UnavailableError(error.message);
+};
 const schema = { querystring, params };
 
 /**
@@ -40,7 +47,7 @@ const schema = { querystring, params };
  * (authenticate, open, store, answer `success` or a transfer). With exactly one account, `/wechat` works too.
  */
 export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fastify, options) => {
-  const { config, accounts, transferRules, store, metrics, logger } = options;
+  const { config, accounts, transferRules, store, metrics, logger, handoff } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const onlyAccount = accounts.size === 1 ? [...accounts.keys()][0] : undefined;
 
@@ -108,13 +115,26 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
         const plain = push.plainSignature
           ? { appId, signature: push.plainSignature, timestamp: query.timestamp, body: raw }
           : undefined;
+        // Handoff: the user's state, issued in this tick so it shares the store's pipelined write (never for events).
+        const handoffRead =
+          handoff?.accounts.has(appId) && message.MsgType !== 'event'
+            ? handoff.state.touch(appId, String(message.FromUserName))
+            : undefined;
         const { duplicate } = await store(job, plain);
+        const handedOff = handoffRead ? await handoffRead.catch(unavailable) : undefined;
+        if (transfer && handoffRead && !handedOff?.open) {
+          const user = String(message.FromUserName);
+          const change = { reason: 'rule', agent: transfer.kfAccount, force: true } as const;
+          await handoff?.state.open(appId, user, change).catch(unavailable);
+        }
 
-        if (!transfer) {
+        if (!transfer && !handedOff?.open) {
           finish(duplicate ? 'duplicate' : 'stored', 200, 'info');
           return reply.type('text/plain; charset=utf-8').send(SUCCESS);
         }
-        let answer = buildTransferReply(message, push.format, { kfAccount: transfer.kfAccount });
+        if (handedOff?.open) line.handoff = handedOff.agent ?? true;
+        const kfAccount = handedOff?.open ? handedOff.agent : transfer?.kfAccount;
+        let answer = buildTransferReply(message, push.format, { kfAccount });
         if (push.mode !== 'plain' && account.key && query.nonce) {
           const seal = { token: account.config.token, key: account.key, appId, nonce: query.nonce };
           answer = sealReply(answer, push.format, seal);

@@ -9,6 +9,7 @@ import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, U
 import type { MessageHandler } from '../replies/handler.js';
 import { hasFile, resolveMedia } from '../replies/media.js';
 import type { ConversationHooks } from './conversation.js';
+import { applyKfEvent, isKfEvent, type WorkerHandoff } from './handoff.js';
 import { checkInboundJob, checkReplies, invalid } from './job-data.js';
 import type { Reupload, SendReplies } from './send.js';
 
@@ -24,10 +25,12 @@ export interface InboundDeps {
   outboundJobOptions?: DefaultJobOptions | undefined;
   /** Per-user order, send windows and typing (conversation.ts). */
   conversation?: ConversationHooks | undefined;
+  /** Handoff to human agents: kf events change it; while open, the user gets no bot reply. */
+  handoff?: WorkerHandoff | undefined;
 }
 
 export type InboundResult =
-  | { action: 'transferred' | 'none' }
+  | { action: 'transferred' | 'none' | 'handoff' }
   | { action: 'replied'; replies: number }
   | { action: 'handed_off'; replies: number; sent: number; outboundJobId: string; reason: string };
 
@@ -52,8 +55,19 @@ async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The handler's `ctx.handoff`: open, close or read a user's handoff on this account. */
+function handlerHandoff(handoff: WorkerHandoff, appId: string) {
+  return {
+    open: (touser: string, agent?: string) =>
+      handoff.state.open(appId, touser, { reason: 'handler', agent, force: true }).then(() => undefined),
+    close: (touser: string) =>
+      handoff.state.close(appId, touser, { reason: 'handler', force: true }).then(() => undefined),
+    isOpen: (touser: string) => handoff.state.isOpen(appId, touser),
+  };
+}
+
 export function inboundProcessor(deps: InboundDeps) {
-  const { accounts, rules, handler, outbound, client, logger, sendReplies, conversation } = deps;
+  const { accounts, rules, handler, outbound, client, logger, sendReplies, conversation, handoff } = deps;
   const jobOptions = deps.outboundJobOptions ?? OUTBOUND_JOB_OPTIONS;
   // The outbound job's first try is a retry of this send: BullMQ's backoff for it, as for its later retries.
   const firstRetryDelay = (job: Job, error: Error) => {
@@ -80,6 +94,7 @@ export function inboundProcessor(deps: InboundDeps) {
       account: { appId, type: account.type },
       log: logger.child({ appId, msgKey }),
       reply: messageBuilders,
+      handoff: handoff?.accounts.has(appId) ? handlerHandoff(handoff, appId) : undefined,
       client,
       send: (touser, items) =>
         enqueue({ appId, touser, msgKey, replies: checkReplies(items, account), sent: 0, source: 'handler' }),
@@ -119,6 +134,16 @@ export function inboundProcessor(deps: InboundDeps) {
     if (transferred) {
       await conversation?.release(appId, touser, job.id as string);
       return { action: 'transferred' };
+    }
+    // Invariant 12: while the user is with a human, the bot sends them nothing (kf events change that first).
+    // A kf session event is the agents' tool reporting, not the user speaking: it changes the handoff, no reply.
+    if (handoff?.accounts.has(appId)) {
+      const kfEvent = isKfEvent(data.message);
+      if (kfEvent) await applyKfEvent(handoff.state, appId, data.message);
+      if (kfEvent || (await handoff.state.isOpen(appId, touser))) {
+        await conversation?.release(appId, touser, job.id as string);
+        return { action: 'handoff' };
+      }
     }
     // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
     await conversation?.awaitTurn(job, token, account.type, data);

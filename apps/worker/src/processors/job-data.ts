@@ -91,6 +91,7 @@ export function checkOutboundJob(
       source: checkSource(d.source),
       receivedAt: receivedAt(d.receivedAt),
       ...(d.ignoreWindow === true ? { ignoreWindow: true } : {}),
+      ...(d.ignoreHandoff === true ? { ignoreHandoff: true } : {}),
     },
   };
 }

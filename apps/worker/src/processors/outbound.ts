@@ -1,7 +1,8 @@
 import type { AccountConfig } from '@wx-kf/shared/config';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
-import { checkOutboundJob } from './job-data.js';
+import type { WorkerHandoff } from './handoff.js';
+import { checkOutboundJob, invalid } from './job-data.js';
 import type { SendReplies } from './send.js';
 
 /**
@@ -14,13 +15,25 @@ import type { SendReplies } from './send.js';
 export function outboundProcessor(
   sendReplies: SendReplies,
   accounts: Map<string, AccountConfig>,
+  handoff?: WorkerHandoff,
   /** A retry job's last attempt failed: its user's next message may go (conversation.ts release). */
   onFinalFailure?: (data: OutboundJobData, release: string) => Promise<void>,
 ) {
-  return async (job: Job<OutboundJobData>, token?: string): Promise<{ sent: number }> => {
+  return async (job: Job<OutboundJobData>, token?: string): Promise<{ sent: number; handoff?: true }> => {
     const { data } = checkOutboundJob(job.data, accounts);
     // The retry of a message's replies (`<inbound id>-r`) holds its user's turn until it ends.
     const release = job.id === `${data.msgKey}-r` ? data.msgKey : undefined;
+    // While the user is with a human: a bot reply still owed is dropped (and gives up its user's turn); a
+    // send-API message fails (unless forced).
+    if (
+      handoff?.accounts.has(data.appId) &&
+      !data.ignoreHandoff &&
+      (await handoff.state.isOpen(data.appId, data.touser))
+    ) {
+      if (release) await onFinalFailure?.(data, release);
+      if (data.source === 'api') throw invalid('handoff: the user is with a human agent (ignoreHandoff sends anyway)');
+      return { sent: data.sent, handoff: true };
+    }
     const { sent, stop } = await sendReplies({ ...data, release }, data.sent, (n) =>
       job.updateData({ ...data, sent: n }),
     );

@@ -18,6 +18,17 @@ export interface HandlerContext {
   /** Download an incoming message's media (image MediaId, …). */
   getMedia(mediaId: string): Promise<Buffer>;
   client: WeChatClient;
+  /**
+   * Hand a user to a human agent (their later messages are transferred, the bot sends them nothing) or back;
+   * present when the account uses handoff. Replies returned for this message are still sent.
+   */
+  handoff?:
+    | {
+        open(touser: string, agent?: string): Promise<void>;
+        close(touser: string): Promise<void>;
+        isOpen(touser: string): Promise<boolean>;
+      }
+    | undefined;
 }
 
 /** `export default async function (message, ctx)`: returns the replies for the message (or nothing). */

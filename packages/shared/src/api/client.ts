@@ -22,7 +22,7 @@ export class WeChatClient {
   ) {}
 
   /** Calls with the current token; on 40001/40014/42001/41001 replaces that token once and retries once. */
-  private async withToken<T>(appId: string, call: (token: string) => Promise<T>): Promise<T> {
+  async withToken<T>(appId: string, call: (token: string) => Promise<T>): Promise<T> {
     const token = await this.tokens.getToken(appId);
     try {
       return await call(token);

@@ -35,6 +35,7 @@ describe('loadConfig', () => {
       tokenSource: 'stable',
       admin: { host: '127.0.0.1', port: 3001, user: 'admin' },
       logLevel: 'info',
+      handoffIdleMs: 30 * 60_000,
     });
     expect(config.accounts).toEqual([
       {
@@ -44,6 +45,7 @@ describe('loadConfig', () => {
         aesKey: undefined,
         type: 'miniprogram',
         security: 'any',
+        handoff: 'auto',
       },
     ]);
     expect(config.admin.password).toBeUndefined();

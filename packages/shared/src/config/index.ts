@@ -9,6 +9,8 @@ export { ConfigError, printConfigError } from './errors.js';
 export { loadStructuredFile } from './file.js';
 
 export type Security = 'any' | 'safe';
+/** Whether an account keeps a handoff state: `auto` = when its rules can transfer, a handler runs, or it is an Official Account. */
+export type HandoffSetting = 'auto' | 'on' | 'off';
 /** Where access_tokens come from: `cgi-bin/stable_token` (normal mode) or `cgi-bin/token`. */
 export type TokenSource = 'stable' | 'classic';
 
@@ -25,6 +27,8 @@ export interface AccountConfig {
   security: Security;
   /** Reply rules for this account, overriding REPLY_RULES_FILE. */
   replyRules?: string | undefined;
+  /** Handoff to human agents (see `@wx-kf/shared/handoff`); default `auto`. */
+  handoff?: HandoffSetting | undefined;
 }
 
 export interface Config {
@@ -53,6 +57,8 @@ export interface Config {
   timeline: { entries: number; maxAgeMs: number };
   /** Planning that takes longer than this shows "typing…" to the user (0 = never). */
   typingAfterMs: number;
+  /** A handoff with no message from the user for this long closes (WeChat stops forwarding after 30 min). */
+  handoffIdleMs: number;
 }
 
 /** Jobs a worker process runs at once when WORKER_CONCURRENCY is unset. */
@@ -63,6 +69,7 @@ const optional = <T extends z.ZodType>(schema: T) =>
   z.preprocess((v) => (v === '' ? undefined : v), schema.optional()) as unknown as z.ZodOptional<T>;
 const accountType = z.enum(['miniprogram', 'officialaccount']);
 const security = z.enum(['any', 'safe']);
+const handoff = z.enum(['auto', 'on', 'off']);
 const appId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be the AppID (letters, digits, - or _)');
 const token = z.string().regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters or digits (the console Token)');
 const aesKey = z.string().refine(isValidAesKey, 'must be the 43-character EncodingAESKey ([A-Za-z0-9])');
@@ -107,6 +114,8 @@ const envSchema = z.object({
     .max(24 * 90)
     .default(168),
   TYPING_AFTER_MS: z.coerce.number().int().min(0).max(14_000).default(1000),
+  WECHAT_HANDOFF: handoff.default('auto'),
+  HANDOFF_IDLE_TIMEOUT: z.coerce.number().int().min(1).max(86_400).default(1800),
 });
 
 const accountsFileSchema = z.strictObject({
@@ -120,6 +129,7 @@ const accountsFileSchema = z.strictObject({
         type: accountType.optional(),
         security: security.optional(),
         replyRules: z.string().optional(),
+        handoff: handoff.optional(),
       }),
     )
     .min(1, 'must list at least one account'),
@@ -183,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       aesKey: e.WECHAT_AES_KEY,
       type: e.WECHAT_ACCOUNT_TYPE,
       security: e.WECHAT_SECURITY ?? (e.WECHAT_AES_KEY ? 'safe' : 'any'),
+      handoff: e.WECHAT_HANDOFF,
     });
   }
   if (e.WECHAT_ACCOUNTS_FILE) {
@@ -193,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           ...a,
           type: a.type ?? e.WECHAT_ACCOUNT_TYPE,
           security: a.security ?? e.WECHAT_SECURITY ?? (a.aesKey ? 'safe' : 'any'),
+          handoff: a.handoff ?? e.WECHAT_HANDOFF,
         });
       }
     } catch (error) {
@@ -240,6 +252,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     timeline: { entries: e.TIMELINE_ENTRIES, maxAgeMs: e.TIMELINE_MAX_AGE_HOURS * 3600_000 },
     typingAfterMs: e.TYPING_AFTER_MS,
+    handoffIdleMs: e.HANDOFF_IDLE_TIMEOUT * 1000,
   };
 }
 

@@ -47,6 +47,8 @@ export interface OutboundJobData {
   receivedAt?: number;
   /** Send even where the user's window or quota says no (the send API's `ignoreWindow`). */
   ignoreWindow?: boolean;
+  /** Send even while the user is handed to a human agent (the send API's `ignoreHandoff`). */
+  ignoreHandoff?: boolean;
 }
 
 /** Completed and failed jobs are kept for a bounded age and count. */

@@ -47,4 +47,8 @@ export const redisKeys = {
   timeline: (appId: string, openid: string) => `${userTag(appId, openid)}:timeline:${appId}:${openid}`,
   /** Users of an account with a send window (score: when it ends), read by the open-windows gauge. */
   openWindows: (appId: string) => `${KEY_PREFIX}:windows:${appId}`,
+  /** A user's handoff to a human agent (JSON HandoffState); expires after the idle timeout. */
+  handoff: (appId: string, openid: string) => `${userTag(appId, openid)}:handoff:${appId}:${openid}`,
+  /** The users of an account with a handoff opened (score: when), so idle expiries are noticed and counted. */
+  handoffIndex: (appId: string) => `${KEY_PREFIX}:handoffs:${appId}`,
 } as const;

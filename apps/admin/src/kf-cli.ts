@@ -1,0 +1,195 @@
+import { readFile } from 'node:fs/promises';
+import type { Config } from '@wx-kf/shared/config';
+import Table from 'cli-table3';
+import { Argument, type Command } from 'commander';
+import type { Redis } from 'ioredis';
+import type { KfOperations, SessionView } from './kf.js';
+
+const iso = (seconds: number | undefined) => (seconds ? new Date(seconds * 1000).toISOString() : '');
+const table = (head: string[]) =>
+  new Table(process.stdout.isTTY ? { head } : { head, style: { head: [], border: [] } });
+
+function sessionLine(v: SessionView): string {
+  const handoff = v.handoff
+    ? `handed to a human since ${new Date(v.handoff.since).toISOString()} (${v.handoff.reason}${v.handoff.agent ? `, agent ${v.handoff.agent}` : ''}): messages are transferred, the bot is silent`
+    : 'with the bot (no handoff)';
+  const wechat = v.wechat
+    ? v.wechat.agent
+      ? `; WeChat session with ${v.wechat.agent} since ${iso(v.wechat.createdAt)}`
+      : '; no WeChat session'
+    : '';
+  return `${v.appId} / ${v.openid}: ${handoff}${wechat}`;
+}
+
+/**
+ * `agents …`, `session …` and `sessions …`: Official Account agents and sessions (Mini Programs get one line
+ * saying they have no such API), with `--account` and `--json`. Each command makes its WeChat client and
+ * closes it; the configuration is loaded only by these commands.
+ */
+export function registerKfCommands(program: Command, redis: Redis, loadConfig: () => Config): void {
+  /** Runs `op` with the operations; WeChat's refusals become one line with the errcode. */
+  const withOps = async (op: (ops: KfOperations) => Promise<void>) => {
+    // Loaded here, not at import: the queue commands start without the WeChat client's modules.
+    const [{ KfOperations, describeError }, { createLogger }] = await Promise.all([
+      import('./kf.js'),
+      import('@wx-kf/shared/log'),
+    ]);
+    const ops = new KfOperations(loadConfig(), redis, createLogger('queues', { level: 'silent' }));
+    try {
+      await op(ops);
+    } catch (error) {
+      const described = describeError(error);
+      if (!described) throw error;
+      const b = described.body;
+      throw new Error(b.errcode !== undefined ? `WeChat refused: ${b.errcode} ${b.errmsg}` : String(b.message));
+    } finally {
+      await ops.close();
+    }
+  };
+  const print = (json: boolean | undefined, data: unknown, human: () => string) =>
+    console.log(json ? JSON.stringify(data, null, 2) : human());
+
+  const agents = program
+    .command('agents')
+    .description('Official Account agents (客服帐号): list, online, add, update, delete, avatar, invite');
+  agents
+    .command('list')
+    .description('every agent (getkflist)')
+    .option('--account <appId>', 'the Official Account (default: the only account)')
+    .option('--json', 'machine-readable output')
+    .action((opts) =>
+      withOps(async (ops) => {
+        const list = await ops.agents(opts.account);
+        print(opts.json, list, () => {
+          if (list.length === 0) return 'no agents';
+          const t = table(['agent', 'nickname', 'id', 'wechat id', 'invitation']);
+          for (const a of list) t.push([a.kf_account, a.kf_nick, a.kf_id, a.kf_wx ?? '', a.invite_status ?? '']);
+          return t.toString();
+        });
+      }),
+    );
+  agents
+    .command('online')
+    .description('agents online now, with their sessions (getonlinekflist)')
+    .option('--account <appId>', 'the Official Account')
+    .option('--json', 'machine-readable output')
+    .action((opts) =>
+      withOps(async (ops) => {
+        const list = await ops.onlineAgents(opts.account);
+        print(opts.json, list, () => {
+          if (list.length === 0) return 'no agent is online';
+          const t = table(['agent', 'status', 'sessions']);
+          for (const a of list) t.push([a.kf_account, a.status, a.accepted_case]);
+          return t.toString();
+        });
+      }),
+    );
+  agents
+    .command('add <agent> <nickname>')
+    .description('add an agent: prefix@account, nickname of at most 16 characters')
+    .option('--account <appId>', 'the Official Account')
+    .action((agent: string, nickname: string, opts) =>
+      withOps(async (ops) => {
+        await ops.addAgent(opts.account, agent, nickname);
+        console.log(`added ${agent} (${nickname}); invite a WeChat user with \`agents invite ${agent} <wechatId>\``);
+      }),
+    );
+  agents
+    .command('update <agent> <nickname>')
+    .description("change an agent's nickname")
+    .option('--account <appId>', 'the Official Account')
+    .action((agent: string, nickname: string, opts) =>
+      withOps(async (ops) => {
+        await ops.updateAgent(opts.account, agent, nickname);
+        console.log(`updated ${agent}: ${nickname}`);
+      }),
+    );
+  agents
+    .command('delete <agent>')
+    .description('delete an agent')
+    .option('--account <appId>', 'the Official Account')
+    .action((agent: string, opts) =>
+      withOps(async (ops) => {
+        await ops.deleteAgent(opts.account, agent);
+        console.log(`deleted ${agent}`);
+      }),
+    );
+  agents
+    .command('avatar <agent> <file>')
+    .description("upload an agent's avatar (a JPEG, 640×640 recommended)")
+    .option('--account <appId>', 'the Official Account')
+    .action((agent: string, file: string, opts) =>
+      withOps(async (ops) => {
+        await ops.agentAvatar(opts.account, agent, await readFile(file));
+        console.log(`avatar of ${agent} uploaded`);
+      }),
+    );
+  agents
+    .command('invite <agent> <wechatId>')
+    .description('bind an agent to a WeChat user, who accepts the invitation in WeChat')
+    .option('--account <appId>', 'the Official Account')
+    .action((agent: string, wechatId: string, opts) =>
+      withOps(async (ops) => {
+        await ops.inviteAgent(opts.account, agent, wechatId);
+        console.log(`invited ${wechatId} to be ${agent} (they accept in WeChat)`);
+      }),
+    );
+
+  program
+    .command('session')
+    .description("a user's session with a human: open (hand over), close (back to the bot), show")
+    .addArgument(new Argument('<action>').choices(['open', 'close', 'show']))
+    .argument('<openid>', 'the user')
+    .option('--agent <kf>', 'the agent (open: required on an Official Account; close: default the one holding it)')
+    .option('--account <appId>', 'the account (default: the only account)')
+    .option('--json', 'machine-readable output')
+    .action((action: 'open' | 'close' | 'show', openid: string, opts) =>
+      withOps(async (ops) => {
+        const account = ops.account(opts.account);
+        const view =
+          action === 'open'
+            ? await ops.openSession(account.appId, openid, opts.agent)
+            : action === 'close'
+              ? await ops.closeSession(account.appId, openid, opts.agent)
+              : await ops.showSession(account.appId, openid);
+        print(opts.json, view, () => {
+          const note =
+            account.type === 'officialaccount' || action === 'show' ? '' : ` (wx-kf's handoff only: ${NOTE})`;
+          return `${sessionLine(view)}${note}`;
+        });
+      }),
+    );
+
+  program
+    .command('sessions')
+    .description('Official Accounts: users waiting for an agent, or one agent’s sessions')
+    .addArgument(new Argument('<which>').choices(['waiting', 'list']))
+    .option('--agent <kf>', 'list: the agent (getsessionlist)')
+    .option('--account <appId>', 'the Official Account')
+    .option('--json', 'machine-readable output')
+    .action((which: 'waiting' | 'list', opts) =>
+      withOps(async (ops) => {
+        if (which === 'list') {
+          if (!opts.agent) throw new Error('sessions list needs --agent <kf>');
+          const list = await ops.agentSessions(opts.account, opts.agent);
+          print(opts.json, { sessions: list }, () =>
+            list.length === 0
+              ? `${opts.agent} holds no session`
+              : list.map((s) => `${s.openid} since ${iso(s.createtime)}`).join('\n'),
+          );
+          return;
+        }
+        const waiting = await ops.waiting(opts.account);
+        print(opts.json, waiting, () =>
+          waiting.count === 0
+            ? 'nobody is waiting'
+            : [
+                `${waiting.count} waiting`,
+                ...waiting.users.map((u) => `${u.openid} (last message ${iso(u.latest_time)})`),
+              ].join('\n'),
+        );
+      }),
+    );
+}
+
+const NOTE = 'Mini Programs have no session API, so WeChat was not called';

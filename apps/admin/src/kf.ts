@@ -1,0 +1,289 @@
+import {
+  agentProblem,
+  code2session,
+  KfClient,
+  TokenManager,
+  TransportError,
+  WeChatApiError,
+  WeChatClient,
+  WeChatHttp,
+} from '@wx-kf/shared/api';
+import type { AccountConfig, Config } from '@wx-kf/shared/config';
+import { type HandoffReason, type HandoffState, Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
+import type { Logger } from '@wx-kf/shared/log';
+import { loadAccountRules } from '@wx-kf/shared/rules';
+import type { Redis } from 'ioredis';
+
+/** A request refused before WeChat is asked (or when WeChat cannot be asked): an HTTP status and one line. */
+export class KfRefusal extends Error {
+  override readonly name = 'KfRefusal';
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The one line for Mini Programs: they have no agent or session API. */
+export const NO_SESSION_API =
+  'Mini Programs and Mini Games have no agent or session API (customservice/kfaccount, kfsession); nothing was sent to WeChat';
+
+/**
+ * WeChat's answer as an HTTP status for the admin API: the caller's mistake or WeChat's refusal of it (4xx, with
+ * WeChat's code), rate (429), or WeChat unavailable / misconfigured (502).
+ */
+export function statusOf(error: WeChatApiError): number {
+  if (error.errcode === 45011) return 429;
+  if (error.errcode === 40226) return 403;
+  if ([65406, 65407, 65408, 65411, 65412, 65414].includes(error.errcode)) return 409;
+  if ([65401, 65413].includes(error.errcode)) return 404;
+  if (error.action === 'retry' || error.action === 'config' || error.action === 'refresh_token') return 502;
+  return 400;
+}
+
+/** What `session show` reports: wx-kf's handoff and, for Official Accounts, WeChat's session. */
+export interface SessionView {
+  appId: string;
+  openid: string;
+  handoff: HandoffState | null;
+  wechat?: { agent?: string | undefined; createdAt?: number | undefined };
+}
+
+/**
+ * The agents, sessions and login operations the queue CLI and the admin API share: Official Account agents
+ * and sessions through the cluster's shared token (and the same errcode table), wx-kf's handoff kept in step,
+ * and code2session. The WeChat client is made on first use (reads of the handoff state need none).
+ */
+export class KfOperations {
+  private readonly accounts: Map<string, AccountConfig>;
+  private readonly handoffAccounts: Set<string>;
+  readonly handoffs: Handoffs;
+  private api: { http: WeChatHttp; tokens: TokenManager; kf: KfClient } | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly redis: Redis,
+    private readonly logger: Logger,
+    onHandoff?: (change: 'opened' | 'closed', appId: string, reason: HandoffReason) => void,
+  ) {
+    this.accounts = new Map(config.accounts.map((a) => [a.appId, a]));
+    const rules = loadAccountRules(config);
+    this.handoffAccounts = new Set(
+      config.accounts
+        .filter((a) =>
+          usesHandoff(a, { transferRules: Boolean(rules.get(a.appId)?.transfers), handler: Boolean(config.handler) }),
+        )
+        .map((a) => a.appId),
+    );
+    this.handoffs = new Handoffs({ redis, idleMs: config.handoffIdleMs, logger, onChange: onHandoff });
+  }
+
+  private get client() {
+    if (!this.api) {
+      const http = new WeChatHttp({ baseUrl: this.config.apiBase, proxy: this.config.apiProxy });
+      const tokens = new TokenManager({
+        redis: this.redis,
+        http,
+        accounts: this.config.accounts,
+        source: this.config.tokenSource,
+        logger: this.logger,
+      });
+      this.api = { http, tokens, kf: new KfClient(new WeChatClient(http, tokens, this.redis), http) };
+    }
+    return this.api;
+  }
+
+  /** The account named, or the only one configured. */
+  account(appId?: string): AccountConfig {
+    if (appId === undefined) {
+      if (this.accounts.size === 1) return [...this.accounts.values()][0] as AccountConfig;
+      throw new KfRefusal(400, 'account', `give the account (--account / appId): ${this.list()}`);
+    }
+    const account = this.accounts.get(appId);
+    if (!account)
+      throw new KfRefusal(400, 'account', `unknown account "${appId.slice(0, 64)}" (configured: ${this.list()})`);
+    return account;
+  }
+
+  private list() {
+    const ids = [...this.accounts.keys()].join(', ');
+    return ids.length > 200 ? `${ids.slice(0, 199)}…` : ids;
+  }
+
+  /** An Official Account, or the one-line refusal for a Mini Program (WeChat is not called). */
+  official(appId?: string): AccountConfig {
+    const account = this.account(appId);
+    if (account.type !== 'officialaccount') throw new KfRefusal(400, 'unsupported', NO_SESSION_API);
+    return account;
+  }
+
+  /** True while the user is handed to a human on an account that uses handoff (the send API's 409). */
+  async handedOff(appId: string, openid: string): Promise<boolean> {
+    return this.handoffAccounts.has(appId) && (await this.handoffs.isOpen(appId, openid));
+  }
+
+  private check(fields: Parameters<typeof agentProblem>[0]) {
+    const problem = agentProblem(fields);
+    if (problem) throw new KfRefusal(400, 'invalid', problem);
+  }
+
+  agents(appId?: string) {
+    return this.client.kf.agents(this.official(appId).appId);
+  }
+
+  onlineAgents(appId?: string) {
+    return this.client.kf.onlineAgents(this.official(appId).appId);
+  }
+
+  async addAgent(appId: string | undefined, agent: string, nickname: string) {
+    const a = this.official(appId);
+    this.check({ account: agent, nickname });
+    await this.client.kf.addAgent(a.appId, agent, nickname);
+    this.logger.info({ appId: a.appId, agent }, 'agent added');
+  }
+
+  async updateAgent(appId: string | undefined, agent: string, nickname: string) {
+    const a = this.official(appId);
+    this.check({ account: agent, nickname });
+    await this.client.kf.updateAgent(a.appId, agent, nickname);
+    this.logger.info({ appId: a.appId, agent }, 'agent updated');
+  }
+
+  async deleteAgent(appId: string | undefined, agent: string) {
+    const a = this.official(appId);
+    this.check({ account: agent });
+    await this.client.kf.deleteAgent(a.appId, agent);
+    this.logger.info({ appId: a.appId, agent }, 'agent deleted');
+  }
+
+  async agentAvatar(appId: string | undefined, agent: string, image: Buffer) {
+    const a = this.official(appId);
+    this.check({ account: agent, avatar: image });
+    await this.client.kf.uploadAvatar(a.appId, agent, image);
+    this.logger.info({ appId: a.appId, agent, bytes: image.length }, 'agent avatar uploaded');
+  }
+
+  async inviteAgent(appId: string | undefined, agent: string, wechatId: string) {
+    const a = this.official(appId);
+    this.check({ account: agent });
+    if (!/^[A-Za-z0-9_-]{1,40}$/.test(wechatId)) throw new KfRefusal(400, 'invalid', 'wechatId must be a WeChat ID');
+    await this.client.kf.inviteAgent(a.appId, agent, wechatId);
+    this.logger.info({ appId: a.appId, agent }, 'agent invited');
+  }
+
+  private needsHandoff(account: AccountConfig) {
+    if (!this.handoffAccounts.has(account.appId)) {
+      throw new KfRefusal(
+        400,
+        'handoff_off',
+        `account ${account.appId} does not use handoff (handoff: off, or auto without a transfer rule or handler): set handoff: on`,
+      );
+    }
+  }
+
+  /**
+   * Hands the user to a human: on an Official Account, WeChat's session with `agent` first (kfsession/create),
+   * then wx-kf's handoff; on a Mini Program, wx-kf's handoff only (no session API).
+   */
+  async openSession(appId: string | undefined, openid: string, agent?: string): Promise<SessionView> {
+    const account = this.account(appId);
+    if (account.type === 'officialaccount') {
+      if (!agent) throw new KfRefusal(400, 'agent', 'an Official Account session needs the agent (--agent / agent)');
+      this.check({ account: agent });
+      await this.client.kf.createSession(account.appId, agent, openid);
+    } else {
+      this.needsHandoff(account);
+    }
+    if (this.handoffAccounts.has(account.appId)) {
+      await this.handoffs.open(account.appId, openid, { reason: 'operator', agent, force: true });
+    }
+    return this.showSession(account.appId, openid);
+  }
+
+  /** Gives the user back to the bot: WeChat's session closed (Official Accounts), then wx-kf's handoff. */
+  async closeSession(appId: string | undefined, openid: string, agent?: string): Promise<SessionView> {
+    const account = this.account(appId);
+    if (account.type === 'officialaccount') {
+      const holder = agent ?? (await this.client.kf.session(account.appId, openid)).agent;
+      if (holder) await this.client.kf.closeSession(account.appId, holder, openid);
+    } else {
+      this.needsHandoff(account);
+    }
+    await this.handoffs.close(account.appId, openid, { reason: 'operator', force: true });
+    return this.showSession(account.appId, openid);
+  }
+
+  async showSession(appId: string | undefined, openid: string): Promise<SessionView> {
+    const account = this.account(appId);
+    const state = await this.handoffs.get(account.appId, openid);
+    const view: SessionView = { appId: account.appId, openid, handoff: state?.open ? state : null };
+    if (account.type === 'officialaccount') view.wechat = await this.client.kf.session(account.appId, openid);
+    return view;
+  }
+
+  waiting(appId?: string) {
+    return this.client.kf.waiting(this.official(appId).appId);
+  }
+
+  agentSessions(appId: string | undefined, agent: string) {
+    const a = this.official(appId);
+    this.check({ account: agent });
+    return this.client.kf.agentSessions(a.appId, agent);
+  }
+
+  /**
+   * A Mini Program / Mini Game login code → the user's openid (and unionid). The session_key is returned only
+   * when asked for, and never logged.
+   */
+  async code2session(
+    appId: string,
+    code: string,
+    includeSessionKey = false,
+  ): Promise<{ openid: string; unionid?: string; session_key?: string }> {
+    const account = this.account(appId);
+    if (account.type !== 'miniprogram') {
+      throw new KfRefusal(
+        400,
+        'unsupported',
+        'code2session is for Mini Programs and Mini Games; nothing was sent to WeChat',
+      );
+    }
+    const answer = await code2session(this.client.http, account, code);
+    this.logger.info({ appId, sessionKeyReturned: includeSessionKey }, 'code2session: openid issued');
+    return {
+      openid: answer.openid,
+      ...(answer.unionid ? { unionid: answer.unionid } : {}),
+      ...(includeSessionKey ? { session_key: answer.session_key } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (!this.api) return;
+    this.api.tokens.close();
+    await this.api.http.close();
+  }
+}
+
+/** An error as one line and an HTTP status: our refusals, WeChat's errcodes (with the code), transport. */
+export function describeError(error: unknown): { status: number; body: Record<string, unknown> } | undefined {
+  if (error instanceof KfRefusal) return { status: error.status, body: { error: error.error, message: error.message } };
+  if (error instanceof WeChatApiError) {
+    return {
+      status: statusOf(error),
+      body: {
+        error: 'wechat',
+        errcode: error.errcode,
+        errmsg: error.errmsg.slice(0, 200),
+        message: error.message.slice(0, 200),
+      },
+    };
+  }
+  if (error instanceof TransportError)
+    return { status: 502, body: { error: 'wechat_unavailable', message: error.message } };
+  if (error instanceof Error && error.name === 'TokenUnavailableError') {
+    return { status: 502, body: { error: 'wechat_unavailable', message: error.message.slice(0, 200) } };
+  }
+  return undefined;
+}

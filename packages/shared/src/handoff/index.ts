@@ -1,0 +1,208 @@
+import type { Redis } from 'ioredis';
+import type { AccountConfig } from '../config/index.js';
+import type { Logger } from '../log.js';
+import { redisKeys } from '../redis/keys.js';
+
+/**
+ * Why a handoff opened or closed: a transfer rule, the user's handler, an operator (CLI / admin API), WeChat's
+ * session events, or the idle timeout.
+ */
+export type HandoffReason =
+  | 'rule'
+  | 'handler'
+  | 'operator'
+  | 'kf_create_session'
+  | 'kf_switch_session'
+  | 'kf_close_session'
+  | 'idle';
+
+/** A user's handoff as stored (JSON). A closed record stays a short while so late, older events do not reopen it. */
+export interface HandoffState {
+  open: boolean;
+  /** The agent's KfAccount (`prefix@account`), when known. */
+  agent?: string | undefined;
+  reason: HandoffReason;
+  /** Unix ms when it opened (a closed record: when it closed). */
+  since: number;
+  /** The CreateTime (ms) of the latest kf event applied; an older event does not apply over it. */
+  at: number;
+}
+
+/** The handoff change the caller asks for. `force` (rule, handler, operator) applies whatever the stored order. */
+export interface HandoffChange {
+  reason: HandoffReason;
+  agent?: string | undefined;
+  /** When a kf event happened (ms: its CreateTime × 1000); our own (forced) changes keep the stored mark. */
+  at?: number;
+  force?: boolean;
+}
+
+/** How long a closed record is kept to order late events against (WeChat re-delivers within seconds). */
+export const CLOSED_RECORD_MS = 10 * 60_000;
+
+// One script for every change, so a change and the order check are atomic. KEYS[1] the user's state.
+// ARGV: op (open|close), force (1|0), at, now, agent, reason, idle ms, closed-record ms.
+// Returns the state before the change (JSON), and whether the change applied (1|0).
+const CHANGE = `
+local cur = redis.call('GET', KEYS[1])
+local c = cur and cjson.decode(cur) or nil
+local force, at, now = ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Our own changes (rule, handler, operator) keep the events' order mark: a later kf event still applies.
+if force then at = c and c.at or 0 end
+if ARGV[1] == 'open' then
+  if c and not force and c.at > at then return {cur, 0} end
+  if c and not force and (not c.open) and c.at == at then return {cur, 0} end
+  local agent = ARGV[5]
+  if agent == '' and c and c.open and c.agent then agent = c.agent end
+  local s = {open = true, reason = ARGV[6], since = (c and c.open) and c.since or now, at = math.max(at, c and c.at or 0)}
+  if agent ~= '' then s.agent = agent end
+  redis.call('SET', KEYS[1], cjson.encode(s), 'PX', ARGV[7])
+  return {cur or false, 1}
+end
+if not c or not c.open then return {cur or false, 0} end
+if not force and c.at > at then return {cur, 0} end
+local s = {open = false, reason = ARGV[6], since = now, at = math.max(at, c.at)}
+redis.call('SET', KEYS[1], cjson.encode(s), 'PX', ARGV[8])
+return {cur, 1}`;
+
+type ChangeCommand = (key: string, ...args: (string | number)[]) => Promise<[string | null, number]>;
+
+/** Whether an account keeps a handoff state: `on`/`off`, or `auto` (transfer rules, a handler, an Official Account). */
+export function usesHandoff(
+  account: Pick<AccountConfig, 'handoff' | 'type'>,
+  has: { transferRules: boolean; handler: boolean },
+): boolean {
+  const setting = account.handoff ?? 'auto';
+  if (setting !== 'auto') return setting === 'on';
+  return has.transferRules || has.handler || account.type === 'officialaccount';
+}
+
+/** Parses a stored state; undefined for none or for anything that is not one (the key is ours, but be safe). */
+export function parseHandoff(raw: string | null | undefined): HandoffState | undefined {
+  if (!raw) return undefined;
+  try {
+    const s = JSON.parse(raw) as HandoffState;
+    return typeof s === 'object' && s !== null && typeof s.open === 'boolean' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface HandoffsOptions {
+  redis: Redis;
+  /** A handoff with no message from the user for this long closes (HANDOFF_IDLE_TIMEOUT). */
+  idleMs: number;
+  logger?: Logger | undefined;
+  /** Called on every applied open or close (metrics: handoffs opened and closed, by reason). */
+  onChange?: ((change: 'opened' | 'closed', appId: string, reason: HandoffReason) => void) | undefined;
+  now?: () => number;
+}
+
+/**
+ * The handoff state per (account, user), in Redis, shared by ingress, workers and admin: while open, the
+ * ingress transfers the user's messages and the worker sends them nothing. It expires after `idleMs` without
+ * a message (each message through the ingress renews it); the account's index lets `sweep` notice and count
+ * those idle closes.
+ */
+export class Handoffs {
+  private readonly redis: Redis;
+  private readonly change: ChangeCommand;
+  readonly idleMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly options: HandoffsOptions) {
+    this.redis = options.redis;
+    this.idleMs = options.idleMs;
+    this.now = options.now ?? Date.now;
+    const r = this.redis as Redis & { wxkfHandoffChange?: ChangeCommand };
+    if (!r.wxkfHandoffChange) r.defineCommand('wxkfHandoffChange', { numberOfKeys: 1, lua: CHANGE });
+    this.change = (r.wxkfHandoffChange as ChangeCommand).bind(r);
+  }
+
+  /** The user's state, without renewing it. */
+  async get(appId: string, openid: string): Promise<HandoffState | undefined> {
+    return parseHandoff(await this.redis.get(redisKeys.handoff(appId, openid)));
+  }
+
+  /** True while the user is with a human. */
+  async isOpen(appId: string, openid: string): Promise<boolean> {
+    return (await this.get(appId, openid))?.open === true;
+  }
+
+  /**
+   * The ingress's read for a user's message: the state, renewed for another idle period (GETEX: one command,
+   * sent on the same auto-pipelined write as the push's store when issued in the same tick).
+   */
+  async touch(appId: string, openid: string): Promise<HandoffState | undefined> {
+    return parseHandoff(await this.redis.getex(redisKeys.handoff(appId, openid), 'PX', this.idleMs));
+  }
+
+  /** Opens (or moves to another agent) a user's handoff; resolves the new state, or undefined when an older event. */
+  async open(appId: string, openid: string, change: HandoffChange): Promise<HandoffState | undefined> {
+    const [before, applied] = await this.run('open', appId, openid, change);
+    if (!applied) return undefined;
+    const was = parseHandoff(before);
+    await this.redis.zadd(redisKeys.handoffIndex(appId), this.now(), openid);
+    const state = await this.get(appId, openid);
+    if (!was?.open) this.options.onChange?.('opened', appId, change.reason);
+    this.options.logger?.info(
+      { appId, openid, agent: state?.agent, reason: change.reason, from: was?.open ? was.agent : undefined },
+      was?.open ? 'handoff moved' : 'handoff opened',
+    );
+    return state;
+  }
+
+  /** Closes a user's handoff; resolves the state it closed, or undefined when none was open (or a newer one is). */
+  async close(appId: string, openid: string, change: HandoffChange): Promise<HandoffState | undefined> {
+    const [before, applied] = await this.run('close', appId, openid, change);
+    if (!applied) return undefined;
+    await this.redis.zrem(redisKeys.handoffIndex(appId), openid);
+    const was = parseHandoff(before);
+    this.closed(appId, openid, change.reason, was);
+    return was;
+  }
+
+  private closed(appId: string, openid: string, reason: HandoffReason, was: HandoffState | undefined) {
+    this.options.onChange?.('closed', appId, reason);
+    const minutes = was ? Math.round((this.now() - was.since) / 6000) / 10 : undefined;
+    this.options.logger?.info({ appId, openid, agent: was?.agent, reason, minutes }, 'handoff closed');
+  }
+
+  private async run(op: 'open' | 'close', appId: string, openid: string, c: HandoffChange) {
+    const now = this.now();
+    return this.change(
+      redisKeys.handoff(appId, openid),
+      op,
+      c.force ? '1' : '0',
+      Math.floor(c.at ?? now),
+      now,
+      c.agent ?? '',
+      c.reason,
+      this.idleMs,
+      CLOSED_RECORD_MS,
+    );
+  }
+
+  /**
+   * Notices handoffs that expired (no message for the idle timeout): removes them from the account's index and
+   * reports each once, cluster-wide (ZREM decides which process counts it). Resolves how many closed.
+   */
+  async sweep(appId: string, limit = 500): Promise<number> {
+    const index = redisKeys.handoffIndex(appId);
+    // Only entries older than the idle timeout can have expired; open ones are re-scored when seen.
+    const due = await this.redis.zrangebyscore(index, '-inf', this.now() - this.idleMs, 'LIMIT', 0, limit);
+    let closed = 0;
+    for (const openid of due) {
+      const state = parseHandoff(await this.redis.get(redisKeys.handoff(appId, openid)));
+      if (state?.open) {
+        await this.redis.zadd(index, 'XX', this.now(), openid);
+        continue;
+      }
+      if ((await this.redis.zrem(index, openid)) === 1 && !state) {
+        closed++;
+        this.closed(appId, openid, 'idle', undefined);
+      }
+    }
+    return closed;
+  }
+}
