@@ -8,9 +8,8 @@ import {
   OUTBOUND_QUEUE,
   type OutboundJobData,
   openQueue,
-  QUEUE_PREFIX,
 } from '@wx-kf/shared/queue';
-import { createRedis } from '@wx-kf/shared/redis';
+import { allShards, createRedis, queuePrefix } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
 import { type DefaultJobOptions, Worker } from 'bullmq';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
@@ -53,8 +52,8 @@ export async function startWorker(
   collectDefaultMetrics({ register: registry });
   const metrics = new WorkerMetrics(registry);
 
-  const connection = createRedis(config.redisUrl, 'worker', logger);
-  const redis = createRedis(config.redisUrl, 'client', logger);
+  const connection = createRedis(config.redis, 'worker', logger);
+  const redis = createRedis(config.redis, 'client', logger);
   const http = new WeChatHttp({ baseUrl: config.apiBase, proxy: config.apiProxy });
   const tokens = new TokenManager({
     redis,
@@ -66,37 +65,47 @@ export async function startWorker(
     ...options.tokenOptions,
   });
   const wechat = new WeChatClient(http, tokens, redis);
-  const outbound = openQueue(OUTBOUND_QUEUE, connection);
-
-  const workerOptions = {
+  const sendReplies = replySender({ client: wechat, redis, logger, metrics });
+  // Every shard is consumed: its inbound jobs, and the outbound jobs they create on the same (user's) shard.
+  // WORKER_CONCURRENCY is the process's budget, split over the shards.
+  const shards = allShards();
+  const concurrency = Math.max(1, Math.ceil(config.workerConcurrency / shards.length));
+  const workerOptions = (shard: number) => ({
     connection,
-    prefix: QUEUE_PREFIX,
-    concurrency: config.workerConcurrency,
+    prefix: queuePrefix(shard),
+    concurrency,
     lockDuration: config.workerLockMs,
     stalledInterval: config.workerLockMs,
     maxStalledCount: 2,
-  };
-  const sendReplies = replySender({ client: wechat, redis, logger, metrics });
-  const inbound = new Worker<InboundJobData, InboundResult>(
-    INBOUND_QUEUE,
-    inboundProcessor({
-      accounts,
-      rules,
-      handler,
-      outbound,
-      client: wechat,
-      logger,
-      sendReplies,
-      outboundJobOptions: options.outboundJobOptions,
-    }),
-    workerOptions,
-  );
-  const sender = new Worker<OutboundJobData>(OUTBOUND_QUEUE, outboundProcessor(sendReplies, accounts), workerOptions);
+  });
+  const outbounds = shards.map((shard) => openQueue(OUTBOUND_QUEUE, connection, shard));
+  const workers = shards.flatMap((shard) => {
+    const inbound = new Worker<InboundJobData, InboundResult>(
+      INBOUND_QUEUE,
+      inboundProcessor({
+        accounts,
+        rules,
+        handler,
+        outbound: outbounds[shard] as (typeof outbounds)[number],
+        client: wechat,
+        logger,
+        sendReplies,
+        outboundJobOptions: options.outboundJobOptions,
+      }),
+      workerOptions(shard),
+    );
+    const sender = new Worker<OutboundJobData>(
+      OUTBOUND_QUEUE,
+      outboundProcessor(sendReplies, accounts),
+      workerOptions(shard),
+    );
+    return [
+      [INBOUND_QUEUE, inbound],
+      [OUTBOUND_QUEUE, sender],
+    ] as const;
+  });
 
-  for (const [name, worker] of [
-    [INBOUND_QUEUE, inbound],
-    [OUTBOUND_QUEUE, sender],
-  ] as const) {
+  for (const [name, worker] of workers) {
     worker.on('error', (error) => logger.error({ queue: name, err: error.message }, 'worker error'));
     worker.on('completed', () => metrics.jobs.inc({ queue: name, result: 'completed' }));
     worker.on('failed', (job, error) => {
@@ -119,7 +128,7 @@ export async function startWorker(
   let metricsUrl: string | undefined;
   if (config.workerMetricsPort !== undefined) {
     server = Fastify({ logController: new LogController({ disableRequestLogging: true }) });
-    server.get('/healthz', async () => ({ status: inbound.isRunning() && sender.isRunning() ? 'ok' : 'stopping' }));
+    server.get('/healthz', async () => ({ status: workers.every(([, w]) => w.isRunning()) ? 'ok' : 'stopping' }));
     server.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     await server.listen({ host: config.workerMetricsHost, port: config.workerMetricsPort });
     // The address the socket is really bound to (not the one asked for): the log line must not mislead.
@@ -127,7 +136,13 @@ export async function startWorker(
     metricsUrl = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
   }
   logger.info(
-    { accounts: [...accounts.keys()], concurrency: config.workerConcurrency, handler: Boolean(handler), metricsUrl },
+    {
+      accounts: [...accounts.keys()],
+      concurrency: config.workerConcurrency,
+      shards: shards.length,
+      handler: Boolean(handler),
+      metricsUrl,
+    },
     'worker started',
   );
 
@@ -137,9 +152,9 @@ export async function startWorker(
     tokens,
     metricsUrl,
     close: async () => {
-      await Promise.all([inbound.close(), sender.close()]);
+      await Promise.all(workers.map(([, w]) => w.close()));
       await server?.close();
-      await outbound.close();
+      await Promise.all(outbounds.map((q) => q.close()));
       tokens.close();
       await http.close();
       await Promise.all([connection.quit(), redis.quit()]).catch(() => undefined);

@@ -1,9 +1,8 @@
 import { TokenUnavailableError, TransportError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
 import type { Logger } from '@wx-kf/shared/log';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
-import { redisKeys } from '@wx-kf/shared/redis';
+import { type RedisClient, redisKeys } from '@wx-kf/shared/redis';
 import { type ReplyItem, toCustomMessage } from '@wx-kf/shared/wechat';
-import type { Redis } from 'ioredis';
 import type { WorkerMetrics } from '../metrics.js';
 
 /** How long an account's sending pauses after 45009 (daily quota reached); then one job probes again. */
@@ -14,7 +13,7 @@ export const PAUSE_CHECK_MS = 1000;
 
 export interface SendDeps {
   client: WeChatClient;
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   metrics: WorkerMetrics;
 }
