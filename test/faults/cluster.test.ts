@@ -2,7 +2,7 @@ import { TokenManager, WeChatHttp } from '@wx-kf/shared/api';
 import { createLogger } from '@wx-kf/shared/log';
 import { INBOUND_QUEUE, openQueue } from '@wx-kf/shared/queue';
 import { createRedis, keySlot, type RedisClient, type RedisTarget, shardTag, userShard } from '@wx-kf/shared/redis';
-import { LocalCluster, ServiceProcess } from '@wx-kf/testkit';
+import { LocalCluster, redisCli, ServiceProcess } from '@wx-kf/testkit';
 import { deliverPush, Simulator } from '@wx-kf/wechat-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNTS, failoverRun, HOT, push, QUIET, replied, startServices, until } from './harness.js';
@@ -112,6 +112,12 @@ describe('on a Redis Cluster (3 primaries, 16 shards)', () => {
           url: services.url(HOT.appId),
           sim,
           kill: () => victim.stop('SIGKILL'),
+          freezeReplica: () => {
+            for (const r of cluster.replicasOf(victim)) r.freeze(3);
+            // Cut the link too: what the primary writes from now on is only in the primary (not even in
+            // the frozen replica's socket buffer).
+            redisCli(victim.port, 'client', 'kill', 'type', 'replica');
+          },
           // Back as a replica of its successor (replicated durability needs one for the shards it held), but
           // only once the successor took over: a primary restarted empty before that would wipe its slots.
           afterOutage: async () => {

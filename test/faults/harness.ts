@@ -107,6 +107,8 @@ export interface FailoverRun {
   sim: Simulator;
   /** Kills the primary (SIGKILL). */
   kill: () => Promise<void>;
+  /** Freezes the primary's replica for a while before the kill: writes answered in that time are not on it. */
+  freezeReplica: () => void;
   /** After the first refusal: e.g. restart the killed server (it rejoins as a replica). */
   afterOutage?: () => Promise<void>;
   /** Whether a user's pushes went to the killed primary (their recovery is what is waited for). */
@@ -129,6 +131,11 @@ export async function failoverRun(run: FailoverRun) {
   const ok = () => [...answers.values()].filter((s) => s === 200).length;
   try {
     await until(`${run.label}: 50 pushes stored before the kill`, () => ok() >= 50);
+    // The replica falls behind (frozen), pushes go on for a moment, then the primary dies: what the primary
+    // alone had is gone, and only pushes a replica confirmed (replicated durability) are sure to survive.
+    run.freezeReplica();
+    const frozenAt = answers.size;
+    await until(`${run.label}: pushes answered while the replica is frozen`, () => answers.size >= frozenAt + 16, 5000);
     const killedAt = Date.now();
     await run.kill();
     const before = new Set(answers.keys());
@@ -146,7 +153,7 @@ export async function failoverRun(run: FailoverRun) {
     const succeeded = [...answers].filter(([, s]) => s === 200).map(([u]) => u);
     const refused = answers.size - succeeded.length;
     const missing = () => succeeded.filter((u) => !replied(run.sim).has(u));
-    const settle = run.durability === 'replicated' ? 60_000 : 20_000;
+    const settle = run.durability === 'replicated' ? 60_000 : 10_000;
     await until(`${run.label}: every stored push replied to`, () => missing().length === 0, settle).catch(() => {});
     const lost = missing().length;
     if (lost > 0) await run.explain?.(missing());

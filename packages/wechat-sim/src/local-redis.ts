@@ -131,6 +131,11 @@ export class RedisServer {
     });
   }
 
+  /** Makes the server unresponsive for `seconds` (DEBUG SLEEP): a replica that stops taking the stream. */
+  freeze(seconds: number): void {
+    spawn('redis-cli', ['-p', String(this.port), 'DEBUG', 'SLEEP', String(seconds)], { stdio: 'ignore' });
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null;
   }
@@ -239,6 +244,19 @@ export class LocalCluster {
     return undefined;
   }
 
+  /** The running replicas of `primary`. */
+  replicasOf(primary: RedisServer): RedisServer[] {
+    const id = redisCli(primary.port, 'cluster', 'myid');
+    return this.nodes.filter(
+      (n) =>
+        n.running &&
+        n !== primary &&
+        redisCli(n.port, 'cluster', 'nodes')
+          .split('\n')
+          .some((l) => l.includes('myself') && l.includes(id)),
+    );
+  }
+
   /** The running primaries. */
   primaries(): RedisServer[] {
     return this.nodes.filter((n) => n.running && redisCli(n.port, 'role').startsWith('master'));
@@ -303,6 +321,14 @@ export class LocalSentinel {
       '\n',
     );
     return this.servers.find((s) => s.port === Number(port));
+  }
+
+  /** Every running server that is not the primary replicates it with a live link. */
+  synced(): boolean {
+    const primary = this.primary();
+    return this.servers
+      .filter((s) => s.running && s !== primary)
+      .every((s) => redisCli(s.port, 'info', 'replication').includes('master_link_status:up'));
   }
 
   async dispose(): Promise<void> {
