@@ -1,8 +1,9 @@
-// `pnpm bench [ingress|sync|worker|soak]`: runs the benchmarks, prints the tables and writes bench/results/<date>.md.
+// `pnpm bench [ingress|sync|worker|soak|cluster]`: runs the benchmarks, prints the tables and writes bench/results/<date>.md.
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { benchCluster } from './cluster.js';
 import { benchIngress } from './ingress.js';
 import { ROOT } from './lib.js';
 import { benchSoak } from './soak.js';
@@ -15,6 +16,7 @@ if (!which || which === 'ingress') sections.push(await benchIngress());
 if (!which || which === 'sync') sections.push(await benchSync());
 if (!which || which === 'worker') sections.push(await benchWorker());
 if (!which || which === 'soak') sections.push(await benchSoak());
+if (!which || which === 'cluster') sections.push(await benchCluster());
 
 const version = (cmd: string) => {
   try {

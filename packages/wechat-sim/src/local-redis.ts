@@ -136,6 +136,11 @@ export class RedisServer {
     spawn('redis-cli', ['-p', String(this.port), 'DEBUG', 'SLEEP', String(seconds)], { stdio: 'ignore' });
   }
 
+  /** The server's process id (0 when stopped). */
+  get pid(): number {
+    return this.child?.pid ?? 0;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null;
   }
