@@ -146,7 +146,7 @@ export async function failoverRun(run: FailoverRun) {
     await until(
       `${run.label}: pushes to the failed-over shard stored again`,
       () => [...answers].filter(([u, s]) => !firstRefusal.has(u) && s === 200 && run.affected(u)).length >= 10,
-      30_000,
+      60_000,
     );
     stopping = true;
     await load;
