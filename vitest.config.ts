@@ -2,10 +2,10 @@ import { defineConfig } from 'vitest/config';
 
 // Workspace packages resolve to their TypeScript sources in tests (see each package's "exports").
 const resolve = { conditions: ['wx-kf-source'] };
-const project = (name: string, include: string[]) => ({
+const project = (name: string, include: string[], fileParallelism = true) => ({
   resolve,
   ssr: { resolve },
-  test: { name, include, testTimeout: 20_000, hookTimeout: 30_000 },
+  test: { name, include, testTimeout: 20_000, hookTimeout: 30_000, fileParallelism },
 });
 
 export default defineConfig({
@@ -19,7 +19,8 @@ export default defineConfig({
       project('worker', ['apps/worker/src/**/*.test.ts']),
       project('admin', ['apps/admin/src/**/*.test.ts']),
       project('repo', ['test/*.test.ts']),
-      project('faults', ['test/faults/*.test.ts']),
+      // One file at a time: each starts Redis servers, clusters and several processes, and kills some of them.
+      project('faults', ['test/faults/*.test.ts'], false),
     ],
   },
 });

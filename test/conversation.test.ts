@@ -193,7 +193,7 @@ describe('the send window ledger (invariant 11)', () => {
       expect(forced.statusCode).toBe(202);
       // WeChat (the simulator) takes it or not; either way it is settled before the next round's fault.
       const deadline = Date.now() + 10_000;
-      while (!(await queues.outbound.getJob(forced.json().jobId))?.finishedOn && Date.now() < deadline) {
+      while (!(await queues.find(forced.json().jobId, queues.outbounds))?.finishedOn && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
       }
     }

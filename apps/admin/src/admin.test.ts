@@ -4,7 +4,7 @@ import { createLogger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, OUTBOUND_QUEUE, QUEUE_PREFIX } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
 import { isolatedRedisUrl } from '@wx-kf/testkit';
-import { UnrecoverableError, Worker } from 'bullmq';
+import { type Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
@@ -35,7 +35,9 @@ const send = (
     remoteAddress,
   });
 const text = (content: string) => ({ msgtype: 'text', text: { content } });
-const outboundCount = async () => (await queues.outbound.getJobCounts('waiting')).waiting ?? 0;
+/** The outbound queue (one shard in these tests). */
+const outbound = () => queues.outbounds[0] as Queue;
+const outboundCount = async () => (await outbound().getJobCounts('waiting')).waiting ?? 0;
 
 beforeAll(async () => {
   redisUrl = await isolatedRedisUrl();
@@ -102,7 +104,7 @@ describe('admin listener', () => {
       messages: [{ msgtype: 'text', text: { content: 'hello from an agent' } }],
     });
     expect(res.statusCode).toBe(202);
-    const job = await queues.outbound.getJob(res.json().jobId);
+    const job = await outbound().getJob(res.json().jobId);
     expect(job?.queueName).toBe(OUTBOUND_QUEUE);
     expect(job?.id).toMatch(/^api-[0-9a-f-]{36}$/);
     expect(job?.data).toMatchObject({ touser: 'o_user', source: 'api', sent: 0, msgKey: job?.id });
@@ -281,7 +283,7 @@ describe('send API: Idempotency-Key', () => {
 
   it('holds for 24 h even once retention has removed the job', async () => {
     const first = await withKey('order-2001');
-    await (await queues.outbound.getJob(first.json().jobId))?.remove();
+    await (await outbound().getJob(first.json().jobId))?.remove();
     const before = await outboundCount();
     const again = await withKey('order-2001');
     expect(again.json().jobId).toBe(first.json().jobId);
@@ -328,9 +330,9 @@ describe('dashboard: job data is read-only', () => {
     expect(await outboundCount()).toBe(before);
 
     // A failed job, made by a real (manual) worker: the queue is emptied first so it takes this one.
-    await queues.outbound.obliterate({ force: true });
+    await outbound().obliterate({ force: true });
     const data = { appId: APP, touser: 'o_board', msgKey: 'k', replies: [text('x')], sent: 0, source: 'api' };
-    await queues.outbound.add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId: 'board-failed' });
+    await outbound().add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId: 'board-failed' });
     const worker = new Worker(OUTBOUND_QUEUE, null, {
       connection: createRedis(redisUrl, 'worker'),
       prefix: QUEUE_PREFIX,
@@ -338,17 +340,17 @@ describe('dashboard: job data is read-only', () => {
     const taken = await worker.getNextJob('token');
     await taken?.moveToFailed(new UnrecoverableError('45015 response out of time limit'), 'token');
     await worker.close();
-    expect(await (await queues.outbound.getJob('board-failed'))?.getState()).toBe('failed');
+    expect(await (await outbound().getJob('board-failed'))?.getState()).toBe('failed');
 
     const edited = await board('PATCH', '/board-failed/update-data', { data: { ...data, touser: 'o_victim' } });
     expect(edited.statusCode).toBe(403);
-    expect((await queues.outbound.getJob('board-failed'))?.data.touser).toBe('o_board');
+    expect((await outbound().getJob('board-failed'))?.data.touser).toBe('o_board');
     expect((await board('PUT', '/board-failed/retry')).statusCode).toBe(204);
-    expect(await (await queues.outbound.getJob('board-failed'))?.getState()).toBe('waiting');
+    expect(await (await outbound().getJob('board-failed'))?.getState()).toBe('waiting');
 
-    await queues.outbound.add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId: 'board-delayed', delay: 60_000 });
+    await outbound().add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId: 'board-delayed', delay: 60_000 });
     expect((await board('PUT', '/board-delayed/promote')).statusCode).toBeLessThan(300);
-    expect(await (await queues.outbound.getJob('board-delayed'))?.getState()).toBe('waiting');
+    expect(await (await outbound().getJob('board-delayed'))?.getState()).toBe('waiting');
     expect((await board('PUT', '/clean/completed')).statusCode).toBeLessThan(300);
   });
 

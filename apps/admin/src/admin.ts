@@ -6,7 +6,7 @@ import basicAuth from '@fastify/basic-auth';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
-import { OUTBOUND_JOB_OPTIONS, type OutboundJobData } from '@wx-kf/shared/queue';
+import { OUTBOUND_JOB_OPTIONS, type OutboundJobData, QUEUE_NAMES } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
 import { MessageFormatError, OPENID_PATTERN, validateReply } from '@wx-kf/shared/wechat';
 import Fastify, {
@@ -99,7 +99,7 @@ function queueMetrics(registry: Registry, queues: Queues, appIds: string[]): voi
     labelNames: ['queue'],
     registers: [registry],
     async collect() {
-      for (const q of queues.all) this.set({ queue: q.name }, await queues.oldestWaitingAge(q));
+      for (const name of QUEUE_NAMES) this.set({ queue: name }, await queues.oldestWaitingAge(name));
     },
   });
   new Gauge({
@@ -220,7 +220,7 @@ export async function buildAdminApp(
     secured.addHook('onRequest', secured.basicAuth);
     const board = new FastifyAdapter();
     createBullBoard({
-      queues: queues.all.map((q) => new BullMQAdapter(q)),
+      queues: queues.all.map((q) => new BullMQAdapter(q, { prefix: queues.displayPrefix(q) })),
       serverAdapter: board,
       options: {
         uiConfig: { boardTitle: 'wx-kf queues', hideDocsLink: true },
@@ -331,7 +331,7 @@ export async function buildAdminApp(
         ...(body.ignoreWindow ? { ignoreWindow: true } : {}),
         ...(body.ignoreHandoff ? { ignoreHandoff: true } : {}),
       };
-      await queues.outbound.add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
+      await queues.outboundFor(account.appId, touser).add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
       if (marker) {
         const set = await redis.set(marker, `${jobId} ${digest}`, 'PX', IDEMPOTENCY_TTL_MS, 'NX');
         // Another request with this key got there first: it holds the job (ours was the same id, not added twice).
@@ -356,7 +356,7 @@ export async function startAdmin(
     logger.info('admin listener off (no ADMIN_PASSWORD)');
     return undefined;
   }
-  const redis = createRedis(config.redisUrl, 'client', logger);
+  const redis = createRedis(config.redis, 'client', logger);
   const queues = new Queues(redis);
   const app = await buildAdminApp(config, logger, { ...options, queues });
   const url = await app.listen({ host: config.admin.host, port: config.admin.port });

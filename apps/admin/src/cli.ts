@@ -1,9 +1,9 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type Config, ConfigError, loadConfig, loadDotEnv, redisUrlFromEnv } from '@wx-kf/shared/config';
+import { type Config, ConfigError, loadConfig, loadDotEnv, redisFromEnv } from '@wx-kf/shared/config';
 import { Conversations, DEFAULT_TIMELINE } from '@wx-kf/shared/conversation';
 import type { StoredJobData } from '@wx-kf/shared/queue';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, type RedisClient, type RedisTarget, redisKeys } from '@wx-kf/shared/redis';
 import type { Job } from 'bullmq';
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
@@ -75,7 +75,7 @@ async function outcomeOf(job: Job, queues: Queues) {
   const data: StoredJobData = job.data;
   const state = await job.getState();
   // An inbound job keeps its plan only once part-sent; replies still owed move to the outbound job `<id>-r`.
-  const handedOff = data.message ? await queues.outbound.getJob(`${job.id}-r`) : undefined;
+  const handedOff = data.message ? await queues.find(`${job.id}-r`, queues.outbounds) : undefined;
   return {
     state,
     replies: data.replies ?? data.plan?.replies ?? (handedOff?.data as StoredJobData | undefined)?.replies,
@@ -108,7 +108,7 @@ function outcomeLine(o: Awaited<ReturnType<typeof outcomeOf>>): string {
 }
 
 /** The commands, bound to one Redis connection; the configuration is loaded only by commands that need it. */
-function buildProgram(redis: Redis, queues: Queues): Command {
+function buildProgram(redis: RedisClient, queues: Queues): Command {
   let config: Config | undefined;
   const accountsConfig = (): Config => {
     if (config) return config;
@@ -129,9 +129,9 @@ function buildProgram(redis: Redis, queues: Queues): Command {
   };
   const queueArg = (name: string | undefined) => {
     if (!name) return queues.all;
-    const queue = queues.byName(name);
-    if (!queue) throw new CliError(`unknown queue "${clip(name, 40)}" (inbound or outbound)`);
-    return [queue];
+    const shards = queues.byName(name);
+    if (!shards) throw new CliError(`unknown queue "${clip(name, 40)}" (inbound or outbound)`);
+    return shards;
   };
   const pauseRows = (pauses: AccountPause[]) => {
     const t = table(['account', 'reason', 'until', 'detail']);
@@ -319,7 +319,7 @@ function buildProgram(redis: Redis, queues: Queues): Command {
       const appId: string = opts.account;
       const removed = await redis.del(redisKeys.paused(appId));
       let promoted = 0;
-      for (const job of await queues.outbound.getJobs(['delayed'])) {
+      for (const job of (await Promise.all(queues.outbounds.map((q) => q.getJobs(['delayed'])))).flat()) {
         if ((job.data as StoredJobData).appId === appId) {
           await job.promote();
           promoted++;
@@ -373,15 +373,15 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   loadDotEnv();
-  let redisUrl: string;
+  let target: RedisTarget;
   try {
-    redisUrl = redisUrlFromEnv();
+    target = redisFromEnv();
   } catch (error) {
     const problems = error instanceof ConfigError ? error.problems : [String(error)];
     console.error(`queues: config: ${problems.join('; ')}`);
     return 1;
   }
-  const redis = createRedis(redisUrl, 'client');
+  const redis = createRedis(target, 'client');
   const queues = new Queues(redis);
   try {
     await buildProgram(redis, queues).parseAsync(args, { from: 'user' });

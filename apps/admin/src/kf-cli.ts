@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '@wx-kf/shared/config';
+import type { RedisClient } from '@wx-kf/shared/redis';
 import Table from 'cli-table3';
 import { Argument, type Command } from 'commander';
-import type { Redis } from 'ioredis';
 import type { KfOperations, SessionView } from './kf.js';
 
 const iso = (seconds: number | undefined) => (seconds ? new Date(seconds * 1000).toISOString() : '');
@@ -26,7 +26,7 @@ function sessionLine(v: SessionView): string {
  * saying they have no such API), with `--account` and `--json`. Each command makes its WeChat client and
  * closes it; the configuration is loaded only by these commands.
  */
-export function registerKfCommands(program: Command, redis: Redis, loadConfig: () => Config): void {
+export function registerKfCommands(program: Command, redis: RedisClient, loadConfig: () => Config): void {
   /** Runs `op` with the operations; WeChat's refusals become one line with the errcode. */
   const withOps = async (op: (ops: KfOperations) => Promise<void>) => {
     // Loaded here, not at import: the queue commands start without the WeChat client's modules.

@@ -11,8 +11,8 @@ import {
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { type HandoffReason, type HandoffState, Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
+import type { RedisClient } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
-import type { Redis } from 'ioredis';
 
 /** A request refused before WeChat is asked (or when WeChat cannot be asked): an HTTP status and one line. */
 export class KfRefusal extends Error {
@@ -64,7 +64,7 @@ export class KfOperations {
 
   constructor(
     private readonly config: Config,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly logger: Logger,
     onHandoff?: (change: 'opened' | 'closed', appId: string, reason: HandoffReason) => void,
   ) {

@@ -1,7 +1,14 @@
-import { INBOUND_QUEUE, OUTBOUND_QUEUE, openQueue, type QUEUE_NAMES } from '@wx-kf/shared/queue';
-import { redisKeys } from '@wx-kf/shared/redis';
+import { INBOUND_QUEUE, OUTBOUND_QUEUE, openShardQueues, QUEUE_NAMES } from '@wx-kf/shared/queue';
+import {
+  PAUSED_PATTERN,
+  pausedAppId,
+  primaries,
+  type RedisClient,
+  redisKeys,
+  shardCount,
+  userShard,
+} from '@wx-kf/shared/redis';
 import type { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 
 export type QueueName = (typeof QUEUE_NAMES)[number];
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
@@ -25,62 +32,90 @@ export interface AccountPause {
 /** The value the CLI stores for an operator's pause (the worker stores "<errcode> <errmsg>" for 45009). */
 export const OPERATOR_PAUSE = 'paused by an operator';
 
-/** Both queues on one connection, for operators' tools. */
+/**
+ * Both queues of every shard on one connection, for operators' tools: reads add the shards up, so a sharded
+ * deployment looks like one inbound and one outbound queue.
+ */
 export class Queues {
-  readonly inbound: Queue;
-  readonly outbound: Queue;
+  /** Each queue's shards (index = shard). */
+  readonly inbounds: Queue[];
+  readonly outbounds: Queue[];
 
-  constructor(readonly connection: Redis) {
-    this.inbound = openQueue(INBOUND_QUEUE, connection);
-    this.outbound = openQueue(OUTBOUND_QUEUE, connection);
+  constructor(readonly connection: RedisClient) {
+    this.inbounds = openShardQueues(INBOUND_QUEUE, connection);
+    this.outbounds = openShardQueues(OUTBOUND_QUEUE, connection);
   }
 
+  /** Every queue of every shard. */
   get all(): Queue[] {
-    return [this.inbound, this.outbound];
+    return [...this.inbounds, ...this.outbounds];
   }
 
-  byName(name: string): Queue | undefined {
-    return this.all.find((q) => q.name === name);
+  /** The shards of queue `name` (inbound or outbound); undefined for another name. */
+  byName(name: string): Queue[] | undefined {
+    if (name === INBOUND_QUEUE) return this.inbounds;
+    if (name === OUTBOUND_QUEUE) return this.outbounds;
+    return undefined;
   }
 
-  /** Counts per queue, as `pnpm queues stats --json` prints them (prioritized jobs count as waiting). */
+  /** The outbound queue of a user's shard (where the send API puts their messages). */
+  outboundFor(appId: string, touser: string): Queue {
+    return this.outbounds[userShard(appId, touser)] as Queue;
+  }
+
+  /** A queue's name as the dashboard shows it: `inbound`, or `s3.inbound` for shard 3 of a sharded layout. */
+  displayPrefix(queue: Queue): string {
+    const shard = [this.inbounds.indexOf(queue), this.outbounds.indexOf(queue)].find((i) => i >= 0) ?? 0;
+    return shardCount() > 1 ? `s${shard}.` : '';
+  }
+
+  /** Counts per queue over all shards, as `pnpm queues stats --json` prints them (prioritized count as waiting). */
   async stats(): Promise<Record<string, QueueStats>> {
     const entries = await Promise.all(
-      this.all.map(async (q) => {
-        const [counts, paused] = await Promise.all([q.getJobCounts(...JOB_STATES, 'prioritized'), q.isPaused()]);
-        const stats = Object.fromEntries(JOB_STATES.map((s) => [s, counts[s] ?? 0])) as Record<JobState, number>;
-        stats.waiting += counts.prioritized ?? 0;
-        return [q.name, { ...stats, paused }] as const;
+      QUEUE_NAMES.map(async (name) => {
+        const shards = await Promise.all(
+          (this.byName(name) ?? []).map(async (q) => {
+            const [counts, paused] = await Promise.all([q.getJobCounts(...JOB_STATES, 'prioritized'), q.isPaused()]);
+            return { counts, paused };
+          }),
+        );
+        const stats = Object.fromEntries(
+          JOB_STATES.map((s) => [s, shards.reduce((n, { counts }) => n + (counts[s] ?? 0), 0)]),
+        ) as Record<JobState, number>;
+        stats.waiting += shards.reduce((n, { counts }) => n + (counts.prioritized ?? 0), 0);
+        return [name, { ...stats, paused: shards.some((s) => s.paused) }] as const;
       }),
     );
     return Object.fromEntries(entries);
   }
 
-  /** A job by id from either queue (inbound ids end in the MsgId or event hash; outbound ones in `-r`). */
-  async find(jobId: string): Promise<Job | undefined> {
-    for (const q of this.all) {
-      const job = await q.getJob(jobId);
-      if (job) return job;
-    }
-    return undefined;
+  /** A job by id from either queue on any shard (inbound ids end in the MsgId or event hash; outbound in `-r`). */
+  async find(jobId: string, queues: readonly Queue[] = this.all): Promise<Job | undefined> {
+    const found = await Promise.all(queues.map((q) => q.getJob(jobId)));
+    return found.find(Boolean) ?? undefined;
   }
 
-  /** Seconds the oldest waiting job of a queue has waited (0 when none wait). */
-  async oldestWaitingAge(queue: Queue): Promise<number> {
-    const [oldest] = await queue.getJobs(['waiting'], 0, 0, true);
-    return oldest ? Math.max(0, (Date.now() - oldest.timestamp) / 1000) : 0;
+  /** Seconds the oldest waiting job of a queue (any shard) has waited (0 when none wait). */
+  async oldestWaitingAge(name: string): Promise<number> {
+    const oldest = await Promise.all(
+      (this.byName(name) ?? []).map(async (q) => (await q.getJobs(['waiting'], 0, 0, true))[0]?.timestamp),
+    );
+    const first = Math.min(...oldest.map((t) => t ?? Number.POSITIVE_INFINITY));
+    return Number.isFinite(first) ? Math.max(0, (Date.now() - first) / 1000) : 0;
   }
 
   /** The pause of each given account that has one. */
   async pauses(appIds: readonly string[]): Promise<AccountPause[]> {
     if (appIds.length === 0) return [];
-    const pipeline = this.connection.pipeline();
-    for (const appId of appIds) pipeline.get(redisKeys.paused(appId)).pttl(redisKeys.paused(appId));
-    const results = (await pipeline.exec()) ?? [];
+    // Separate commands, not one pipeline: on a cluster the accounts' keys sit in different slots.
+    const results = await Promise.all(
+      appIds.map((appId) =>
+        Promise.all([this.connection.get(redisKeys.paused(appId)), this.connection.pttl(redisKeys.paused(appId))]),
+      ),
+    );
     const pauses: AccountPause[] = [];
     appIds.forEach((appId, i) => {
-      const detail = results[2 * i]?.[1] as string | null;
-      const ttl = results[2 * i + 1]?.[1] as number;
+      const [detail, ttl] = results[i] as [string | null, number];
       if (detail === null || detail === undefined) return;
       pauses.push({
         appId,
@@ -92,16 +127,20 @@ export class Queues {
     return pauses;
   }
 
-  /** Every paused account, configured or not (a SCAN over the pause keys: for operators, not hot paths). */
+  /** Every paused account, configured or not (a SCAN of every primary: for operators, not hot paths). */
   async allPauses(): Promise<AccountPause[]> {
-    const prefix = redisKeys.paused('');
     const appIds = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.connection.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      for (const key of keys) appIds.add(key.slice(prefix.length));
-      cursor = next;
-    } while (cursor !== '0');
+    for (const node of primaries(this.connection)) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', PAUSED_PATTERN, 'COUNT', 1000);
+        for (const key of keys) {
+          const appId = pausedAppId(key);
+          if (appId) appIds.add(appId);
+        }
+        cursor = next;
+      } while (cursor !== '0');
+    }
     return this.pauses([...appIds].sort());
   }
 

@@ -4,11 +4,11 @@ import { Conversations } from '@wx-kf/shared/conversation';
 import { Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData } from '@wx-kf/shared/queue';
+import { type RedisClient, shardCount } from '@wx-kf/shared/redis';
 import { loadAccountRules, type ReplyRules } from '@wx-kf/shared/rules';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import type { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { IngressMetrics } from './metrics.js';
 import { pushStore } from './push-store.js';
@@ -20,9 +20,11 @@ import { wechatRoutes } from './routes/wechat.js';
 export interface IngressOptions {
   config: Pick<Config, 'accounts' | 'timestampToleranceSeconds' | 'replyRulesFile'> &
     Partial<Pick<Config, 'timeline' | 'handler' | 'handoffIdleMs'>>;
-  /** The inbound queue, on a producer connection (fails fast while Redis is down). */
-  queue: Queue<InboundJobData>;
-  redis: Redis;
+  /** The inbound queue, or one per shard (index = shard), on a producer connection (fails fast while Redis is down). */
+  queue: Queue<InboundJobData> | readonly Queue<InboundJobData>[];
+  redis: RedisClient;
+  /** `replicated`: answer `success` only once a replica has the push (REDIS_DURABILITY). Default `local`. */
+  durability?: 'local' | 'replicated';
   logger: Logger;
   registry?: Registry;
   /** Longest wait for Redis before answering 503 (WeChat gives up after 5 s). Default 2500. */
@@ -36,7 +38,9 @@ export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
 /** The ingress as a Fastify instance: tests `inject` into it, `server.ts` listens with it. */
 export function buildApp(options: IngressOptions): FastifyInstance {
-  const { config, queue, redis, logger } = options;
+  const { config, redis, logger } = options;
+  const queues = Array.isArray(options.queue) ? options.queue : [options.queue as Queue<InboundJobData>];
+  if (queues.length !== shardCount()) throw new Error(`${queues.length} inbound queue(s) for ${shardCount()} shard(s)`);
   const accounts = new Map<string, IngressAccount>(config.accounts.map((a) => [a.appId, ingressAccount(a)]));
   // Only transfer rules matter here (the worker decides replies): only accounts that have one consult rules.
   const transferRules = new Map<string, ReplyRules>([...loadAccountRules(config)].filter(([, r]) => r.transfers));
@@ -90,8 +94,9 @@ export function buildApp(options: IngressOptions): FastifyInstance {
     accounts,
     transferRules,
     store: pushStore({
-      queue,
+      queues,
       redis,
+      durability: options.durability,
       timeoutMs: options.enqueueTimeoutMs ?? 2500,
       timestampToleranceSeconds: config.timestampToleranceSeconds,
       ingest: ({ data, opts }) =>

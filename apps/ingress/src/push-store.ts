@@ -1,8 +1,7 @@
 import type { InboundJobData, inboundJob } from '@wx-kf/shared/queue';
-import { redisKeys } from '@wx-kf/shared/redis';
+import { type RedisClient, redisKeys, replicaWaiter, userShard } from '@wx-kf/shared/redis';
 import { SignatureError } from '@wx-kf/shared/wechat';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { signatureBinder } from './signature-binding.js';
 
 /** Redis did not take the push in time (or at all): answered 503, so WeChat delivers it again. */
@@ -19,10 +18,15 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** How long the ingress waits for a replica to confirm a push under REDIS_DURABILITY=replicated. */
+export const REPLICA_WAIT_MS = 1000;
+
 export interface PushStoreOptions {
-  /** The inbound queue, on a producer connection (fails fast while Redis is down). */
-  queue: Queue<InboundJobData>;
-  redis: Redis;
+  /** The inbound queue of each shard (index = shard), on a producer connection (fails fast while Redis is down). */
+  queues: readonly Queue<InboundJobData>[];
+  redis: RedisClient;
+  /** `replicated`: a push counts as stored only once a replica has it too (else 503). Default `local`. */
+  durability?: 'local' | 'replicated';
   /** Longest wait for Redis before answering 503 (WeChat gives up after 5 s). */
   timeoutMs: number;
   timestampToleranceSeconds: number;
@@ -44,15 +48,25 @@ export interface PlainSignature {
  * with another body, UnavailableError for anything Redis did not do.
  */
 export function pushStore(options: PushStoreOptions) {
-  const { queue, redis, timeoutMs } = options;
+  const { queues, redis, timeoutMs } = options;
   const bind = signatureBinder(redis, options.timestampToleranceSeconds);
+  const replicated = options.durability === 'replicated' ? replicaWaiter(redis, REPLICA_WAIT_MS) : undefined;
   const store = async (job: ReturnType<typeof inboundJob>, plain?: PlainSignature): Promise<boolean> => {
     if (plain) await bind(plain.appId, plain.signature, plain.body, plain.timestamp);
+    // The user's shard: their pushes keep their order and their keys share its slot.
+    const shard = userShard(job.data.appId, job.data.message.FromUserName);
+    const queue = queues[shard] as Queue<InboundJobData>;
+    const confirm = replicated?.(shard);
     // Sent before the add on the same (auto-pipelined) connection: whether this push was delivered before.
-    const seen = redis.exists(redisKeys.inboundDedup(job.opts.jobId), `${queue.qualifiedName}:${job.opts.jobId}`);
+    const seen = redis.exists(
+      redisKeys.inboundDedup(shard, job.opts.jobId),
+      `${queue.qualifiedName}:${job.opts.jobId}`,
+    );
     // The user's window grant, order and timeline go in the same pipeline as the add (no extra round trip) and
     // are in Redis before `success`, so they never wait for a worker. Idempotent: a re-delivery changes nothing.
+    // They share the user's tag, so they are on the node that took the job: `confirm` (WAIT) covers them too.
     await Promise.all([queue.add(job.name, job.data, job.opts), options.ingest?.(job)]);
+    await confirm?.();
     return (await seen) > 0;
   };
   return async (job: ReturnType<typeof inboundJob>, plain?: PlainSignature): Promise<{ duplicate: boolean }> => {

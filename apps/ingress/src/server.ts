@@ -1,6 +1,6 @@
 import type { Config } from '@wx-kf/shared/config';
 import type { Logger } from '@wx-kf/shared/log';
-import { INBOUND_QUEUE, openQueue } from '@wx-kf/shared/queue';
+import { INBOUND_QUEUE, openShardQueues } from '@wx-kf/shared/queue';
 import { createRedis } from '@wx-kf/shared/redis';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -20,10 +20,10 @@ export async function startIngress(
   logger: Logger,
   options: { registry?: Registry } = {},
 ): Promise<RunningIngress> {
-  const redis = createRedis(config.redisUrl, 'producer', logger);
-  const queue = openQueue(INBOUND_QUEUE, redis);
+  const redis = createRedis(config.redis, 'producer', logger);
+  const queues = openShardQueues(INBOUND_QUEUE, redis);
   const registry = options.registry ?? new Registry();
-  const app = buildApp({ config, queue, redis, logger, registry });
+  const app = buildApp({ config, queue: queues, redis, logger, registry, durability: config.redis.durability });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
@@ -35,7 +35,14 @@ export async function startIngress(
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   const metrics = config.ingressMetrics ? await metricsListener(registry, config.ingressMetrics) : undefined;
   logger.info(
-    { url, accounts: config.accounts.map((a) => a.appId), metricsUrl: metrics?.listeningOrigin },
+    {
+      url,
+      accounts: config.accounts.map((a) => a.appId),
+      metricsUrl: metrics?.listeningOrigin,
+      redis: config.redis.kind,
+      shards: config.redis.shards,
+      durability: config.redis.durability,
+    },
     'ingress listening',
   );
   return {
@@ -45,7 +52,7 @@ export async function startIngress(
     close: async () => {
       await metrics?.close();
       await app.close();
-      await queue.close();
+      await Promise.all(queues.map((q) => q.close()));
       await redis.quit().catch(() => redis.disconnect());
     },
   };

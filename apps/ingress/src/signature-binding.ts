@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { redisKeys } from '@wx-kf/shared/redis';
+import { type RedisClient, redisKeys } from '@wx-kf/shared/redis';
 import { SignatureError } from '@wx-kf/shared/wechat';
-import type { Redis } from 'ioredis';
 
 // First body wins: store its digest, or accept only the same digest again.
 const BIND_SIGNATURE = `
@@ -18,7 +17,7 @@ const CLOCK_MARGIN_MS = 60_000;
 /** How long a binding lasts when the timestamp check is off (a captured signature then never expires). */
 const UNBOUNDED_WINDOW_MS = 24 * 3600_000;
 
-type BindingRedis = Redis & {
+type BindingRedis = RedisClient & {
   wxkfBindSignature(key: string, digest: string, expireAtMs: number): Promise<number>;
 };
 
@@ -28,7 +27,7 @@ type BindingRedis = Redis & {
  * accepted: WeChat's re-deliveries (the same body) pass, and a captured signature with another body throws
  * SignatureError. Other errors are Redis's.
  */
-export function signatureBinder(redis: Redis, toleranceSeconds: number) {
+export function signatureBinder(redis: RedisClient, toleranceSeconds: number) {
   redis.defineCommand('wxkfBindSignature', { numberOfKeys: 1, lua: BIND_SIGNATURE });
   const client = redis as BindingRedis;
   return async (appId: string, signature: string, body: Buffer, timestamp: string | undefined): Promise<void> => {

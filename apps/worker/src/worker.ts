@@ -10,9 +10,8 @@ import {
   OUTBOUND_QUEUE,
   type OutboundJobData,
   openQueue,
-  QUEUE_PREFIX,
 } from '@wx-kf/shared/queue';
-import { createRedis } from '@wx-kf/shared/redis';
+import { allShards, createRedis, queuePrefix } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
 import { type DefaultJobOptions, Worker } from 'bullmq';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
@@ -57,8 +56,8 @@ export async function startWorker(
   collectDefaultMetrics({ register: registry });
   const metrics = new WorkerMetrics(registry);
 
-  const connection = createRedis(config.redisUrl, 'worker', logger);
-  const redis = createRedis(config.redisUrl, 'client', logger);
+  const connection = createRedis(config.redis, 'worker', logger);
+  const redis = createRedis(config.redis, 'client', logger);
   const http = new WeChatHttp({ baseUrl: config.apiBase, proxy: config.apiProxy });
   const tokens = new TokenManager({
     redis,
@@ -70,27 +69,18 @@ export async function startWorker(
     ...options.tokenOptions,
   });
   const wechat = new WeChatClient(http, tokens, redis);
-  const outbound = openQueue(OUTBOUND_QUEUE, connection);
-
-  const workerOptions = {
+  // Every shard is consumed: its inbound jobs, and the outbound jobs they create on the same (user's) shard.
+  // WORKER_CONCURRENCY is the process's budget, split over the shards.
+  const shards = allShards();
+  const concurrency = Math.max(1, Math.ceil(config.workerConcurrency / shards.length));
+  const workerOptions = (shard: number) => ({
     connection,
-    prefix: QUEUE_PREFIX,
-    concurrency: config.workerConcurrency,
+    prefix: queuePrefix(shard),
+    concurrency,
     lockDuration: config.workerLockMs,
     stalledInterval: config.workerLockMs,
     maxStalledCount: 2,
-  };
-  // Users' send windows, the order of their messages, their timelines and typing (processors/conversation.ts).
-  const inboundView = openQueue(INBOUND_QUEUE, redis);
-  const conversation = conversationHooks({
-    conversations: new Conversations(redis, { timeline: config.timeline }),
-    inbound: inboundView,
-    outbound,
-    client: wechat,
-    logger,
-    typingAfterMs: config.typingAfterMs,
   });
-  const sendReplies = replySender({ client: wechat, redis, logger, metrics, conversation });
   const handoff: WorkerHandoff = {
     accounts: new Set(
       config.accounts
@@ -108,34 +98,52 @@ export async function startWorker(
   };
   // Idle closes are noticed within half the timeout (at most 15 s late) and counted once across workers.
   const stopSweeper = startHandoffSweeper(handoff, Math.min(15_000, Math.max(250, config.handoffIdleMs / 2)), logger);
-  const inbound = new Worker<InboundJobData, InboundResult>(
-    INBOUND_QUEUE,
-    inboundProcessor({
-      accounts,
-      rules,
-      handler,
+  const conversations = new Conversations(redis, { timeline: config.timeline });
+  const outbounds = shards.map((shard) => openQueue(OUTBOUND_QUEUE, connection, shard));
+  // A user's jobs all live on the user's shard: each shard's workers see their users' order through its queues.
+  const inboundViews = shards.map((shard) => openQueue(INBOUND_QUEUE, redis, shard));
+  const workers = shards.flatMap((shard) => {
+    const outbound = outbounds[shard] as (typeof outbounds)[number];
+    // Users' send windows, the order of their messages, their timelines and typing (processors/conversation.ts).
+    const conversation = conversationHooks({
+      conversations,
+      inbound: inboundViews[shard] as (typeof inboundViews)[number],
       outbound,
       client: wechat,
       logger,
-      sendReplies,
-      outboundJobOptions: options.outboundJobOptions,
-      conversation,
-      handoff,
-    }),
-    workerOptions,
-  );
-  const sender = new Worker<OutboundJobData>(
-    OUTBOUND_QUEUE,
-    outboundProcessor(sendReplies, accounts, handoff, (data, release) =>
-      conversation.release(data.appId, data.touser, release),
-    ),
-    workerOptions,
-  );
+      typingAfterMs: config.typingAfterMs,
+    });
+    const sendReplies = replySender({ client: wechat, redis, logger, metrics, conversation });
+    const inbound = new Worker<InboundJobData, InboundResult>(
+      INBOUND_QUEUE,
+      inboundProcessor({
+        accounts,
+        rules,
+        handler,
+        outbound,
+        client: wechat,
+        logger,
+        sendReplies,
+        outboundJobOptions: options.outboundJobOptions,
+        conversation,
+        handoff,
+      }),
+      workerOptions(shard),
+    );
+    const sender = new Worker<OutboundJobData>(
+      OUTBOUND_QUEUE,
+      outboundProcessor(sendReplies, accounts, handoff, (data, release) =>
+        conversation.release(data.appId, data.touser, release),
+      ),
+      workerOptions(shard),
+    );
+    return [
+      [INBOUND_QUEUE, inbound],
+      [OUTBOUND_QUEUE, sender],
+    ] as const;
+  });
 
-  for (const [name, worker] of [
-    [INBOUND_QUEUE, inbound],
-    [OUTBOUND_QUEUE, sender],
-  ] as const) {
+  for (const [name, worker] of workers) {
     worker.on('error', (error) => logger.error({ queue: name, err: error.message }, 'worker error'));
     worker.on('completed', () => metrics.jobs.inc({ queue: name, result: 'completed' }));
     worker.on('failed', (job, error) => {
@@ -158,7 +166,7 @@ export async function startWorker(
   let metricsUrl: string | undefined;
   if (config.workerMetricsPort !== undefined) {
     server = Fastify({ logController: new LogController({ disableRequestLogging: true }) });
-    server.get('/healthz', async () => ({ status: inbound.isRunning() && sender.isRunning() ? 'ok' : 'stopping' }));
+    server.get('/healthz', async () => ({ status: workers.every(([, w]) => w.isRunning()) ? 'ok' : 'stopping' }));
     server.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     await server.listen({ host: config.workerMetricsHost, port: config.workerMetricsPort });
     // The address the socket is really bound to (not the one asked for): the log line must not mislead.
@@ -166,7 +174,13 @@ export async function startWorker(
     metricsUrl = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
   }
   logger.info(
-    { accounts: [...accounts.keys()], concurrency: config.workerConcurrency, handler: Boolean(handler), metricsUrl },
+    {
+      accounts: [...accounts.keys()],
+      concurrency: config.workerConcurrency,
+      shards: shards.length,
+      handler: Boolean(handler),
+      metricsUrl,
+    },
     'worker started',
   );
 
@@ -177,10 +191,9 @@ export async function startWorker(
     metricsUrl,
     close: async () => {
       stopSweeper();
-      await Promise.all([inbound.close(), sender.close()]);
+      await Promise.all(workers.map(([, w]) => w.close()));
       await server?.close();
-      await outbound.close();
-      await inboundView.close();
+      await Promise.all([...outbounds, ...inboundViews].map((q) => q.close()));
       tokens.close();
       await http.close();
       await Promise.all([connection.quit(), redis.quit()]).catch(() => undefined);

@@ -1,9 +1,9 @@
+import type { RedisClient } from '@wx-kf/shared/redis';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Redis } from 'ioredis';
 import { withTimeout } from '../push-store.js';
 
 /** `/healthz`: the process answers; `/readyz`: Redis answers too (a load balancer's readiness check). */
-export const healthRoutes: FastifyPluginAsync<{ redis: Redis }> = async (app, { redis }) => {
+export const healthRoutes: FastifyPluginAsync<{ redis: RedisClient }> = async (app, { redis }) => {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     try {

@@ -2,9 +2,8 @@ import { TokenUnavailableError, TransportError, WeChatApiError, type WeChatClien
 import { describeReply } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
-import { redisKeys } from '@wx-kf/shared/redis';
+import { type RedisClient, redisKeys } from '@wx-kf/shared/redis';
 import { type ReplyItem, toCustomMessage } from '@wx-kf/shared/wechat';
-import type { Redis } from 'ioredis';
 import type { WorkerMetrics } from '../metrics.js';
 import type { ConversationHooks } from './conversation.js';
 
@@ -16,7 +15,7 @@ export const PAUSE_CHECK_MS = 1000;
 
 export interface SendDeps {
   client: WeChatClient;
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   metrics: WorkerMetrics;
   /** The users' send windows and timelines (conversation.ts); without it, sends are not checked. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/index.js';
 import { redisKeys } from '../redis/keys.js';
 import type { CustomMessage } from '../wechat/custom-message.js';
 import { WeChatApiError } from './errors.js';
@@ -18,7 +18,7 @@ export class WeChatClient {
   constructor(
     private readonly http: WeChatHttp,
     private readonly tokens: TokenManager,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
   ) {}
 
   /** Calls with the current token; on 40001/40014/42001/41001 replaces that token once and retries once. */

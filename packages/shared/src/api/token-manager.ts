@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { TokenSource } from '../config/index.js';
 import type { Logger } from '../log.js';
+import { type RedisClient, subscriberOf } from '../redis/index.js';
 import { redisKeys } from '../redis/keys.js';
 import { TokenUnavailableError, TransportError, WeChatApiError } from './errors.js';
 import type { WeChatHttp } from './http.js';
@@ -13,7 +13,7 @@ export interface TokenAccount {
 
 export interface TokenManagerOptions {
   /** A normal (non-subscriber) connection; the manager duplicates it once for its pub/sub wake-ups. */
-  redis: Redis;
+  redis: RedisClient;
   http: WeChatHttp;
   accounts: TokenAccount[];
   /** `stable`: cgi-bin/stable_token in normal mode (never force_refresh). `classic`: cgi-bin/token. */
@@ -67,7 +67,7 @@ export class TokenManager {
   private readonly waiters = new Map<string, Set<() => void>>();
   /** Tokens read from Redis, reused until `until` or the next notice; only while notices are being received. */
   private readonly local = new Map<string, { token: string; until: number }>();
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   private subscribed: Promise<unknown> | undefined;
   /** True only while a subscription is confirmed on the current connection: copies are kept only then. */
   private listening = false;
@@ -236,7 +236,7 @@ export class TokenManager {
 
   private listen(): Promise<unknown> {
     if (!this.subscribed) {
-      const subscriber = this.options.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+      const subscriber = subscriberOf(this.options.redis);
       subscriber.on('error', () => {}); // outages are logged by the main connection
       // Notices may be missed while disconnected: stop reusing copies until a subscription is confirmed again.
       subscriber.on('close', () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, hasCredentials, loadConfig } from './index.js';
+import { ConfigError, hasCredentials, loadConfig, redisFromEnv } from './index.js';
 
 const AES = 'jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C';
 const one = { WECHAT_APP_ID: 'wx5823bf96d3bd56c7', WECHAT_APP_SECRET: 'sec', WECHAT_TOKEN: 'tok123' };
@@ -26,7 +26,7 @@ describe('loadConfig', () => {
   it('applies the documented defaults', () => {
     const config = loadConfig(one);
     expect(config).toMatchObject({
-      redisUrl: 'redis://127.0.0.1:6379',
+      redis: { kind: 'single', url: 'redis://127.0.0.1:6379', shards: 1, durability: 'local' },
       host: '0.0.0.0',
       port: 3000,
       apiBase: 'https://api.weixin.qq.com',
@@ -143,5 +143,71 @@ describe('loadConfig', () => {
   it('knows when to run the demo', () => {
     expect(hasCredentials({})).toBe(false);
     expect(hasCredentials(one)).toBe(true);
+  });
+});
+
+describe('Redis connection choices', () => {
+  it('a cluster from REDIS_CLUSTER_NODES, 16 shards unless told otherwise', () => {
+    const { redis } = loadConfig({ ...one, REDIS_CLUSTER_NODES: '10.0.0.1:7000, [::1]:7001,redis-2:7002' });
+    expect(redis).toMatchObject({
+      kind: 'cluster',
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '::1', port: 7001 },
+        { host: 'redis-2', port: 7002 },
+      ],
+      shards: 16,
+      durability: 'local',
+    });
+    expect(loadConfig({ ...one, REDIS_CLUSTER_NODES: 'a:1', REDIS_SHARDS: '3' }).redis.shards).toBe(3);
+  });
+
+  it('Sentinel from REDIS_SENTINELS and REDIS_SENTINEL_NAME, with passwords from files and TLS', () => {
+    const password = file('redis-password', 'p4ss\n');
+    const redis = redisFromEnv({
+      REDIS_SENTINELS: 's1:26379,s2:26379',
+      REDIS_SENTINEL_NAME: 'mymaster',
+      REDIS_USERNAME: 'wxkf',
+      REDIS_PASSWORD_FILE: password,
+      REDIS_SENTINEL_PASSWORD: 'sentinel-pass',
+      REDIS_TLS: 'true',
+      REDIS_DURABILITY: 'replicated',
+    });
+    expect(redis).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26379 },
+      ],
+      name: 'mymaster',
+      sentinelPassword: 'sentinel-pass',
+      username: 'wxkf',
+      password: 'p4ss',
+      tls: { ca: undefined },
+      shards: 1,
+      durability: 'replicated',
+    });
+  });
+
+  it('refuses two connection choices, a half-configured Sentinel and bad values, one line each', () => {
+    const both = { ...one, REDIS_CLUSTER_NODES: 'a:1', REDIS_SENTINELS: 'b:2', REDIS_SENTINEL_NAME: 'm' };
+    expect(problems(both)).toEqual(['REDIS_CLUSTER_NODES: set REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both']);
+    expect(problems({ ...one, REDIS_URL: 'redis://x:6379', REDIS_CLUSTER_NODES: 'a:1' })).toEqual([
+      'REDIS_URL: set REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS, only one of them',
+    ]);
+    expect(problems({ ...one, REDIS_SENTINELS: 'b:2' })).toEqual([
+      'REDIS_SENTINEL_NAME: required with REDIS_SENTINELS',
+    ]);
+    expect(problems({ ...one, REDIS_SENTINEL_NAME: 'm' })).toEqual([
+      'REDIS_SENTINELS: required with REDIS_SENTINEL_NAME',
+    ]);
+    expect(
+      problems({ ...one, REDIS_CLUSTER_NODES: 'a', REDIS_SHARDS: '0', REDIS_DURABILITY: 'sync', REDIS_TLS: 'maybe' }),
+    ).toEqual([
+      'REDIS_CLUSTER_NODES.0: must be host:port,host:port,… (IPv6 as [addr]:port)',
+      'REDIS_TLS: Invalid option: expected one of "0"|"1"|"true"|"false"|"yes"|"no"',
+      'REDIS_SHARDS: Too small: expected number to be >=1',
+      'REDIS_DURABILITY: Invalid option: expected one of "local"|"replicated"',
+    ]);
   });
 });

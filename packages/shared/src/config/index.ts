@@ -1,5 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { HostPort, RedisTarget } from '../redis/index.js';
+import { MAX_SHARDS } from '../redis/keys.js';
 import { isValidAesKey } from '../wechat/crypto.js';
 import type { AccountType } from '../wechat/custom-message.js';
 import { ConfigError } from './errors.js';
@@ -32,7 +34,8 @@ export interface AccountConfig {
 }
 
 export interface Config {
-  redisUrl: string;
+  /** Where Redis is (single, Sentinel or Cluster), its login, the shard count and the push durability. */
+  redis: RedisTarget;
   host: string;
   port: number;
   apiBase: string;
@@ -74,11 +77,45 @@ const appId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be the AppID (lett
 const token = z.string().regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters or digits (the console Token)');
 const aesKey = z.string().refine(isValidAesKey, 'must be the 43-character EncodingAESKey ([A-Za-z0-9])');
 
-const envSchema = z.object({
+/** `host:port,host:port,…` (IPv6 hosts in brackets). */
+const hostPorts = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()))
+  .pipe(
+    z.array(
+      z
+        .string()
+        .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'must be host:port,host:port,… (IPv6 as [addr]:port)')
+        .transform((hp): HostPort => {
+          const at = hp.lastIndexOf(':');
+          return { host: hp.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(hp.slice(at + 1)) };
+        }),
+    ),
+  );
+const flag = z.enum(['true', 'false', 'yes', 'no', '1', '0']).transform((v) => ['true', '1', 'yes'].includes(v));
+
+/** Shards on a cluster when REDIS_SHARDS is unset: spreads many users over every primary of a small cluster. */
+export const DEFAULT_CLUSTER_SHARDS = 16;
+
+const redisSchema = {
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\/.+/, 'must be a redis:// or rediss:// URL')
     .default('redis://127.0.0.1:6379'),
+  REDIS_CLUSTER_NODES: optional(hostPorts),
+  REDIS_SENTINELS: optional(hostPorts),
+  REDIS_SENTINEL_NAME: optional(z.string().min(1)),
+  REDIS_USERNAME: optional(z.string().min(1)),
+  REDIS_PASSWORD: optional(z.string().min(1)),
+  REDIS_SENTINEL_PASSWORD: optional(z.string().min(1)),
+  REDIS_TLS: optional(flag),
+  REDIS_TLS_CA_FILE: optional(z.string().min(1)),
+  REDIS_SHARDS: optional(z.coerce.number().int().min(1).max(MAX_SHARDS)),
+  REDIS_DURABILITY: z.enum(['local', 'replicated']).default('local'),
+};
+
+const envSchema = z.object({
+  ...redisSchema,
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: port.default(3000),
   WECHAT_API_BASE: z.url({ protocol: /^https?$/ }).default('https://api.weixin.qq.com'),
@@ -138,6 +175,8 @@ const accountsFileSchema = z.strictObject({
 /** Secrets that may instead be read from a file named by `<NAME>_FILE` (compose/Kubernetes secrets). */
 export const SECRET_VARIABLES = [
   'REDIS_URL',
+  'REDIS_PASSWORD',
+  'REDIS_SENTINEL_PASSWORD',
   'WECHAT_APP_SECRET',
   'WECHAT_TOKEN',
   'WECHAT_AES_KEY',
@@ -181,6 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ]);
   }
   const e = parsed.data;
+  const redis = redisTarget(e, env, problems);
   const accounts: AccountConfig[] = [];
 
   if (e.WECHAT_APP_ID) {
@@ -226,7 +266,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
-    redisUrl: e.REDIS_URL,
+    redis,
     host: e.HOST,
     port: e.PORT,
     apiBase: e.WECHAT_API_BASE.replace(/\/+$/, ''),
@@ -261,10 +301,65 @@ export function loadDotEnv(file = '.env'): void {
   if (existsSync(file)) process.loadEnvFile(file);
 }
 
-function single<K extends 'PORT' | 'REDIS_URL'>(
-  name: K,
-  env: NodeJS.ProcessEnv,
-): z.output<(typeof envSchema.shape)[K]> {
+type RedisEnv = z.output<z.ZodObject<typeof redisSchema>>;
+
+/** The connection choice: REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS (+ name), never two of them. */
+function redisTarget(e: RedisEnv, raw: NodeJS.ProcessEnv, problems: string[]): RedisTarget {
+  const common = {
+    username: e.REDIS_USERNAME,
+    password: e.REDIS_PASSWORD,
+    tls: e.REDIS_TLS || e.REDIS_TLS_CA_FILE ? { ca: e.REDIS_TLS_CA_FILE } : undefined,
+    durability: e.REDIS_DURABILITY,
+  };
+  const urlSet = Boolean(raw.REDIS_URL || raw.REDIS_URL_FILE);
+  if (e.REDIS_CLUSTER_NODES && e.REDIS_SENTINELS) {
+    problems.push('REDIS_CLUSTER_NODES: set REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both');
+  }
+  if ((e.REDIS_CLUSTER_NODES || e.REDIS_SENTINELS) && urlSet) {
+    problems.push('REDIS_URL: set REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS, only one of them');
+  }
+  if (e.REDIS_SENTINELS && !e.REDIS_SENTINEL_NAME) problems.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS');
+  if (e.REDIS_SENTINEL_NAME && !e.REDIS_SENTINELS) problems.push('REDIS_SENTINELS: required with REDIS_SENTINEL_NAME');
+  if (e.REDIS_SENTINEL_PASSWORD && !e.REDIS_SENTINELS) {
+    problems.push('REDIS_SENTINEL_PASSWORD: only with REDIS_SENTINELS');
+  }
+  if (e.REDIS_CLUSTER_NODES) {
+    return {
+      kind: 'cluster',
+      nodes: e.REDIS_CLUSTER_NODES,
+      shards: e.REDIS_SHARDS ?? DEFAULT_CLUSTER_SHARDS,
+      ...common,
+    };
+  }
+  if (e.REDIS_SENTINELS) {
+    return {
+      kind: 'sentinel',
+      sentinels: e.REDIS_SENTINELS,
+      name: e.REDIS_SENTINEL_NAME ?? '',
+      sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+      shards: e.REDIS_SHARDS ?? 1,
+      ...common,
+    };
+  }
+  return { kind: 'single', url: e.REDIS_URL, shards: e.REDIS_SHARDS ?? 1, ...common };
+}
+
+/** The Redis target alone from REDIS_* (for tools that need only Redis: the queue CLI); throws ConfigError. */
+export function redisFromEnv(env: NodeJS.ProcessEnv = process.env): RedisTarget {
+  const problems: string[] = [];
+  const parsed = z.object(redisSchema).safeParse(withSecretFiles(env, problems));
+  if (!parsed.success || problems.length > 0) {
+    throw new ConfigError([
+      ...problems,
+      ...(parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? []),
+    ]);
+  }
+  const target = redisTarget(parsed.data, env, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return target;
+}
+
+function single<K extends 'PORT'>(name: K, env: NodeJS.ProcessEnv): z.output<(typeof envSchema.shape)[K]> {
   const problems: string[] = [];
   const parsed = envSchema.shape[name].safeParse(withSecretFiles(env, problems)[name]);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -275,11 +370,6 @@ function single<K extends 'PORT' | 'REDIS_URL'>(
 /** The ingress port from PORT (default 3000), for tools that talk to a local ingress without a full config. */
 export function ingressPort(env: NodeJS.ProcessEnv = process.env): number {
   return single('PORT', env);
-}
-
-/** REDIS_URL (default redis://127.0.0.1:6379), for tools that need only Redis (the queue CLI). */
-export function redisUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string {
-  return single('REDIS_URL', env);
 }
 
 /** The environment variables that configure one account (the inverse of loadConfig's single-account form). */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/index.js';
 import { redisKeys } from '../redis/keys.js';
 import type { AccountType } from '../wechat/custom-message.js';
 import { actionTime, type WindowGrant, type WindowTrigger, windowGrant } from './rules.js';
@@ -182,7 +182,7 @@ return redis.call('LINDEX', KEYS[1], 0) or ''`,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
-type Scripted = Redis & Record<ScriptName, (...args: (string | number)[]) => Promise<unknown>>;
+type Scripted = RedisClient & Record<ScriptName, (...args: (string | number)[]) => Promise<unknown>>;
 
 /** The grant's script arguments: when, how many, how long, which trigger (zeros when the message grants none). */
 function grantArgs(grant: WindowGrant | undefined, at: number): [number, number, number, string] {
@@ -211,7 +211,7 @@ export class Conversations {
   readonly now: () => number;
   private readonly redis: Scripted;
 
-  constructor(redis: Redis, options: ConversationOptions = {}) {
+  constructor(redis: RedisClient, options: ConversationOptions = {}) {
     for (const [name, script] of Object.entries(SCRIPTS)) {
       if (!(name in redis)) redis.defineCommand(name, script);
     }

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { AccountConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
+import type { RedisClient } from '../redis/index.js';
 import { redisKeys } from '../redis/keys.js';
 
 /**
@@ -89,7 +89,7 @@ export function parseHandoff(raw: string | null | undefined): HandoffState | und
 }
 
 export interface HandoffsOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** A handoff with no message from the user for this long closes (HANDOFF_IDLE_TIMEOUT). */
   idleMs: number;
   logger?: Logger | undefined;
@@ -105,7 +105,7 @@ export interface HandoffsOptions {
  * those idle closes.
  */
 export class Handoffs {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly change: ChangeCommand;
   readonly idleMs: number;
   private readonly now: () => number;
@@ -114,7 +114,7 @@ export class Handoffs {
     this.redis = options.redis;
     this.idleMs = options.idleMs;
     this.now = options.now ?? Date.now;
-    const r = this.redis as Redis & { wxkfHandoffChange?: ChangeCommand };
+    const r = this.redis as RedisClient & { wxkfHandoffChange?: ChangeCommand };
     if (!r.wxkfHandoffChange) r.defineCommand('wxkfHandoffChange', { numberOfKeys: 1, lua: CHANGE });
     this.change = (r.wxkfHandoffChange as ChangeCommand).bind(r);
   }

@@ -1,5 +1,8 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../log.js';
+import { setShardCount, shardTag } from './keys.js';
 
 /**
  * - `producer`: the ingress; fails fast while Redis is unreachable (no offline queue, bounded command time),
@@ -8,6 +11,30 @@ import type { Logger } from '../log.js';
  * - `client`: everything else (CLI, token store, admin).
  */
 export type RedisRole = 'producer' | 'worker' | 'client';
+
+/** A connection from the factory: one server (direct or through Sentinel), or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** What `REDIS_*` configure: where Redis is, how to log in, the shard count and the durability of a push. */
+export type RedisTarget = (
+  | { kind: 'single'; url: string }
+  | { kind: 'cluster'; nodes: HostPort[] }
+  | { kind: 'sentinel'; sentinels: HostPort[]; name: string; sentinelPassword?: string | undefined }
+) & {
+  username?: string | undefined;
+  password?: string | undefined;
+  /** TLS to every node (and sentinel); `ca` is a PEM file for a private CA. */
+  tls?: { ca?: string | undefined } | undefined;
+  /** Shards of the key layout (see keys.ts). */
+  shards: number;
+  /** `replicated`: the ingress answers `success` only once a replica has the push (WAIT). */
+  durability: 'local' | 'replicated';
+};
 
 const roleOptions: Record<RedisRole, RedisOptions> = {
   // Auto-pipelining sends the commands of concurrent pushes in one write: fewer syscalls per push.
@@ -22,13 +49,68 @@ const roleOptions: Record<RedisRole, RedisOptions> = {
   client: { maxRetriesPerRequest: 2, connectTimeout: 5000, enableAutoPipelining: true },
 };
 
-/** The one Redis connection factory: reconnects with capped backoff and logs each outage once. */
-export function createRedis(url: string, role: RedisRole, log?: Logger): Redis {
-  const redis = new Redis(url, {
+const backoff = (attempt: number) => Math.min(50 * 2 ** attempt, 2000);
+
+function tlsOptions(target: RedisTarget): ConnectionOptions | undefined {
+  if (!target.tls) return undefined;
+  return target.tls.ca ? { ca: readFileSync(target.tls.ca) } : {};
+}
+
+function connect(target: RedisTarget, role: RedisRole): RedisClient {
+  const { enableAutoPipelining, enableOfflineQueue, ...perNode } = roleOptions[role];
+  const auth = {
+    ...(target.username ? { username: target.username } : {}),
+    ...(target.password ? { password: target.password } : {}),
+  };
+  const tls = tlsOptions(target);
+  const common: RedisOptions = {
     ...roleOptions[role],
-    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
+    ...auth,
+    ...(tls ? { tls } : {}),
+    retryStrategy: backoff,
     connectionName: `wx-kf-${role}`,
-  });
+  };
+  if (target.kind === 'single') return new Redis(target.url, common);
+  if (target.kind === 'sentinel') {
+    return new Redis({
+      ...common,
+      sentinels: target.sentinels,
+      name: target.name,
+      ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
+      ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
+      sentinelRetryStrategy: backoff,
+      // Follows +switch-master at once instead of waiting for the old primary's connection to time out.
+      failoverDetector: true,
+    });
+  }
+  const options: ClusterOptions = {
+    redisOptions: { ...perNode, ...auth, ...(tls ? { tls } : {}), connectionName: `wx-kf-${role}` },
+    enableAutoPipelining: enableAutoPipelining ?? false,
+    enableOfflineQueue: enableOfflineQueue ?? true,
+    clusterRetryStrategy: backoff,
+    // During a failover the cluster answers CLUSTERDOWN / TRYAGAIN or a node is gone: retry soon, a bounded
+    // number of times (the producer's command timeout still bounds a push).
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: 2000,
+    ...(tls ? { dnsLookup: (address: string, done: (e: null, a: string) => void) => done(null, address) } : {}),
+  };
+  return new Cluster(target.nodes, options);
+}
+
+/**
+ * The one Redis connection factory: a URL (tools and tests) or the configured target (a single Redis,
+ * Sentinel or a Cluster; it also sets this process's shard count). Reconnects with capped backoff and logs
+ * each outage once.
+ */
+export function createRedis(target: string, role: RedisRole, log?: Logger): Redis;
+export function createRedis(target: RedisTarget, role: RedisRole, log?: Logger): RedisClient;
+export function createRedis(target: string | RedisTarget, role: RedisRole, log?: Logger): RedisClient {
+  const resolved: RedisTarget =
+    typeof target === 'string' ? { kind: 'single', url: target, shards: 1, durability: 'local' } : target;
+  if (typeof target !== 'string') setShardCount(target.shards);
+  const redis = connect(resolved, role);
   let down = false;
   redis.on('error', (error: NodeJS.ErrnoException) => {
     if (down) return;
@@ -41,4 +123,84 @@ export function createRedis(url: string, role: RedisRole, log?: Logger): Redis {
   });
   return redis;
 }
+
+/** The primaries: each node of a Cluster (for SCANs and counts that must visit every shard), else the one. */
+export function primaries(client: RedisClient): Redis[] {
+  return client instanceof Cluster ? client.nodes('master') : [client];
+}
+
+/** A connection like `client` for pub/sub (waits for Redis instead of failing: it only listens). */
+export function subscriberOf(client: RedisClient): RedisClient {
+  if (client instanceof Cluster) {
+    return client.duplicate([], {
+      enableOfflineQueue: true,
+      redisOptions: { ...client.options.redisOptions, maxRetriesPerRequest: null },
+    });
+  }
+  return client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+}
+
+// CRC16/XMODEM, the function Redis Cluster maps a key (its hash tag) to one of 16 384 slots with.
+const CRC16 = Array.from({ length: 256 }, (_, i) => {
+  let c = i << 8;
+  for (let k = 0; k < 8; k++) c = c & 0x8000 ? ((c << 1) ^ 0x1021) & 0xffff : (c << 1) & 0xffff;
+  return c;
+});
+
+/** The cluster slot of a key (its `{tag}` if it has one). */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  const close = open >= 0 ? key.indexOf('}', open + 1) : -1;
+  const tagged = close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(tagged)) crc = ((crc << 8) & 0xffff) ^ (CRC16[((crc >> 8) ^ byte) & 0xff] as number);
+  return crc % 16384;
+}
+
+/** No replica confirmed a write in time (or the primary changed under it): the push is answered 503. */
+export class ReplicationError extends Error {
+  override readonly name = 'ReplicationError';
+}
+
+/** Counts each connection's closes: a WAIT on a connection that reconnected since the write proves nothing. */
+const closes = new WeakMap<Redis, { n: number }>();
+function closeCounter(node: Redis): { n: number } {
+  let counter = closes.get(node);
+  if (!counter) {
+    const c = { n: 0 };
+    node.on('close', () => c.n++);
+    closes.set(node, c);
+    counter = c;
+  }
+  return counter;
+}
+
+/** The connection that takes writes to shard `shard`: the client itself, or the Cluster node owning the slot. */
+function writerOf(client: RedisClient, shard: number): Redis | undefined {
+  if (!(client instanceof Cluster)) return client;
+  const owner = client.slots[keySlot(shardTag(shard))]?.[0];
+  return client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
+}
+
+/**
+ * For REDIS_DURABILITY=replicated: `begin(shard)` before a write, then `confirm()` after it resolves once at
+ * least one replica has everything written on that connection (`WAIT 1 timeoutMs`), and rejects with
+ * ReplicationError when none did in time, or when the write may have gone elsewhere (the slot moved, the
+ * connection reconnected: a WAIT on a fresh connection has nothing to wait for and would answer at once).
+ */
+export function replicaWaiter(client: RedisClient, timeoutMs: number) {
+  return (shard: number) => {
+    const node = writerOf(client, shard);
+    const closed = node ? closeCounter(node).n : 0;
+    return async (): Promise<void> => {
+      if (!node) throw new ReplicationError(`no primary known for shard ${shard}`);
+      const moved = () => writerOf(client, shard) !== node || closeCounter(node).n !== closed;
+      if (moved()) throw new ReplicationError('the primary changed during the write');
+      const replicas = await node.wait(1, timeoutMs);
+      if (replicas < 1) throw new ReplicationError(`no replica confirmed the write within ${timeoutMs} ms`);
+      if (moved()) throw new ReplicationError('the primary changed during the write');
+    };
+  };
+}
+
 export * from './keys.js';

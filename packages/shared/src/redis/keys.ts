@@ -1,11 +1,19 @@
 /**
- * Every Redis key and pub/sub channel wx-kf uses, and nowhere else: the layout a move to Redis Cluster changes
- * in one place. Today every name shares the hash tag `{wx-kf}`, so a cluster keeps them on one slot (BullMQ's
- * scripts and the token lock touch several keys at once, which a cluster allows only within one slot).
+ * Every Redis key and pub/sub channel wx-kf uses, and nowhere else: the layout lives in this one file.
+ *
+ * The store is split into `shardCount()` shards. Each shard's queues and keys share one hash tag, so on a
+ * Redis Cluster a shard sits in one slot (BullMQ's scripts and the token lock touch several keys at once,
+ * which a cluster allows only within one slot) and the shards spread over the primaries:
+ * - one shard (a single Redis, Sentinel; the default there): the tag is `{wx-kf}`, exactly the layout of
+ *   every release before sharding, so existing data stays where it is;
+ * - N shards: the tags are `{wx-kf:0}` … `{wx-kf:N-1}`.
+ * A push and every key about its user (per-user order and state) live on the shard of (account, user), so a
+ * hot account spreads over all shards while one user stays in one slot; an account's own keys (token, lock,
+ * pause, media, signature bindings, idempotency markers) live on the shard of the account.
  */
 export const KEY_PREFIX = '{wx-kf}';
 
-/** BullMQ's `prefix` for every queue: a queue's keys are `{wx-kf}:<queue>:…`. */
+/** BullMQ's `prefix` for every queue of a one-shard layout: a queue's keys are `{wx-kf}:<queue>:…`. */
 export const QUEUE_PREFIX = KEY_PREFIX;
 /** Stored pushes; each job plans and sends its message's replies. */
 export const INBOUND_QUEUE = 'inbound';
@@ -13,32 +21,95 @@ export const INBOUND_QUEUE = 'inbound';
 export const OUTBOUND_QUEUE = 'outbound';
 export const QUEUE_NAMES = [INBOUND_QUEUE, OUTBOUND_QUEUE] as const;
 
+/** Most shards a layout may have (a cluster has 16 384 slots; more shards than primaries buys nothing). */
+export const MAX_SHARDS = 1024;
+
+let shards = 1;
+
+/**
+ * Sets this process's shard count (the Redis factory does, from REDIS_SHARDS). Every process of a deployment
+ * must use the same count, and it must not change while jobs are stored (see docs/operating.md).
+ */
+export function setShardCount(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_SHARDS) throw new RangeError(`shard count must be 1 to ${MAX_SHARDS}`);
+  shards = n;
+}
+
+/** The shard count in effect (1 until the Redis factory sets another). */
+export function shardCount(): number {
+  return shards;
+}
+
+/** Every shard index, 0 … shardCount()-1. */
+export function allShards(): number[] {
+  return Array.from({ length: shards }, (_, i) => i);
+}
+
+/** The hash tag of shard `i`: `{wx-kf}` in a one-shard layout (today's keys), else `{wx-kf:i}`. */
+export function shardTag(i: number): string {
+  return shards === 1 ? KEY_PREFIX : `{wx-kf:${i}}`;
+}
+
+/** BullMQ's `prefix` for the queues of shard `i`. */
+export function queuePrefix(i: number): string {
+  return shardTag(i);
+}
+
+// FNV-1a (32 bit): cheap, stable across processes and versions, and spreads short ids evenly.
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** The shard of one user of one account: their pushes, jobs and per-user keys. */
+export function userShard(appId: string, openid: string): number {
+  return shards === 1 ? 0 : fnv1a(`${appId}\n${openid}`) % shards;
+}
+
+/** The shard of an account's own keys (token, lock, pause, media, idempotency, signature bindings). */
+export function accountShard(appId: string): number {
+  return shards === 1 ? 0 : fnv1a(appId) % shards;
+}
+
 /**
  * The hash tag of every key about one user of one account (send window, order, handoff, timeline): a Lua script
- * may touch several of them at once, so they must share a slot on a cluster. One tag for now; sharding changes
- * it here.
+ * may touch several of them, and the user's queue jobs, at once, so they share the slot of the user's shard.
  */
-export function userTag(_appId: string, _openid: string): string {
-  return KEY_PREFIX;
+export function userTag(appId: string, openid: string): string {
+  return shardTag(userShard(appId, openid));
+}
+
+/** The hash tag of an account's own keys. */
+export function accountTag(appId: string): string {
+  return shardTag(accountShard(appId));
+}
+
+/** SCAN pattern matching the pause key of every account on every shard (see `pausedAppId`). */
+export const PAUSED_PATTERN = '{wx-kf*}:paused:*';
+
+/** The AppID of a pause key found by PAUSED_PATTERN, or undefined for any other key. */
+export function pausedAppId(key: string): string | undefined {
+  return /^\{wx-kf(?::\d+)?\}:paused:(.+)$/.exec(key)?.[1];
 }
 
 export const redisKeys = {
-  /** BullMQ's de-duplication key for an inbound job id (present while a delivery is remembered). */
-  inboundDedup: (jobId: string) => `${QUEUE_PREFIX}:${INBOUND_QUEUE}:de:${jobId}`,
+  /** BullMQ's de-duplication key for an inbound job id on its shard (present while a delivery is remembered). */
+  inboundDedup: (shard: number, jobId: string) => `${queuePrefix(shard)}:${INBOUND_QUEUE}:de:${jobId}`,
   /** The body digest a plaintext push's signature is bound to. */
-  signatureBinding: (appId: string, signature: string) => `${KEY_PREFIX}:sig:${appId}:${signature}`,
+  signatureBinding: (appId: string, signature: string) => `${accountTag(appId)}:sig:${appId}:${signature}`,
   /** The account's access_token (JSON: token, expiresAt), its refresh lock and its cool-down after a refusal. */
-  token: (appId: string) => `${KEY_PREFIX}:token:${appId}`,
-  tokenLock: (appId: string) => `${KEY_PREFIX}:lock:${appId}`,
-  tokenCooldown: (appId: string) => `${KEY_PREFIX}:cooldown:${appId}`,
-  /** Channel: every token store or invalidation is announced here (the message is the AppID). */
+  token: (appId: string) => `${accountTag(appId)}:token:${appId}`,
+  tokenLock: (appId: string) => `${accountTag(appId)}:lock:${appId}`,
+  tokenCooldown: (appId: string) => `${accountTag(appId)}:cooldown:${appId}`,
+  /** Channel: every token store or invalidation is announced here (the message is the AppID); not slotted. */
   tokenEvents: `${KEY_PREFIX}:token-events`,
   /** A media_id uploaded for a file (by content hash), reused while WeChat keeps it. */
-  media: (appId: string, type: string, hash: string) => `${KEY_PREFIX}:media:${appId}:${type}:${hash}`,
+  media: (appId: string, type: string, hash: string) => `${accountTag(appId)}:media:${appId}:${type}:${hash}`,
   /** While present, the account's sends wait (45009 quota, or an operator's pause). */
-  paused: (appId: string) => `${KEY_PREFIX}:paused:${appId}`,
+  paused: (appId: string) => `${accountTag(appId)}:paused:${appId}`,
   /** The send API's idempotency marker for (account, sha256 of the Idempotency-Key). */
-  idempotency: (appId: string, keyDigest: string) => `${KEY_PREFIX}:idempotency:${appId}:${keyDigest}`,
+  idempotency: (appId: string, keyDigest: string) => `${accountTag(appId)}:idempotency:${appId}:${keyDigest}`,
   /** A user's send window (hash: until, left, at, trigger, closed); it expires when the window closes. */
   sendWindow: (appId: string, openid: string) => `${userTag(appId, openid)}:window:${appId}:${openid}`,
   /** A user's inbound job ids in arrival order: only the head's replies may go out (invariant 10). */
@@ -46,9 +117,9 @@ export const redisKeys = {
   /** A user's timeline (JSON entries, newest last), capped in length and age. */
   timeline: (appId: string, openid: string) => `${userTag(appId, openid)}:timeline:${appId}:${openid}`,
   /** Users of an account with a send window (score: when it ends), read by the open-windows gauge. */
-  openWindows: (appId: string) => `${KEY_PREFIX}:windows:${appId}`,
+  openWindows: (appId: string) => `${accountTag(appId)}:windows:${appId}`,
   /** A user's handoff to a human agent (JSON HandoffState); expires after the idle timeout. */
   handoff: (appId: string, openid: string) => `${userTag(appId, openid)}:handoff:${appId}:${openid}`,
   /** The users of an account with a handoff opened (score: when), so idle expiries are noticed and counted. */
-  handoffIndex: (appId: string) => `${KEY_PREFIX}:handoffs:${appId}`,
+  handoffIndex: (appId: string) => `${accountTag(appId)}:handoffs:${appId}`,
 } as const;
