@@ -7,7 +7,6 @@ import { createRedis, type RedisClient, type RedisTarget, redisKeys } from '@wx-
 import type { Job } from 'bullmq';
 import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
-import type { Redis } from 'ioredis';
 import { registerKfCommands } from './kf-cli.js';
 import { type AccountPause, JOB_STATES, OPERATOR_PAUSE, Queues } from './queues.js';
 import { formatUser } from './user-format.js';
