@@ -30,8 +30,11 @@ export interface PushStoreOptions {
   /** Longest wait for Redis before answering 503 (WeChat gives up after 5 s). */
   timeoutMs: number;
   timestampToleranceSeconds: number;
-  /** Writes the push's conversation state (send window, order, timeline) on `redis`, beside the add. */
-  ingest?: (job: ReturnType<typeof inboundJob>) => Promise<unknown>;
+  /**
+   * Writes the push's conversation state (send window, order, timeline) on `redis`, sent just before the add,
+   * and says whether the push was stored before (from its job and de-duplication keys).
+   */
+  ingest?: (job: ReturnType<typeof inboundJob>) => Promise<{ seen: boolean }>;
 }
 
 /** A plaintext push's signature and the raw body it came with, to bind them (see signature-binding.ts). */
@@ -57,17 +60,19 @@ export function pushStore(options: PushStoreOptions) {
     const shard = userShard(job.data.appId, job.data.message.FromUserName);
     const queue = queues[shard] as Queue<InboundJobData>;
     const confirm = replicated?.(shard);
-    // Sent before the add on the same (auto-pipelined) connection: whether this push was delivered before.
-    const seen = redis.exists(
-      redisKeys.inboundDedup(shard, job.opts.jobId),
-      `${queue.qualifiedName}:${job.opts.jobId}`,
-    );
-    // The user's window grant, order and timeline go in the same pipeline as the add (no extra round trip) and
-    // are in Redis before `success`, so they never wait for a worker. Idempotent: a re-delivery changes nothing.
-    // They share the user's tag, so they are on the node that took the job: `confirm` (WAIT) covers them too.
-    await Promise.all([queue.add(job.name, job.data, job.opts), options.ingest?.(job)]);
+    // Sent before the add on the same (auto-pipelined) connection, so they see the keys as they were: whether
+    // this push was delivered before. With conversations, one script does it and writes the user's window
+    // grant, order and timeline (no extra round trip; in Redis before `success`, so they never wait for a
+    // worker; idempotent). They share the user's tag, so the node that takes the job has them: `confirm` (WAIT)
+    // covers them too.
+    const seen = options.ingest
+      ? options.ingest(job).then((r) => r.seen)
+      : redis
+          .exists(redisKeys.inboundJob(shard, job.opts.jobId), redisKeys.inboundDedup(shard, job.opts.jobId))
+          .then((n) => n > 0);
+    const [wasSeen] = await Promise.all([seen, queue.add(job.name, job.data, job.opts)]);
     await confirm?.();
-    return (await seen) > 0;
+    return wasSeen;
   };
   return async (job: ReturnType<typeof inboundJob>, plain?: PlainSignature): Promise<{ duplicate: boolean }> => {
     try {

@@ -242,7 +242,7 @@ describe('errors', () => {
     });
     // The four faults were each met once, by the push's own try or by this retry job (at least three of them).
     expect(job.attemptsMade).toBeGreaterThanOrEqual(3);
-    expect(job.stacktrace.length).toBe(job.attemptsMade - 1);
+    expect(job.stacktrace?.length).toBe(job.attemptsMade - 1);
     expect(contents(String(m.FromUserName))).toEqual(['hi']);
   });
 

@@ -114,7 +114,7 @@ describe('the ledger', () => {
     expect(await conv.take(APP, u)).toMatchObject({ ok: false, reason: 'exhausted' });
     await conv.settle(APP, u, { effect: 'closed' });
     expect(await conv.take(APP, u)).toMatchObject({ ok: false, reason: 'closed' });
-    expect(await redis.zscore(redisKeys.openWindows(APP), u)).toBeNull();
+    expect(await redis.zscore(redisKeys.openWindows(APP, 0), u)).toBeNull();
   });
 
   it('the window key expires with the window', async () => {

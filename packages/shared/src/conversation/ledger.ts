@@ -1,5 +1,5 @@
 import type { RedisClient } from '../redis/index.js';
-import { redisKeys } from '../redis/keys.js';
+import { allShards, redisKeys, userShard } from '../redis/keys.js';
 import type { AccountType } from '../wechat/custom-message.js';
 import { actionTime, type WindowGrant, type WindowTrigger, windowGrant } from './rules.js';
 
@@ -121,15 +121,19 @@ end
 `;
 
 const SCRIPTS = {
-  // KEYS window, order, timeline; ARGV at, count, ms, trigger, now, jobId, entry, needle, max, ttl, orderTtl
+  // KEYS window, order, timeline, open-windows index, then the push's job key and BullMQ de-duplication key;
+  // ARGV at, count, ms, trigger, now, jobId, entry, needle, max, ttl, orderTtl, openid → {granted, seen}
+  // Sent just before the job's add: `seen` says whether this push was stored before (a re-delivery).
   wxkfIngest: {
-    numberOfKeys: 3,
+    numberOfKeys: 6,
     lua: `${fmt}
+local seen = redis.call('EXISTS', KEYS[5], KEYS[6])
 local granted = grant(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
+if granted > 0 then redis.call('ZADD', KEYS[4], 'GT', granted, ARGV[12]) end
 if not redis.call('LPOS', KEYS[2], ARGV[6]) then redis.call('RPUSH', KEYS[2], ARGV[6]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[11])
 append(KEYS[3], ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10])
-return granted`,
+return {granted, seen}`,
   },
   // KEYS window, order; ARGV jobId, at, count, ms, trigger, now → {1} when it is this job's turn, else {0, head}
   wxkfTurn: {
@@ -225,8 +229,10 @@ export class Conversations {
   }
 
   /**
-   * A stored push, from the ingress: its grant (if the message grants one), its place in the user's order and
-   * its timeline entry, in one script, plus the open-windows index. Idempotent: a re-delivery changes nothing.
+   * A stored push, from the ingress: its grant (if the message grants one, with the open-windows index), its
+   * place in the user's order and its timeline entry, in one script on the user's slot, sent just before the
+   * job's add. Resolves whether the push was stored before (its job or BullMQ de-duplication key exists).
+   * Idempotent: a re-delivery changes nothing.
    */
   async ingest(
     appId: string,
@@ -234,30 +240,31 @@ export class Conversations {
     jobId: string,
     message: Record<string, unknown>,
     receivedAt: number,
-  ): Promise<void> {
+  ): Promise<{ seen: boolean }> {
     const openid = message.FromUserName;
-    if (typeof openid !== 'string' || !OPENID_PATTERN.test(openid)) return; // the worker refuses such a job
+    if (typeof openid !== 'string' || !OPENID_PATTERN.test(openid)) return { seen: false }; // the worker refuses it
     const grant = windowGrant(type, message);
     const at = actionTime(receivedAt, message.CreateTime);
     const { kind, summary } = describeInbound(message);
     const entry =
       this.timeline.entries > 0 ? JSON.stringify({ t: receivedAt, d: 'in', k: kind, s: summary, j: jobId }) : '';
-    const pending: Promise<unknown>[] = [
-      this.redis.wxkfIngest(
-        ...this.keys(appId, openid),
-        ...grantArgs(grant, at),
-        this.now(),
-        jobId,
-        entry,
-        `,"j":${JSON.stringify(jobId)}}`,
-        this.timeline.entries,
-        this.timeline.maxAgeMs,
-        ORDER_TTL_MS,
-      ),
-    ];
-    // GT: a window is only ever widened here; the gauge drops the ended ones when it reads.
-    if (grant) pending.push(this.redis.zadd(redisKeys.openWindows(appId), 'GT', at + grant.ms, openid));
-    await Promise.all(pending);
+    const shard = userShard(appId, openid);
+    const [, seen] = (await this.redis.wxkfIngest(
+      ...this.keys(appId, openid),
+      redisKeys.openWindows(appId, shard),
+      redisKeys.inboundJob(shard, jobId),
+      redisKeys.inboundDedup(shard, jobId),
+      ...grantArgs(grant, at),
+      this.now(),
+      jobId,
+      entry,
+      `,"j":${JSON.stringify(jobId)}}`,
+      this.timeline.entries,
+      this.timeline.maxAgeMs,
+      ORDER_TTL_MS,
+      openid,
+    )) as [number, number];
+    return { seen: seen > 0 };
   }
 
   /**
@@ -313,7 +320,8 @@ export class Conversations {
         ? JSON.stringify({ t: now, d: 'out', k: entry.kind, s: clip(entry.summary), j: entry.jobId, r: entry.result })
         : '';
     const pending: Promise<unknown>[] = [];
-    if (effect === 'closed') pending.push(this.redis.zrem(redisKeys.openWindows(appId), openid));
+    if (effect === 'closed')
+      pending.push(this.redis.zrem(redisKeys.openWindows(appId, userShard(appId, openid)), openid));
     const head = this.redis.wxkfSettle(
       ...this.keys(appId, openid),
       effect ?? '',
@@ -383,10 +391,15 @@ export class Conversations {
 
   /** Users of the account whose window has not ended (ended ones are dropped from the index as it is read). */
   async openWindowCount(appId: string): Promise<number> {
-    const key = redisKeys.openWindows(appId);
     const now = this.now();
-    await this.redis.zremrangebyscore(key, '-inf', now);
-    return this.redis.zcard(key);
+    const counts = await Promise.all(
+      allShards().map(async (shard) => {
+        const key = redisKeys.openWindows(appId, shard);
+        await this.redis.zremrangebyscore(key, '-inf', now);
+        return this.redis.zcard(key);
+      }),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Opens or widens a user's window as `trigger` would at `at` (tools and tests; pushes grant by themselves). */
@@ -394,6 +407,6 @@ export class Conversations {
     const [window, order] = this.keys(appId, openid);
     // A turn for a job in no order: only the grant takes effect.
     await this.redis.wxkfTurn(window, order, '', ...grantArgs(grant, at), this.now());
-    await this.redis.zadd(redisKeys.openWindows(appId), 'GT', at + grant.ms, openid);
+    await this.redis.zadd(redisKeys.openWindows(appId, userShard(appId, openid)), 'GT', at + grant.ms, openid);
   }
 }

@@ -96,6 +96,8 @@ export function pausedAppId(key: string): string | undefined {
 export const redisKeys = {
   /** BullMQ's de-duplication key for an inbound job id on its shard (present while a delivery is remembered). */
   inboundDedup: (shard: number, jobId: string) => `${queuePrefix(shard)}:${INBOUND_QUEUE}:de:${jobId}`,
+  /** BullMQ's hash of an inbound job on its shard. */
+  inboundJob: (shard: number, jobId: string) => `${queuePrefix(shard)}:${INBOUND_QUEUE}:${jobId}`,
   /** The body digest a plaintext push's signature is bound to. */
   signatureBinding: (appId: string, signature: string) => `${accountTag(appId)}:sig:${appId}:${signature}`,
   /** The account's access_token (JSON: token, expiresAt), its refresh lock and its cool-down after a refusal. */
@@ -117,7 +119,7 @@ export const redisKeys = {
   /** A user's timeline (JSON entries, newest last), capped in length and age. */
   timeline: (appId: string, openid: string) => `${userTag(appId, openid)}:timeline:${appId}:${openid}`,
   /** Users of an account with a send window (score: when it ends), read by the open-windows gauge. */
-  openWindows: (appId: string) => `${accountTag(appId)}:windows:${appId}`,
+  openWindows: (appId: string, shard: number) => `${shardTag(shard)}:windows:${appId}`,
   /** A user's handoff to a human agent (JSON HandoffState); expires after the idle timeout. */
   handoff: (appId: string, openid: string) => `${userTag(appId, openid)}:handoff:${appId}:${openid}`,
   /** The users of an account with a handoff opened (score: when), so idle expiries are noticed and counted. */
