@@ -76,8 +76,9 @@ export async function benchProfile(): Promise<string> {
     },
     ['--cpu-prof', `--cpu-prof-dir=${dir}`],
   );
-  const bodies = Array.from({ length: 40_000 }, () => {
-    const p = buildPush({ account: ACCOUNT, message: sampleMessage('text'), mode: 'safe', format: 'json' });
+  const bodies = Array.from({ length: 40_000 }, (_, i) => {
+    const message = sampleMessage('text', { fromUser: `o_bench_user_${i % 5000}` });
+    const p = buildPush({ account: ACCOUNT, message, mode: 'safe', format: 'json' });
     return { path: `/wechat/${ACCOUNT.appId}?${new URLSearchParams(p.query)}`, body: p.body };
   });
   let i = 0;

@@ -130,7 +130,9 @@ const SCRIPTS = {
 local seen = redis.call('EXISTS', KEYS[5], KEYS[6])
 local granted = grant(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 if granted > 0 then redis.call('ZADD', KEYS[4], 'GT', granted, ARGV[12]) end
-if not redis.call('LPOS', KEYS[2], ARGV[6]) then redis.call('RPUSH', KEYS[2], ARGV[6]) end
+-- A re-delivery comes seconds after the first: its entry, if any, is among the newest (a bounded look, so a
+-- user with a long backlog costs no more per push).
+if not redis.call('LPOS', KEYS[2], ARGV[6], 'RANK', -1, 'MAXLEN', 64) then redis.call('RPUSH', KEYS[2], ARGV[6]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[11])
 append(KEYS[3], ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10])
 return {granted, seen}`,
