@@ -23,6 +23,8 @@ const ACCOUNT = {
 const JOBS = Number(process.env.BENCH_JOBS ?? 6000);
 const WARM_UP = 3000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Only these configurations, e.g. `1x50,2x50b` (processes x concurrency, b = bursts); default all. */
+const ONLY = process.env.BENCH_CONFIGS;
 /** Messages per user in the ordered-burst row. */
 const BURST = 5;
 const SIM_LATENCY_MS = 20;
@@ -346,7 +348,11 @@ export async function benchWorker(): Promise<string> {
       [1, 200, 1],
       [2, 200, 1],
       [2, 50, BURST],
-    ] as const) {
+    ].filter(([p, c, b]) => !ONLY || ONLY.split(',').includes(`${p}x${c}${(b ?? 1) > 1 ? 'b' : ''}`)) as [
+      number,
+      number,
+      number,
+    ][]) {
       // Interleaved rounds, medians reported: this machine's CPU steal makes a single drain swing.
       const plains: Drain[] = [];
       const runs: Drain[] = [];
