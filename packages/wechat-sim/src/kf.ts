@@ -1,17 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { AGENT_ACCOUNT, MAX_NICKNAME } from '@wx-kf/shared/api';
+import { AGENT_ACCOUNT, type KfAgent, MAX_NICKNAME } from '@wx-kf/shared/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SimState } from './state.js';
 
-interface SimAgent {
-  kf_account: string;
-  kf_nick: string;
-  kf_id: string;
-  kf_headimgurl: string;
-  kf_wx?: string;
-  invite_wx?: string;
-  invite_expire_time?: number;
-  invite_status?: string;
+interface SimAgent extends KfAgent {
   online: boolean;
 }
 
