@@ -5,7 +5,7 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import basicAuth from '@fastify/basic-auth';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
-import type { Logger } from '@wx-kf/shared/log';
+import { clip, type Logger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, type OutboundJobData, QUEUE_NAMES } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
 import { MessageFormatError, OPENID_PATTERN, validateReply } from '@wx-kf/shared/wechat';
@@ -186,9 +186,7 @@ export async function buildAdminApp(
     const issue = error.validation[0];
     const field = issue?.instancePath.split('/')[1] || 'request';
     const message = `${field}: ${issue?.message ?? 'invalid'}`;
-    return reply
-      .code(400)
-      .send({ error: field, message: message.length > 200 ? `${message.slice(0, 199)}…` : message });
+    return reply.code(400).send({ error: field, message: clip(message, 200) });
   });
 
   /** Counts a wrong credential; logs once when a client reaches the limit. */

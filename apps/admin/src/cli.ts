@@ -26,6 +26,7 @@ const OPENID = /^[A-Za-z0-9_-]{1,64}$/;
 class CliError extends Error {}
 
 const firstLine = (s: string) => s.trim().split('\n')[0] ?? '';
+// Not @wx-kf/shared/log's clip: the CLI starts without loading pino.
 const clip = (s: string, max: number) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
 /** ISO 8601 with the zone (UTC), for humans and JSON alike. */
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);

@@ -10,7 +10,7 @@ import {
 } from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { type HandoffReason, type HandoffState, Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
-import type { Logger } from '@wx-kf/shared/log';
+import { clip, type Logger } from '@wx-kf/shared/log';
 import type { RedisClient } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
 
@@ -109,7 +109,7 @@ export class KfOperations {
 
   private list() {
     const ids = [...this.accounts.keys()].join(', ');
-    return ids.length > 200 ? `${ids.slice(0, 199)}…` : ids;
+    return clip(ids, 200);
   }
 
   /** An Official Account, or the one-line refusal for a Mini Program (WeChat is not called). */

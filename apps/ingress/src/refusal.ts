@@ -1,3 +1,4 @@
+import { clip } from '@wx-kf/shared/log';
 import { DecryptError, MessageFormatError, SignatureError } from '@wx-kf/shared/wechat';
 import { UnavailableError } from './push-store.js';
 import { PolicyError } from './receive.js';
@@ -6,8 +7,7 @@ import { PolicyError } from './receive.js';
 const MAX_REASON = 200;
 
 /** The reason, cut to MAX_REASON characters. */
-export const bounded = (reason: string): string =>
-  reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 1)}…` : reason;
+export const bounded = (reason: string): string => clip(reason, MAX_REASON);
 
 export interface Refusal {
   status: number;

@@ -87,3 +87,8 @@ export function createLogger(
   } as Logger['child'];
   return logger;
 }
+
+/** `text` cut to at most `max` characters (an ellipsis marks the cut): what an answer or a log line may quote. */
+export function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

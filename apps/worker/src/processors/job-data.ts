@@ -1,4 +1,5 @@
 import type { AccountConfig } from '@wx-kf/shared/config';
+import { clip } from '@wx-kf/shared/log';
 import type { InboundJobData, OutboundJobData, ReplyPlan } from '@wx-kf/shared/queue';
 import { MessageFormatError, OPENID_PATTERN, type ReplyItem, validateReply } from '@wx-kf/shared/wechat';
 import { UnrecoverableError } from 'bullmq';
@@ -13,13 +14,13 @@ const SOURCES: readonly OutboundJobData['source'][] = ['rules', 'handler', 'api'
 
 /** A failed reason: bounded, whatever the job held. */
 export function invalid(reason: string): UnrecoverableError {
-  return new UnrecoverableError(reason.length > 200 ? `${reason.slice(0, 199)}…` : reason);
+  return new UnrecoverableError(clip(reason, 200));
 }
 
 /** A value for a reason: a short JSON rendering, never the whole of what a job held. */
 const show = (value: unknown) => {
   const text = typeof value === 'string' ? JSON.stringify(value) : typeof value;
-  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+  return clip(text, 40);
 };
 
 /** Replies that are valid custom/send bodies for the account kind, checked with the send API's own schema. */
