@@ -28,12 +28,15 @@ const version = (cmd: string) => {
     return 'unknown';
   }
 };
+// A run from a tree with uncommitted changes says so: the commit alone would not be the code measured.
+const status = version('git status --porcelain --untracked-files=no -- . :!bench/results');
+const dirty = status !== '' && status !== 'unknown';
 const date = new Date().toISOString().slice(0, 10);
 const report = [
   `## wx-kf benchmarks, ${new Date().toISOString()}`,
   '',
   `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version};`,
-  `${version('redis-server --version')}; commit ${version('git rev-parse --short HEAD')}. Command: \`pnpm bench${which ? ` ${which}` : ''}\`.`,
+  `${version('redis-server --version')}; commit ${version('git rev-parse --short HEAD')}${dirty ? ' plus uncommitted changes' : ''}. Command: \`pnpm bench${which ? ` ${which}` : ''}\`.`,
   '',
   ...sections.flatMap((s) => [s, '']),
 ].join('\n');

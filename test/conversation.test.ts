@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { buildAdminApp, Queues } from '@wx-kf/admin';
 import { buildApp } from '@wx-kf/ingress';
 import { loadConfig } from '@wx-kf/shared/config';
+import { Conversations } from '@wx-kf/shared/conversation';
 import { createLogger } from '@wx-kf/shared/log';
 import { INBOUND_QUEUE, type InboundJobData, inboundJobId, OUTBOUND_JOB_OPTIONS, openQueue } from '@wx-kf/shared/queue';
 import { createRedis } from '@wx-kf/shared/redis';
@@ -32,6 +33,10 @@ writeFileSync(
   if (message.Event === 'user_enter_tempsession') return [1, 2, 3].map((i) => ctx.reply.text('welcome ' + i));
   if (c === 'six') return [1, 2, 3, 4, 5, 6].map((i) => ctx.reply.text('reply ' + i));
   if (c === 'slow') await new Promise((r) => setTimeout(r, ${TYPING_AFTER_MS * 4}));
+  if (c.startsWith('keep')) {
+    const w = await ctx.window(message.FromUserName);
+    return w.left > 1 ? ctx.reply.text('left ' + w.left) : []; // the last send is kept for a human
+  }
   return ctx.reply.text('re: ' + c);
 }
 `,
@@ -197,6 +202,22 @@ describe('the send window ledger (invariant 11)', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     }
+  });
+});
+
+describe("a handler's ctx.window", () => {
+  it('shows the ledger, so a handler can keep the last send for a human', async () => {
+    const u = user();
+    const at = Math.floor(Date.now() / 1000);
+    const first = sampleMessage('text', { fromUser: u, content: 'keep 1', createTime: at });
+    expect((await settled(await push(first))).state).toBe('completed');
+    expect(received(u)).toEqual(['left 5']);
+    // Three sends elsewhere (the send API, an agent's tool): one left. A message of the same second grants nothing.
+    for (let i = 0; i < 3; i++) expect((await new Conversations(redis).take(APP, u)).ok).toBe(true);
+    const second = sampleMessage('text', { fromUser: u, content: 'keep 2', createTime: at });
+    expect((await settled(await push(second))).state).toBe('completed');
+    expect(received(u)).toEqual(['left 5']);
+    expect((await userApi(u)).json().window).toMatchObject({ open: true, left: 1 });
   });
 });
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import { type Config, loadConfig } from '@wx-kf/shared/config';
+import { Conversations } from '@wx-kf/shared/conversation';
 import { createLogger } from '@wx-kf/shared/log';
 import {
   INBOUND_QUEUE,
@@ -224,6 +225,40 @@ describe('order and progress', () => {
     await push(m);
     await until(() => contents(String(m.FromUserName)).length === 3);
     expect(contents(String(m.FromUserName))).toEqual(['1', '2', '3']);
+  });
+});
+
+describe('the send window with rules', () => {
+  const left = async (appId: string, openid: string) => (await new Conversations(redis).window(appId, openid)).left;
+
+  it('a reply takes one send (with its turn); a send that cannot go out now is given back', async () => {
+    const plain = text('hello');
+    await push(plain, OA);
+    await until(() => contents(String(plain.FromUserName)).length === 1);
+    expect(await left(OA, String(plain.FromUserName))).toBe(4);
+
+    // A permanent media upload failure: nothing sent, the send taken for it is back.
+    for (const key of await redis.keys(redisKeys.media(OA, '*', '*'))) await redis.del(key);
+    sim.fail({ path: '/cgi-bin/media/upload', appId: OA, script: [{ errcode: 40004, errmsg: 'invalid media type' }] });
+    const qr = text('qr');
+    const failed = await push(qr, OA);
+    expect(await failedReason(failed)).toBe('media upload: 40004 invalid media type');
+    expect(await left(OA, String(qr.FromUserName))).toBe(5);
+
+    // A paused account: the reply waits in an outbound job, and the send goes back until it goes out.
+    await redis.set(redisKeys.paused(OA), 'paused by an operator');
+    await new Promise((r) => setTimeout(r, PAUSE_CHECK_MS + 50));
+    const held = text('hello');
+    const jobId = await push(held, OA);
+    const waiting = await until(async () => {
+      const j = await outbound.getJob(`${jobId}-r`);
+      return (await j?.isDelayed()) && j;
+    });
+    expect(await left(OA, String(held.FromUserName))).toBe(5);
+    await redis.del(redisKeys.paused(OA));
+    await waiting.promote();
+    await until(() => contents(String(held.FromUserName)).length === 1);
+    expect(await left(OA, String(held.FromUserName))).toBe(4);
   });
 });
 

@@ -75,31 +75,52 @@ export function conversationHooks(deps: ConversationDeps) {
   return {
     /**
      * Returns when it is this inbound job's turn (and applies its window grant, for jobs the ingress did not
-     * store); otherwise moves the job to delayed, without holding a worker slot, and throws DelayedError.
+     * store); otherwise moves the job to delayed, without holding a worker slot, and throws DelayedError. With
+     * `take`, the turn also takes the first send from the window (same round trip) and returns it: the caller
+     * sends with it or gives it back.
      */
-    async awaitTurn(job: Job, token: string | undefined, type: AccountType, data: InboundJobData): Promise<void> {
+    async awaitTurn(
+      job: Job,
+      token: string | undefined,
+      type: AccountType,
+      data: InboundJobData,
+      take = false,
+    ): Promise<Take | undefined> {
       const { appId, message, receivedAt } = data;
       const jobId = job.id as string;
-      const turn = () => conversations.turn(appId, type, jobId, message as never, receivedAt);
-      let t = await turn();
+      const turn = (withTake: boolean) =>
+        conversations.turn(appId, type, jobId, message as never, receivedAt, { take: withTake });
+      let t = await turn(take);
       // A job that has waited a while checks that the head is still alive; a dead head is dropped.
       for (let i = 0; !t.go && i < 3 && Date.now() - job.timestamp > TURN_WAIT_MS; i++) {
         if (await holds(t.head, job.timestamp)) break;
         logger.warn({ appId, msgKey: data.msgKey, head: t.head }, 'order: dropped a finished or lost message ahead');
         await conversations.dropHead(appId, message.FromUserName, t.head);
-        t = await turn();
+        t = await turn(take);
       }
-      if (t.go) return;
+      if (t.go) return t.take;
       await job.moveToDelayed(Date.now() + TURN_WAIT_MS, token);
       // The head may have finished between the check and the move: then no one promotes this job but itself.
-      if ((await turn()).go) await job.promote().catch(() => undefined);
+      if ((await turn(false)).go) await job.promote().catch(() => undefined);
       throw new DelayedError();
     },
 
-    /** Takes the job out of its user's order and wakes the next one. */
-    async release(appId: string, openid: string, jobId: string): Promise<void> {
-      await promote(await conversations.settle(appId, openid, { release: jobId }));
+    /**
+     * Takes the job out of its user's order and wakes the next one; `taken`, a send taken for it and not used,
+     * goes back to the window in the same round trip.
+     */
+    async release(appId: string, openid: string, jobId: string, taken?: Take): Promise<void> {
+      const refund = taken?.ok ? { effect: 'refund' as const, until: taken.until } : {};
+      await promote(await conversations.settle(appId, openid, { ...refund, release: jobId }));
     },
+
+    /** Gives back a send taken and not used (the message's plan failed or must wait). */
+    async giveBack(appId: string, openid: string, taken: Take | undefined): Promise<void> {
+      if (taken?.ok) await conversations.settle(appId, openid, { effect: 'refund', until: taken.until });
+    },
+
+    /** The user's window as the ledger has it now (a handler's `ctx.window`). */
+    window: (appId: string, touser: string) => conversations.window(appId, touser),
 
     /** Takes one send from the user's window before it goes out. */
     take: (appId: string, touser: string) => conversations.take(appId, touser),

@@ -3,7 +3,7 @@ import type { AccountConfig } from '@wx-kf/shared/config';
 import { actionTime } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import { type InboundJobData, OUTBOUND_JOB_OPTIONS, type OutboundJobData, type ReplyPlan } from '@wx-kf/shared/queue';
-import type { ReplyRules, ReplyTemplate } from '@wx-kf/shared/rules';
+import type { Decision, ReplyRules, ReplyTemplate } from '@wx-kf/shared/rules';
 import { messageBuilders, type ReplyItem } from '@wx-kf/shared/wechat';
 import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { MessageHandler } from '../replies/handler.js';
@@ -99,6 +99,10 @@ export function inboundProcessor(deps: InboundDeps) {
       send: (touser, items) =>
         enqueue({ appId, touser, msgKey, replies: checkReplies(items, account), sent: 0, source: 'handler' }),
       typing: (touser, on = true) => client.setTyping(appId, touser, on).catch(() => undefined),
+      window: async (touser) => {
+        if (!conversation) throw new Error('this worker keeps no send windows');
+        return conversation.window(appId, touser);
+      },
       getMedia: (mediaId) => client.getTempMedia(appId, mediaId),
     });
     const items = result === undefined || result === null ? [] : Array.isArray(result) ? result : [result];
@@ -106,9 +110,8 @@ export function inboundProcessor(deps: InboundDeps) {
   };
 
   /** The rules' replies with their files uploaded (media_id cached), validated again after rendering. */
-  const rulesPlan = async (data: InboundJobData, account: AccountConfig): Promise<Planned> => {
-    const { appId, message, msgKey } = data;
-    const decision = rules.get(appId)?.decide(message);
+  const rulesPlan = async (data: InboundJobData, account: AccountConfig, decision?: Decision): Promise<Planned> => {
+    const { appId, msgKey } = data;
     if (decision?.kind !== 'reply' || decision.replies.length === 0) return { replies: [] };
     if (decision.missing) {
       logger.warn({ appId, msgKey, missing: decision.missing.slice(0, 5) }, 'reply template fields not in the message');
@@ -145,19 +148,24 @@ export function inboundProcessor(deps: InboundDeps) {
         return { action: 'handoff' };
       }
     }
-    // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
-    await conversation?.awaitTurn(job, token, account.type, data);
-
     // A retry of a part-sent plan resumes it; planning again could change the replies (a handler) or resend.
     let plan: ReplyPlan | undefined = data.plan;
+    // The rules' decision needs nothing but the message, so it is made first: when it has replies, the turn
+    // also takes the first send (one round trip). A handler runs in the user's turn and takes sends as it sends.
+    const decision = plan || handler ? undefined : rules.get(appId)?.decide(data.message);
+    const sends = plan ? plan.sent < plan.replies.length : decision?.kind === 'reply' && decision.replies.length > 0;
+    // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
+    const taken = await conversation?.awaitTurn(job, token, account.type, data, sends);
+
     let reupload: Reupload | undefined;
     if (!plan) {
       let planned: Planned;
       // A slow plan shows "typing…" (once, best effort); the user's last interaction is this message.
       const stopTyping = conversation?.typing(appId, touser, actionTime(receivedAt, data.message.CreateTime));
       try {
-        planned = handler ? await handlerPlan(data, account) : await rulesPlan(data, account);
+        planned = handler ? await handlerPlan(data, account) : await rulesPlan(data, account, decision);
       } catch (error) {
+        await conversation?.giveBack(appId, touser, taken);
         // No token to upload with for a while: wait it out in this job (a file never goes into job data).
         if (!(error instanceof TokenUnavailableError)) throw error;
         await job.moveToDelayed(Date.now() + error.retryAfterMs, token);
@@ -166,7 +174,7 @@ export function inboundProcessor(deps: InboundDeps) {
         stopTyping?.();
       }
       if (planned.replies.length === 0) {
-        await conversation?.release(appId, touser, job.id as string);
+        await conversation?.release(appId, touser, job.id as string, taken);
         return { action: 'none' };
       }
       plan = { replies: planned.replies, source: handler ? 'handler' : 'rules', sent: 0 };
@@ -174,7 +182,7 @@ export function inboundProcessor(deps: InboundDeps) {
     }
     const current = plan;
     const { sent, stop } = await sendReplies(
-      { appId, touser, msgKey, replies: current.replies, receivedAt, release: job.id },
+      { appId, touser, msgKey, replies: current.replies, receivedAt, release: job.id, taken },
       current.sent,
       (n) => job.updateData({ ...data, plan: { ...current, sent: n } }),
       reupload,

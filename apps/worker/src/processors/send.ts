@@ -1,5 +1,5 @@
 import { TokenUnavailableError, TransportError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
-import { describeReply } from '@wx-kf/shared/conversation';
+import { describeReply, type Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
 import { type RedisClient, redisKeys } from '@wx-kf/shared/redis';
@@ -43,6 +43,8 @@ export type Replies = Pick<
 > & {
   /** The job to take out of the user's order once every reply is accepted or the send fails for good. */
   release?: string | undefined;
+  /** The send already taken from the window for the first reply to go out (by the turn that let the job go). */
+  taken?: Take | undefined;
 };
 
 /** A fresh copy of reply `i` with its media uploaded again (after 40007), when its source file is known. */
@@ -125,13 +127,16 @@ export function replySender(deps: SendDeps) {
   ): Promise<SendReport> => {
     const { appId, touser, replies, msgKey } = job;
     const paused = await pausedFor(appId);
-    if (paused !== 0) return { sent: from, stop: wait(appId, paused > 0 ? paused : 60_000, 'paused') };
+    if (paused !== 0) {
+      await conversation?.giveBack(appId, touser, job.taken);
+      return { sent: from, stop: wait(appId, paused > 0 ? paused : 60_000, 'paused') };
+    }
 
     for (let i = from; i < replies.length; i++) {
       const item = replies[i] as ReplyItem;
       const last = i + 1 === replies.length;
       // The window first: a send it forbids fails at once, without calling WeChat and without retries.
-      const take = conversation ? await conversation.take(appId, touser) : undefined;
+      const take = i === from && job.taken ? job.taken : await conversation?.take(appId, touser);
       if (conversation && take && !take.ok && !job.ignoreWindow) {
         metrics.windowRefusals.inc({ app_id: appId, reason: take.reason });
         logger.warn({ appId, msgKey, reply: i, reason: take.message }, 'send refused by the window ledger');

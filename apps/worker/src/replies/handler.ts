@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { WeChatClient } from '@wx-kf/shared/api';
 import type { AccountConfig } from '@wx-kf/shared/config';
+import type { WindowView } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundMessage, messageBuilders, ReplyItem } from '@wx-kf/shared/wechat';
 
@@ -15,6 +16,11 @@ export interface HandlerContext {
   send(touser: string, replies: ReplyItem[]): Promise<string>;
   /** Show or hide "typing…" for the user (best effort). */
   typing(touser: string, on?: boolean): Promise<void>;
+  /**
+   * The user's send window as the ledger has it now (`open`, `until`, sends `left`, the `trigger`, and `refusal`
+   * when a send would be refused), e.g. to keep the last send for a human. Replies not yet sent are not counted.
+   */
+  window(touser: string): Promise<WindowView & { refusal?: string }>;
   /** Download an incoming message's media (image MediaId, …). */
   getMedia(mediaId: string): Promise<Buffer>;
   client: WeChatClient;

@@ -151,6 +151,21 @@ describe('the ledger', () => {
     expect(await conv.dropHead(APP, u, 'j2')).toBe('j3');
   });
 
+  it('a turn can take the first send in the same trip; a job that must wait takes nothing', async () => {
+    const u = user();
+    for (const id of ['k1', 'k2']) await conv.ingest(APP, 'miniprogram', id, text(u), clock);
+    const turn = (id: string) => conv.turn(APP, 'miniprogram', id, text(u), clock, { take: true });
+    expect(await turn('k2')).toEqual({ go: false, head: 'k1' });
+    expect((await conv.window(APP, u)).left).toBe(5);
+    expect(await turn('k1')).toMatchObject({ go: true, take: { ok: true, left: 4 } });
+    await conv.settle(APP, u, { release: 'k1' });
+    for (let i = 0; i < 4; i++) await conv.take(APP, u);
+    expect(await turn('k2')).toMatchObject({
+      go: true,
+      take: { ok: false, reason: 'exhausted', message: 'no sends left until the user writes again' },
+    });
+  });
+
   it('keeps a capped timeline, newest last, and none when it is off', async () => {
     const small = new Conversations(redis, { now: () => clock, timeline: { entries: 3, maxAgeMs: 60_000 } });
     const u = user();

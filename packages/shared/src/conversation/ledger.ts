@@ -86,7 +86,8 @@ export function describeReply(item: { msgtype?: unknown; [field: string]: unknow
   return { kind, summary: clip(body?.content ?? body?.title) };
 }
 
-const fmt = `local function n(x) return string.format('%d', x) end
+/** The Lua functions the scripts share: number formatting, a timeline append, a grant, a take. */
+const LUA_LIB = `local function n(x) return string.format('%d', x) end
 local function append(t, entry, needle, max, ttl)
   if entry == '' or max <= 0 then return end
   if needle ~= '' then
@@ -118,6 +119,18 @@ local function grant(w, at, count, ms, trigger, now)
   redis.call('PEXPIREAT', w, n(untilNew))
   return untilNew
 end
+-- One send from the window: {1, left, until}, or {0, 'closed' | 'exhausted', until}.
+local function take(w, now)
+  local cur = redis.call('HMGET', w, 'until', 'left', 'closed')
+  local u = tonumber(cur[1])
+  if not u then return {0, 'closed', '0'} end
+  if cur[3] then return {0, 'closed', cur[3]} end
+  if u <= now then return {0, 'closed', cur[1]} end
+  local left = tonumber(cur[2]) or 0
+  if left <= 0 then return {0, 'exhausted', cur[1]} end
+  redis.call('HINCRBY', w, 'left', -1)
+  return {1, left - 1, cur[1]}
+end
 `;
 
 const SCRIPTS = {
@@ -126,7 +139,7 @@ const SCRIPTS = {
   // Sent just before the job's add: `seen` says whether this push was stored before (a re-delivery).
   wxkfIngest: {
     numberOfKeys: 6,
-    lua: `${fmt}
+    lua: `${LUA_LIB}
 local seen = redis.call('EXISTS', KEYS[5], KEYS[6])
 local granted = grant(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 if granted > 0 then redis.call('ZADD', KEYS[4], 'GT', granted, ARGV[12]) end
@@ -137,33 +150,29 @@ redis.call('PEXPIRE', KEYS[2], ARGV[11])
 append(KEYS[3], ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10])
 return {granted, seen}`,
   },
-  // KEYS window, order; ARGV jobId, at, count, ms, trigger, now → {1} when it is this job's turn, else {0, head}
+  // KEYS window, order; ARGV jobId, at, count, ms, trigger, now, take → {0, head} while the job must wait; on its
+  // turn {1} or, with take = 1, {1, taken (1/0), left or reason, until}: the first send taken in the same trip.
   wxkfTurn: {
     numberOfKeys: 2,
-    lua: `${fmt}
-grant(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
+    lua: `${LUA_LIB}
+local now = tonumber(ARGV[6])
+grant(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], now)
 local head = redis.call('LINDEX', KEYS[2], 0)
-if not head or head == ARGV[1] then return {1, ''} end
-if not redis.call('LPOS', KEYS[2], ARGV[1]) then return {1, ''} end
-return {0, head}`,
+if head and head ~= ARGV[1] and redis.call('LPOS', KEYS[2], ARGV[1]) then return {0, head} end
+if ARGV[7] ~= '1' then return {1} end
+local t = take(KEYS[1], now)
+return {1, t[1], t[2], t[3]}`,
   },
   // KEYS window; ARGV now → {1, left, until} or {0, reason, until}
   wxkfTake: {
     numberOfKeys: 1,
-    lua: `local cur = redis.call('HMGET', KEYS[1], 'until', 'left', 'closed')
-local u = tonumber(cur[1])
-if not u then return {0, 'closed', '0'} end
-if cur[3] then return {0, 'closed', cur[3]} end
-if u <= tonumber(ARGV[1]) then return {0, 'closed', cur[1]} end
-local left = tonumber(cur[2]) or 0
-if left <= 0 then return {0, 'exhausted', cur[1]} end
-redis.call('HINCRBY', KEYS[1], 'left', -1)
-return {1, left - 1, cur[1]}`,
+    lua: `${LUA_LIB}
+return take(KEYS[1], tonumber(ARGV[1]))`,
   },
   // KEYS window, order, timeline; ARGV effect, until, now, entry, max, ttl, release → the order's new head
   wxkfSettle: {
     numberOfKeys: 3,
-    lua: `${fmt}
+    lua: `${LUA_LIB}
 local w = KEYS[1]
 if ARGV[1] == 'refund' then
   if redis.call('HGET', w, 'until') == ARGV[2] and redis.call('HEXISTS', w, 'closed') == 0 then
@@ -193,6 +202,15 @@ type Scripted = RedisClient & Record<ScriptName, (...args: (string | number)[]) 
 /** The grant's script arguments: when, how many, how long, which trigger (zeros when the message grants none). */
 function grantArgs(grant: WindowGrant | undefined, at: number): [number, number, number, string] {
   return grant ? [at, grant.count, grant.ms, grant.trigger] : [0, 0, 0, ''];
+}
+
+/** The take script's answer: {1, left, until} or {0, reason, until}. */
+type TakeReply = [number, number | string, string];
+
+function takeOf([ok, value, until]: TakeReply): Take {
+  if (ok === 1) return { ok: true, left: Number(value), until: Number(until) };
+  const reason = value === 'exhausted' ? 'exhausted' : 'closed';
+  return { ok: false, reason, message: refusal(reason, Number(until)), until: Number(until) };
 }
 
 /** The refusal a closed or spent window gives, in words an operator and a caller understand. */
@@ -271,7 +289,8 @@ export class Conversations {
 
   /**
    * Whether an inbound job may send now: it is the head of its user's order, or not in it (a job stored some
-   * other way). Also applies the job's own grant, idempotently, for jobs the ingress did not store.
+   * other way). Also applies the job's own grant, idempotently, for jobs the ingress did not store. With `take`,
+   * a job whose turn it is also takes its first send from the window in the same round trip (as `take()` would).
    */
   async turn(
     appId: string,
@@ -279,30 +298,26 @@ export class Conversations {
     jobId: string,
     message: Record<string, unknown>,
     receivedAt: number,
-  ): Promise<{ go: true } | { go: false; head: string }> {
+    options: { take?: boolean } = {},
+  ): Promise<{ go: true; take?: Take } | { go: false; head: string }> {
     const openid = String(message.FromUserName);
     const [window, order] = this.keys(appId, openid);
     const grant = windowGrant(type, message);
-    const [go, head] = (await this.redis.wxkfTurn(
+    const [go, ...rest] = (await this.redis.wxkfTurn(
       window,
       order,
       jobId,
       ...grantArgs(grant, actionTime(receivedAt, message.CreateTime)),
       this.now(),
-    )) as [number, string];
-    return go === 1 ? { go: true } : { go: false, head };
+      options.take ? 1 : 0,
+    )) as [number, ...TakeReply] | [0, string];
+    if (go !== 1) return { go: false, head: rest[0] as string };
+    return rest.length === 3 ? { go: true, take: takeOf(rest as TakeReply) } : { go: true };
   }
 
   /** Takes one send from the user's window, atomically across processes, or says why none may go out. */
   async take(appId: string, openid: string): Promise<Take> {
-    const [ok, value, until] = (await this.redis.wxkfTake(redisKeys.sendWindow(appId, openid), this.now())) as [
-      number,
-      number | string,
-      string,
-    ];
-    if (ok === 1) return { ok: true, left: Number(value), until: Number(until) };
-    const reason = value === 'exhausted' ? 'exhausted' : 'closed';
-    return { ok: false, reason, message: refusal(reason, Number(until)), until: Number(until) };
+    return takeOf((await this.redis.wxkfTake(redisKeys.sendWindow(appId, openid), this.now())) as TakeReply);
   }
 
   /**
