@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import { type Config, loadConfig } from '@wx-kf/shared/config';
-import { Conversations } from '@wx-kf/shared/conversation';
+import { Conversations, WINDOW_GRANTS } from '@wx-kf/shared/conversation';
 import { createLogger } from '@wx-kf/shared/log';
 import {
   INBOUND_QUEUE,
@@ -260,6 +260,25 @@ describe('the send window with rules', () => {
     await until(() => contents(String(held.FromUserName)).length === 1);
     expect(await left(OA, String(held.FromUserName))).toBe(4);
   });
+
+  it('a send the turn could not take is asked for again at the send: the user may have written meanwhile', async () => {
+    const first = text('hello');
+    const u = String(first.FromUserName);
+    await push(first, OA);
+    await until(() => contents(u).length === 1);
+    const conversations = new Conversations(redis);
+    for (let i = 0; i < 4; i++) await conversations.take(OA, u);
+    // A message of the same second grants nothing: its turn finds no send left. Its upload is slow, and the user
+    // acts while it runs.
+    for (const key of await redis.keys(redisKeys.media(OA, '*', '*'))) await redis.del(key);
+    sim.fail({ path: '/cgi-bin/media/upload', appId: OA, script: [{ delayMs: 1500 }] });
+    const jobId = await push({ ...text('qr', u), CreateTime: first.CreateTime } as FieldMap, OA);
+    await until(async () => (await inbound.getJob(jobId))?.processedOn);
+    await new Promise((r) => setTimeout(r, 300));
+    await conversations.grant(OA, u, WINDOW_GRANTS.message);
+    await until(() => contents(u).length === 2);
+    expect(contents(u)).toEqual(['hi', 'image']);
+  });
 });
 
 describe('errors', () => {
@@ -383,9 +402,15 @@ describe('the shared access_token', () => {
     expect(sim.state.tokenRequestCount(OA)).toBe(1);
     const loud = logs.records.find((r) => r.errcode === 40164 && r.level === 50);
     expect(String(loud?.errmsg)).toContain('203.0.113.9');
+    // Nothing left without a token: each user's send went back to the window, and is taken once it goes out.
+    const windows = new Conversations(redis);
+    const lefts = async () =>
+      Promise.all(users.map(async (m) => (await windows.window(OA, String(m.FromUserName))).left));
+    expect(new Set(await lefts())).toEqual(new Set([5]));
     await redis.del(redisKeys.tokenCooldown(OA));
     for (const id of ids) await (await outbound.getJob(`${id}-r`))?.promote();
     await until(() => users.every((m) => contents(String(m.FromUserName)).length === 1));
+    expect(new Set(await lefts())).toEqual(new Set([4]));
   });
 
   it('keeps no secret in Redis key names or logs', async () => {

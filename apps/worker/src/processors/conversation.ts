@@ -1,4 +1,4 @@
-import { TransportError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
+import { TokenUnavailableError, TransportError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
 import type { Conversations, OutEntry, SettleEffect, Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData, OutboundJobData } from '@wx-kf/shared/queue';
@@ -40,8 +40,10 @@ function effectOf(error: unknown): SettleEffect | undefined {
     if (error.errcode === 45015) return 'closed';
     return 'refund';
   }
+  // An HTTP error status is an answer (nothing was sent), and without a token nothing left: the send goes back.
   // A timeout or a dropped connection may have been delivered: the send stays counted (never over-send).
   if (error instanceof TransportError && error.kind === 'http') return 'refund';
+  if (error instanceof TokenUnavailableError) return 'refund';
   return undefined;
 }
 
@@ -110,13 +112,19 @@ export function conversationHooks(deps: ConversationDeps) {
      * goes back to the window in the same round trip.
      */
     async release(appId: string, openid: string, jobId: string, taken?: Take): Promise<void> {
-      const refund = taken?.ok ? { effect: 'refund' as const, until: taken.until } : {};
+      const refund = taken?.ok ? { effect: 'refund' as const, taken } : {};
       await promote(await conversations.settle(appId, openid, { ...refund, release: jobId }));
     },
 
-    /** Gives back a send taken and not used (the message's plan failed or must wait). */
+    /**
+     * Gives back a send taken and not used (the message's plan failed or must wait). Best effort: on a Redis
+     * error the send stays taken (the ledger errs towards fewer sends) and the caller's own outcome stands.
+     */
     async giveBack(appId: string, openid: string, taken: Take | undefined): Promise<void> {
-      if (taken?.ok) await conversations.settle(appId, openid, { effect: 'refund', until: taken.until });
+      if (!taken?.ok) return;
+      await conversations.settle(appId, openid, { effect: 'refund', taken }).catch((error: Error) => {
+        logger.warn({ appId, err: error.message }, 'a send taken for a reply could not be given back');
+      });
     },
 
     /** The user's window as the ledger has it now (a handler's `ctx.window`). */
@@ -134,7 +142,7 @@ export function conversationHooks(deps: ConversationDeps) {
       const applied = effect === 'refund' && !taken ? undefined : effect;
       const next = await conversations.settle(appId, touser, {
         ...(applied ? { effect: applied } : {}),
-        ...(taken ? { until: taken.until } : {}),
+        ...(taken ? { taken } : {}),
         ...(entry ? { entry } : {}),
         ...(release ? { release } : {}),
       });

@@ -136,7 +136,8 @@ export function replySender(deps: SendDeps) {
       const item = replies[i] as ReplyItem;
       const last = i + 1 === replies.length;
       // The window first: a send it forbids fails at once, without calling WeChat and without retries.
-      const take = i === from && job.taken ? job.taken : await conversation?.take(appId, touser);
+      // The send the turn took, if it got one; a refusal then is taken again (the user may have written since).
+      const take = i === from && job.taken?.ok ? job.taken : await conversation?.take(appId, touser);
       if (conversation && take && !take.ok && !job.ignoreWindow) {
         metrics.windowRefusals.inc({ app_id: appId, reason: take.reason });
         logger.warn({ appId, msgKey, reply: i, reason: take.message }, 'send refused by the window ledger');

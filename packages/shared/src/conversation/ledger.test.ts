@@ -108,13 +108,29 @@ describe('the ledger', () => {
     await conv.ingest(APP, 'miniprogram', `${APP}-m4`, text(u), clock);
     const t = await conv.take(APP, u);
     if (!t.ok) throw new Error('expected a send');
-    await conv.settle(APP, u, { effect: 'refund', until: t.until });
+    await conv.settle(APP, u, { effect: 'refund', taken: t });
     expect((await conv.window(APP, u)).left).toBe(5);
     await conv.settle(APP, u, { effect: 'exhausted' });
     expect(await conv.take(APP, u)).toMatchObject({ ok: false, reason: 'exhausted' });
     await conv.settle(APP, u, { effect: 'closed' });
     expect(await conv.take(APP, u)).toMatchObject({ ok: false, reason: 'closed' });
     expect(await redis.zscore(redisKeys.openWindows(APP, 0), u)).toBeNull();
+  });
+
+  it('a refund applies only to the grant the send was taken from', async () => {
+    // OA: a message opens 5 in 48 h. Take four (one left), then the fifth; a click a second later resets the
+    // count to 3 (the larger of what is left and its own) and keeps the longer window. Giving the fifth back to
+    // that count would say 4 while WeChat allows 3.
+    const u = user();
+    await conv.ingest(APP, 'officialaccount', `${APP}-m5`, text(u), clock);
+    for (let i = 0; i < 4; i++) await conv.take(APP, u);
+    const t = await conv.take(APP, u);
+    if (!t.ok) throw new Error('expected a send');
+    const click = { MsgType: 'event', Event: 'CLICK', FromUserName: u, CreateTime: String(clock / 1000 + 1) };
+    await conv.ingest(APP, 'officialaccount', `${APP}-c5`, click, clock + 1000);
+    expect((await conv.window(APP, u)).left).toBe(3);
+    await conv.settle(APP, u, { effect: 'refund', taken: t });
+    expect((await conv.window(APP, u)).left).toBe(3);
   });
 
   it('the window key expires with the window', async () => {

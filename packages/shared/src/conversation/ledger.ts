@@ -47,7 +47,8 @@ export interface UserView {
 
 /** The ledger's answer before a send: one send taken from the window, or why none may go out. */
 export type Take =
-  | { ok: true; left: number; until: number }
+  /** `grantAt`: the action time of the grant the send was taken from (a refund needs the same grant). */
+  | { ok: true; left: number; until: number; grantAt: number }
   | { ok: false; reason: 'closed' | 'exhausted'; message: string; until: number };
 
 /** What a send's outcome does to the window: give the send back, or close it as WeChat said (45047 / 45015). */
@@ -119,17 +120,17 @@ local function grant(w, at, count, ms, trigger, now)
   redis.call('PEXPIREAT', w, n(untilNew))
   return untilNew
 end
--- One send from the window: {1, left, until}, or {0, 'closed' | 'exhausted', until}.
+-- One send from the window: {1, left, until, grant's at}, or {0, 'closed' | 'exhausted', until, ''}.
 local function take(w, now)
-  local cur = redis.call('HMGET', w, 'until', 'left', 'closed')
+  local cur = redis.call('HMGET', w, 'until', 'left', 'closed', 'at')
   local u = tonumber(cur[1])
-  if not u then return {0, 'closed', '0'} end
-  if cur[3] then return {0, 'closed', cur[3]} end
-  if u <= now then return {0, 'closed', cur[1]} end
+  if not u then return {0, 'closed', '0', ''} end
+  if cur[3] then return {0, 'closed', cur[3], ''} end
+  if u <= now then return {0, 'closed', cur[1], ''} end
   local left = tonumber(cur[2]) or 0
-  if left <= 0 then return {0, 'exhausted', cur[1]} end
+  if left <= 0 then return {0, 'exhausted', cur[1], ''} end
   redis.call('HINCRBY', w, 'left', -1)
-  return {1, left - 1, cur[1]}
+  return {1, left - 1, cur[1], cur[4] or '0'}
 end
 `;
 
@@ -151,7 +152,7 @@ append(KEYS[3], ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10])
 return {granted, seen}`,
   },
   // KEYS window, order; ARGV jobId, at, count, ms, trigger, now, take → {0, head} while the job must wait; on its
-  // turn {1} or, with take = 1, {1, taken (1/0), left or reason, until}: the first send taken in the same trip.
+  // turn {1} or, with take = 1, {1, taken (1/0), left or reason, until, at}: the first send taken in the same trip.
   wxkfTurn: {
     numberOfKeys: 2,
     lua: `${LUA_LIB}
@@ -161,21 +162,24 @@ local head = redis.call('LINDEX', KEYS[2], 0)
 if head and head ~= ARGV[1] and redis.call('LPOS', KEYS[2], ARGV[1]) then return {0, head} end
 if ARGV[7] ~= '1' then return {1} end
 local t = take(KEYS[1], now)
-return {1, t[1], t[2], t[3]}`,
+return {1, t[1], t[2], t[3], t[4]}`,
   },
-  // KEYS window; ARGV now → {1, left, until} or {0, reason, until}
+  // KEYS window; ARGV now → {1, left, until, at} or {0, reason, until, ''}
   wxkfTake: {
     numberOfKeys: 1,
     lua: `${LUA_LIB}
 return take(KEYS[1], tonumber(ARGV[1]))`,
   },
-  // KEYS window, order, timeline; ARGV effect, until, now, entry, max, ttl, release → the order's new head
+  // KEYS window, order, timeline; ARGV effect, until, now, entry, max, ttl, release, at → the order's new head.
+  // A refund applies only to the grant the send was taken from (same end, same action): a grant since then has
+  // reset the count already, and adding the send back to it could over-send.
   wxkfSettle: {
     numberOfKeys: 3,
     lua: `${LUA_LIB}
 local w = KEYS[1]
 if ARGV[1] == 'refund' then
-  if redis.call('HGET', w, 'until') == ARGV[2] and redis.call('HEXISTS', w, 'closed') == 0 then
+  local cur = redis.call('HMGET', w, 'until', 'at', 'closed')
+  if cur[1] == ARGV[2] and cur[2] == ARGV[8] and not cur[3] then
     redis.call('HINCRBY', w, 'left', 1)
   end
 elseif ARGV[1] == 'exhausted' then
@@ -204,11 +208,11 @@ function grantArgs(grant: WindowGrant | undefined, at: number): [number, number,
   return grant ? [at, grant.count, grant.ms, grant.trigger] : [0, 0, 0, ''];
 }
 
-/** The take script's answer: {1, left, until} or {0, reason, until}. */
-type TakeReply = [number, number | string, string];
+/** The take script's answer: {1, left, until, at} or {0, reason, until, ''}. */
+type TakeReply = [number, number | string, string, string];
 
-function takeOf([ok, value, until]: TakeReply): Take {
-  if (ok === 1) return { ok: true, left: Number(value), until: Number(until) };
+function takeOf([ok, value, until, at]: TakeReply): Take {
+  if (ok === 1) return { ok: true, left: Number(value), until: Number(until), grantAt: Number(at) };
   const reason = value === 'exhausted' ? 'exhausted' : 'closed';
   return { ok: false, reason, message: refusal(reason, Number(until)), until: Number(until) };
 }
@@ -312,7 +316,7 @@ export class Conversations {
       options.take ? 1 : 0,
     )) as [number, ...TakeReply] | [0, string];
     if (go !== 1) return { go: false, head: rest[0] as string };
-    return rest.length === 3 ? { go: true, take: takeOf(rest as TakeReply) } : { go: true };
+    return rest.length === 4 ? { go: true, take: takeOf(rest as TakeReply) } : { go: true };
   }
 
   /** Takes one send from the user's window, atomically across processes, or says why none may go out. */
@@ -321,15 +325,21 @@ export class Conversations {
   }
 
   /**
-   * After a send (or instead of one): changes the window as its outcome says, records the timeline entry and,
-   * with `release`, takes that job out of the user's order. Resolves the order's new head ('' when none).
+   * After a send (or instead of one): changes the window as its outcome says (a refund gives back the send
+   * `taken`), records the timeline entry and, with `release`, takes that job out of the user's order. Resolves the
+   * order's new head ('' when none).
    */
   async settle(
     appId: string,
     openid: string,
-    outcome: { effect?: SettleEffect; until?: number; entry?: OutEntry; release?: string },
+    outcome: {
+      effect?: SettleEffect;
+      taken?: { until: number; grantAt: number };
+      entry?: OutEntry;
+      release?: string;
+    },
   ): Promise<string> {
-    const { effect, until, entry, release } = outcome;
+    const { effect, taken, entry, release } = outcome;
     if (!effect && !release && (!entry || this.timeline.entries <= 0)) return '';
     const now = this.now();
     const json =
@@ -342,12 +352,13 @@ export class Conversations {
     const head = this.redis.wxkfSettle(
       ...this.keys(appId, openid),
       effect ?? '',
-      until === undefined ? '' : String(until),
+      taken ? String(taken.until) : '',
       now,
       json,
       this.timeline.entries,
       this.timeline.maxAgeMs,
       release ?? '',
+      taken ? String(taken.grantAt) : '',
     ) as Promise<string>;
     await Promise.all(pending);
     return head;

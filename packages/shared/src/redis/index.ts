@@ -8,7 +8,7 @@ import { setShardCount, shardTag } from './keys.js';
  * - `producer`: the ingress; fails fast while Redis is unreachable (no offline queue, bounded command time),
  *   so a push is answered 503 instead of hanging past WeChat's 5 s.
  * - `worker`: BullMQ workers; waits for Redis forever (`maxRetriesPerRequest: null`, as BullMQ requires).
- * - `client`: everything else (CLI, token store, admin).
+ * - `client`: everything else (the worker's own commands: token, pause, conversations; CLI, admin).
  */
 export type RedisRole = 'producer' | 'worker' | 'client';
 
@@ -47,7 +47,7 @@ const roleOptions: Record<RedisRole, RedisOptions> = {
   },
   worker: { maxRetriesPerRequest: null },
   // No auto-pipelining: a worker's jobs send their commands in ticks of their own, so most would go out as a
-  // pipeline of one (measured without it: ~7 % less worker CPU per message, 30 MiB less RSS; docs/performance.md).
+  // pipeline of one (measured without it: about 6 % less worker CPU per message, 30 MiB less RSS; performance.md).
   client: { maxRetriesPerRequest: 2, connectTimeout: 5000 },
 };
 
