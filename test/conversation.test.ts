@@ -265,6 +265,10 @@ describe('the user view', () => {
     const human = ServiceProcess.start('queues', { REDIS_URL: redisUrl }, ['user', APP, u]);
     expect(await human.exited).toBe(0);
     expect(human.output.join('\n')).toMatch(/window: open until .*, 4 send\(s\) left \(opened by message\)/);
+    // With the configuration at hand, a mistyped appId is an error, not an empty user.
+    const typo = ServiceProcess.start('queues', env(), ['user', 'wxnotconfigured01', u]);
+    expect(await typo.exited).toBe(1);
+    expect(typo.output.join('\n')).toContain(`unknown account "wxnotconfigured01" (configured: ${APP})`);
 
     expect((await userApi(u, 'Bearer wrong-key-wrong-key-wrong')).statusCode).toBe(401);
     expect(

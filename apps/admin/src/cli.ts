@@ -353,9 +353,15 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
     .action(async (appId: string, openid: string, opts) => {
       if (!OPENID.test(openid)) throw new CliError(`"${clip(openid, 70)}" is not an OpenID`);
       let timeline = DEFAULT_TIMELINE;
+      let known: string[] | undefined;
       try {
-        timeline = accountsConfig().timeline; // its age cap, when the configuration loads
+        // The age cap and the accounts, when the configuration loads (without it, any appId is looked up).
+        ({ timeline } = accountsConfig());
+        known = accountsConfig().accounts.map((a) => a.appId);
       } catch {}
+      if (known && !known.includes(appId)) {
+        throw new CliError(`unknown account "${clip(appId, 40)}" (configured: ${clip(known.join(', '), 200)})`);
+      }
       const view = await new Conversations(redis, { timeline }).view(appId, openid);
       print(opts.json, view, () => formatUser(appId, openid, view));
     });

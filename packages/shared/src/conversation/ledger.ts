@@ -220,7 +220,10 @@ function takeOf([ok, value, until, at]: TakeReply): Take {
 /** The refusal a closed or spent window gives, in words an operator and a caller understand. */
 function refusal(reason: 'closed' | 'exhausted', until: number): string {
   if (reason === 'exhausted') return 'no sends left until the user writes again';
-  return until > 0 ? `window closed at ${new Date(until).toISOString()}` : 'window closed (no user action opened one)';
+  // An ended window's record expires with it: then when it ended is not known any more.
+  return until > 0
+    ? `window closed at ${new Date(until).toISOString()}`
+    : 'window closed (the user has not acted recently)';
 }
 
 export interface ConversationOptions {
