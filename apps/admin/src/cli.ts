@@ -356,8 +356,9 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
       let known: string[] | undefined;
       try {
         // The age cap and the accounts, when the configuration loads (without it, any appId is looked up).
-        ({ timeline } = accountsConfig());
-        known = accountsConfig().accounts.map((a) => a.appId);
+        const config = accountsConfig();
+        timeline = config.timeline;
+        known = config.accounts.map((a) => a.appId);
       } catch {}
       if (known && !known.includes(appId)) {
         throw new CliError(`unknown account "${clip(appId, 40)}" (configured: ${clip(known.join(', '), 200)})`);
