@@ -5,8 +5,8 @@ import { Conversations, DEFAULT_TIMELINE } from '@wx-kf/shared/conversation';
 import type { StoredJobData } from '@wx-kf/shared/queue';
 import { createRedis, type RedisClient, type RedisTarget, redisKeys } from '@wx-kf/shared/redis';
 import type { Job } from 'bullmq';
-import Table from 'cli-table3';
 import { Argument, Command, InvalidArgumentError } from 'commander';
+import { clip, print, table } from './cli-output.js';
 import { registerKfCommands } from './kf-cli.js';
 import { type AccountPause, JOB_STATES, OPERATOR_PAUSE, Queues } from './queues.js';
 import { formatUser } from './user-format.js';
@@ -25,18 +25,13 @@ const OPENID = /^[A-Za-z0-9_-]{1,64}$/;
 /** A refusal the operator can act on: printed as one line, exit code 1. */
 class CliError extends Error {}
 
+/** The refusal for an appId that is not among the configured accounts. */
+const unknownAccount = (appId: string, known: string[], outcome = '') =>
+  new CliError(`unknown account "${clip(appId, 40)}" (configured: ${clip(known.join(', '), 200)})${outcome}`);
+
 const firstLine = (s: string) => s.trim().split('\n')[0] ?? '';
-// Not @wx-kf/shared/log's clip: the CLI starts without loading pino.
-const clip = (s: string, max: number) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
 /** ISO 8601 with the zone (UTC), for humans and JSON alike. */
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);
-const print = (json: boolean, data: unknown, human: () => string) =>
-  console.log(json ? JSON.stringify(data, null, 2) : human());
-
-/** A table; its header is coloured only on a terminal (escape codes would land in files and pipes). */
-function table(head: string[]): Table.Table {
-  return new Table(process.stdout.isTTY ? { head } : { head, style: { head: [], border: [] } });
-}
 
 interface ReplyLike {
   msgtype?: string;
@@ -294,11 +289,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
       }
       const appId: string = opts.account;
       const known = accountsConfig().accounts.map((a) => a.appId);
-      if (!known.includes(appId)) {
-        throw new CliError(
-          `unknown account "${clip(appId, 40)}" (configured: ${clip(known.join(', '), 200)}); nothing paused`,
-        );
-      }
+      if (!known.includes(appId)) throw unknownAccount(appId, known, '; nothing paused');
       // No expiry on purpose: an operator's pause holds until an operator resumes it (a 45009 pause expires).
       await redis.set(redisKeys.paused(appId), OPERATOR_PAUSE);
       console.log(
@@ -360,9 +351,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
         timeline = config.timeline;
         known = config.accounts.map((a) => a.appId);
       } catch {}
-      if (known && !known.includes(appId)) {
-        throw new CliError(`unknown account "${clip(appId, 40)}" (configured: ${clip(known.join(', '), 200)})`);
-      }
+      if (known && !known.includes(appId)) throw unknownAccount(appId, known);
       const view = await new Conversations(redis, { timeline }).view(appId, openid);
       print(opts.json, view, () => formatUser(appId, openid, view));
     });

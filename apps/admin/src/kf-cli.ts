@@ -1,13 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '@wx-kf/shared/config';
 import type { RedisClient } from '@wx-kf/shared/redis';
-import Table from 'cli-table3';
 import { Argument, type Command } from 'commander';
+import { print, table } from './cli-output.js';
 import type { KfOperations, SessionView } from './kf.js';
 
 const iso = (seconds: number | undefined) => (seconds ? new Date(seconds * 1000).toISOString() : '');
-const table = (head: string[]) =>
-  new Table(process.stdout.isTTY ? { head } : { head, style: { head: [], border: [] } });
 
 function sessionLine(v: SessionView): string {
   const handoff = v.handoff
@@ -46,8 +44,6 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
       await ops.close();
     }
   };
-  const print = (json: boolean | undefined, data: unknown, human: () => string) =>
-    console.log(json ? JSON.stringify(data, null, 2) : human());
 
   const agents = program
     .command('agents')
