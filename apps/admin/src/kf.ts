@@ -3,19 +3,20 @@ import {
   code2session,
   KfClient,
   TokenManager,
+  TokenUnavailableError,
   TransportError,
   WeChatApiError,
   WeChatClient,
   WeChatHttp,
 } from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
-import { type HandoffReason, type HandoffState, Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
+import { type HandoffReason, type HandoffState, Handoffs, handoffAccounts } from '@wx-kf/shared/handoff';
 import { clip, type Logger } from '@wx-kf/shared/log';
 import type { RedisClient } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
 
 /** A request refused before WeChat is asked (or when WeChat cannot be asked): an HTTP status and one line. */
-export class KfRefusal extends Error {
+class KfRefusal extends Error {
   override readonly name = 'KfRefusal';
   constructor(
     readonly status: number,
@@ -27,14 +28,14 @@ export class KfRefusal extends Error {
 }
 
 /** The one line for Mini Programs: they have no agent or session API. */
-export const NO_SESSION_API =
+const NO_SESSION_API =
   'Mini Programs and Mini Games have no agent or session API (customservice/kfaccount, kfsession); nothing was sent to WeChat';
 
 /**
  * WeChat's answer as an HTTP status for the admin API: the caller's mistake or WeChat's refusal of it (4xx, with
  * WeChat's code), rate (429), or WeChat unavailable / misconfigured (502).
  */
-export function statusOf(error: WeChatApiError): number {
+function statusOf(error: WeChatApiError): number {
   if (error.errcode === 45011) return 429;
   if (error.errcode === 40226) return 403;
   if ([65406, 65407, 65408, 65411, 65412, 65414].includes(error.errcode)) return 409;
@@ -69,14 +70,7 @@ export class KfOperations {
     onHandoff?: (change: 'opened' | 'closed', appId: string, reason: HandoffReason) => void,
   ) {
     this.accounts = new Map(config.accounts.map((a) => [a.appId, a]));
-    const rules = loadAccountRules(config);
-    this.handoffAccounts = new Set(
-      config.accounts
-        .filter((a) =>
-          usesHandoff(a, { transferRules: Boolean(rules.get(a.appId)?.transfers), handler: Boolean(config.handler) }),
-        )
-        .map((a) => a.appId),
-    );
+    this.handoffAccounts = handoffAccounts(config, loadAccountRules(config));
     this.handoffs = new Handoffs({ redis, idleMs: config.handoffIdleMs, logger, onChange: onHandoff });
   }
 
@@ -282,7 +276,7 @@ export function describeError(error: unknown): { status: number; body: Record<st
   }
   if (error instanceof TransportError)
     return { status: 502, body: { error: 'wechat_unavailable', message: error.message } };
-  if (error instanceof Error && error.name === 'TokenUnavailableError') {
+  if (error instanceof TokenUnavailableError) {
     return { status: 502, body: { error: 'wechat_unavailable', message: error.message.slice(0, 200) } };
   }
   return undefined;

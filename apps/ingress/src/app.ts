@@ -1,7 +1,7 @@
 import underPressure from '@fastify/under-pressure';
 import type { Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
-import { Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
+import { Handoffs, handoffAccounts } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData } from '@wx-kf/shared/queue';
 import { type RedisClient, shardCount } from '@wx-kf/shared/redis';
@@ -34,7 +34,7 @@ export interface IngressOptions {
 }
 
 /** WeChat's pushes are a few kB; the largest (a mass-send result with its copyright checks) stay under 20 kB. */
-export const DEFAULT_BODY_LIMIT = 64 * 1024;
+const DEFAULT_BODY_LIMIT = 64 * 1024;
 
 /** The ingress as a Fastify instance: tests `inject` into it, `server.ts` listens with it. */
 export function buildApp(options: IngressOptions): FastifyInstance {
@@ -45,11 +45,7 @@ export function buildApp(options: IngressOptions): FastifyInstance {
   // Only transfer rules matter here (the worker decides replies): only accounts that have one consult rules.
   const transferRules = new Map<string, ReplyRules>([...loadAccountRules(config)].filter(([, r]) => r.transfers));
   // Only accounts that use handoff read its state: the others pay no Redis read for it.
-  const handoffAccounts = new Set(
-    config.accounts
-      .filter((a) => usesHandoff(a, { transferRules: transferRules.has(a.appId), handler: Boolean(config.handler) }))
-      .map((a) => a.appId),
-  );
+  const handoffIds = handoffAccounts(config, transferRules);
   const metrics = new IngressMetrics(options.registry ?? new Registry());
   for (const a of config.accounts) {
     const accepts = a.security === 'safe' ? 'encrypted pushes only (compat or safe mode)' : 'plaintext and encrypted';
@@ -86,7 +82,6 @@ export function buildApp(options: IngressOptions): FastifyInstance {
 
   // Every stored push grants its user's send window, takes its place in their order and enters their timeline.
   const conversations = new Conversations(redis, { timeline: config.timeline });
-  const accountTypes = new Map(config.accounts.map((a) => [a.appId, a.type]));
 
   app.register(healthRoutes, { redis });
   app.register(wechatRoutes, {
@@ -102,7 +97,7 @@ export function buildApp(options: IngressOptions): FastifyInstance {
       ingest: ({ data, opts }) =>
         conversations.ingest(
           data.appId,
-          accountTypes.get(data.appId) ?? 'miniprogram',
+          (accounts.get(data.appId) as IngressAccount).config.type,
           opts.jobId,
           data.message,
           data.receivedAt,
@@ -111,7 +106,7 @@ export function buildApp(options: IngressOptions): FastifyInstance {
     metrics,
     logger,
     handoff: {
-      accounts: handoffAccounts,
+      accounts: handoffIds,
       state: new Handoffs({
         redis,
         idleMs: config.handoffIdleMs ?? 30 * 60_000,

@@ -1,5 +1,5 @@
 import type { InboundJobData, inboundJob } from '@wx-kf/shared/queue';
-import { type RedisClient, redisKeys, replicaWaiter, userShard } from '@wx-kf/shared/redis';
+import { type RedisClient, replicaWaiter, userShard } from '@wx-kf/shared/redis';
 import { SignatureError } from '@wx-kf/shared/wechat';
 import type { Queue } from 'bullmq';
 import { signatureBinder } from './signature-binding.js';
@@ -19,7 +19,7 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** How long the ingress waits for a replica to confirm a push under REDIS_DURABILITY=replicated. */
-export const REPLICA_WAIT_MS = 1000;
+const REPLICA_WAIT_MS = 1000;
 
 export interface PushStoreOptions {
   /** The inbound queue of each shard (index = shard), on a producer connection (fails fast while Redis is down). */
@@ -34,7 +34,7 @@ export interface PushStoreOptions {
    * Writes the push's conversation state (send window, order, timeline) on `redis`, sent just before the add,
    * and says whether the push was stored before (from its job and de-duplication keys).
    */
-  ingest?: (job: ReturnType<typeof inboundJob>) => Promise<{ seen: boolean }>;
+  ingest: (job: ReturnType<typeof inboundJob>) => Promise<{ seen: boolean }>;
 }
 
 /** A plaintext push's signature and the raw body it came with, to bind them (see signature-binding.ts). */
@@ -60,16 +60,11 @@ export function pushStore(options: PushStoreOptions) {
     const shard = userShard(job.data.appId, job.data.message.FromUserName);
     const queue = queues[shard] as Queue<InboundJobData>;
     const confirm = replicated?.(shard);
-    // Sent before the add on the same (auto-pipelined) connection, so they see the keys as they were: whether
-    // this push was delivered before. With conversations, one script does it and writes the user's window
-    // grant, order and timeline (no extra round trip; in Redis before `success`, so they never wait for a
-    // worker; idempotent). They share the user's tag, so the node that takes the job has them: `confirm` (WAIT)
-    // covers them too.
-    const seen = options.ingest
-      ? options.ingest(job).then((r) => r.seen)
-      : redis
-          .exists(redisKeys.inboundJob(shard, job.opts.jobId), redisKeys.inboundDedup(shard, job.opts.jobId))
-          .then((n) => n > 0);
+    // Sent before the add on the same (auto-pipelined) connection, so it sees the keys as they were: whether
+    // this push was delivered before. The same script writes the user's window grant, order and timeline (no
+    // extra round trip; in Redis before `success`, so they never wait for a worker; idempotent). Its keys share
+    // the user's tag, so the node that takes the job has them: `confirm` (WAIT) covers them too.
+    const seen = options.ingest(job).then((r) => r.seen);
     const [wasSeen] = await Promise.all([seen, queue.add(job.name, job.data, job.opts)]);
     await confirm?.();
     return wasSeen;

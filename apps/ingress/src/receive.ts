@@ -65,7 +65,7 @@ const MAX_CANDIDATES = 4;
  * a compat-mode XML body can show more when a user's own text contains the element (its CDATA copy of the
  * message sits beside the real one), so the caller keeps the one msg_signature verifies.
  */
-export function encryptCandidates(body: string, format: PushFormat): string[] {
+function encryptCandidates(body: string, format: PushFormat): string[] {
   const found: string[] = [];
   for (const match of body.matchAll(format === 'xml' ? XML_ENCRYPT : JSON_ENCRYPT)) {
     if (found.length === MAX_CANDIDATES) throw new MessageFormatError('the envelope has too many Encrypt values');

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
-import { Handoffs, usesHandoff } from '@wx-kf/shared/handoff';
+import { Handoffs, handoffAccounts } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import {
   INBOUND_QUEUE,
@@ -82,13 +82,7 @@ export async function startWorker(
     maxStalledCount: 2,
   });
   const handoff: WorkerHandoff = {
-    accounts: new Set(
-      config.accounts
-        .filter((a) =>
-          usesHandoff(a, { transferRules: Boolean(rules.get(a.appId)?.transfers), handler: Boolean(handler) }),
-        )
-        .map((a) => a.appId),
-    ),
+    accounts: handoffAccounts(config, rules),
     state: new Handoffs({
       redis,
       idleMs: config.handoffIdleMs,

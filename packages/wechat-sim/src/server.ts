@@ -265,7 +265,8 @@ export class Simulator {
       if (typeof body?.appId !== 'string' || typeof body.openid !== 'string') {
         return reply.code(400).send({ error: 'appId and openid are required' });
       }
-      const action = typeof body.action === 'string' && body.action in WINDOW_GRANTS ? body.action : 'message';
+      const action =
+        typeof body.action === 'string' && Object.hasOwn(WINDOW_GRANTS, body.action) ? body.action : 'message';
       state.userActed(body.appId, body.openid, action as WindowTrigger);
       return ok;
     });

@@ -120,8 +120,8 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
           handoff?.accounts.has(appId) && message.MsgType !== 'event'
             ? handoff.state.touch(appId, String(message.FromUserName))
             : undefined;
-        const { duplicate } = await store(job, plain);
-        const handedOff = handoffRead ? await handoffRead.catch(unavailable) : undefined;
+        // Awaited together: a failed store must not leave the read's rejection unhandled.
+        const [{ duplicate }, handedOff] = await Promise.all([store(job, plain), handoffRead?.catch(unavailable)]);
         if (transfer && handoffRead && !handedOff?.open) {
           const user = String(message.FromUserName);
           const change = { reason: 'rule', agent: transfer.kfAccount, force: true } as const;

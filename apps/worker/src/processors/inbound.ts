@@ -34,15 +34,6 @@ export type InboundResult =
   | { action: 'replied'; replies: number }
   | { action: 'handed_off'; replies: number; sent: number; outboundJobId: string; reason: string };
 
-/** A retry's delay: the outbound jobs' exponential backoff base, with the same 50 % jitter. */
-
-/**
- * Turns a stored push into a reply plan (rules, or the user's handler) and sends it at once, in this job:
- * one job per message while WeChat accepts. When a send must wait (a retryable error, a paused account, a
- * token cool-down), the replies not yet accepted move to one outbound job, which owns the retries; its id
- * derives from the inbound one, so a message never gets two. A permanent refusal fails this job.
- * A plan holds only custom/send bodies: a rules file's media are uploaded before, so no job names a file.
- */
 /** A media upload: a permanent refusal fails the job at once (a retry would get the same answer). */
 async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
   try {
@@ -66,6 +57,13 @@ function handlerHandoff(handoff: WorkerHandoff, appId: string) {
   };
 }
 
+/**
+ * Turns a stored push into a reply plan (rules, or the user's handler) and sends it at once, in this job:
+ * one job per message while WeChat accepts. When a send must wait (a retryable error, a paused account, a
+ * token cool-down), the replies not yet accepted move to one outbound job, which owns the retries; its id
+ * derives from the inbound one, so a message never gets two. A permanent refusal fails this job.
+ * A plan holds only custom/send bodies: a rules file's media are uploaded before, so no job names a file.
+ */
 export function inboundProcessor(deps: InboundDeps) {
   const { accounts, rules, handler, outbound, client, logger, sendReplies, conversation, handoff } = deps;
   const jobOptions = deps.outboundJobOptions ?? OUTBOUND_JOB_OPTIONS;

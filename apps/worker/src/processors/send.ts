@@ -29,7 +29,7 @@ export type SendStop =
   /** A retryable failure (-1, 45011, 5xx, timeouts, a token that could not be refreshed): back off, retry. */
   | { kind: 'retry'; error: Error }
   /** WeChat refused for good (45015, 45047, 40003, …): `reason` is `errcode errmsg`. */
-  | { kind: 'permanent'; reason: string; window?: boolean };
+  | { kind: 'permanent'; reason: string };
 
 /** How far a send got: `sent` replies were accepted; `stop` says why it ended early, if it did. */
 export interface SendReport {
@@ -143,7 +143,7 @@ export function replySender(deps: SendDeps) {
         logger.warn({ appId, msgKey, reply: i, reason: take.message }, 'send refused by the window ledger');
         const entry = { ...describeReply(item), jobId: msgKey, result: `refused: ${take.message}` };
         await conversation.settle(appId, touser, { entry, release: job.release });
-        return { sent: i, stop: { kind: 'permanent', reason: take.message, window: true } };
+        return { sent: i, stop: { kind: 'permanent', reason: take.message } };
       }
       try {
         await sendOne(appId, touser, item, async () => reupload?.(i));

@@ -27,7 +27,7 @@ export const AGENT_ACCOUNT = /^[A-Za-z0-9_]{1,10}@[A-Za-z0-9_-]{1,30}$/;
 /** WeChat's limit for an agent's nickname. */
 export const MAX_NICKNAME = 16;
 /** Largest avatar accepted for upload (WeChat asks for a JPEG, 640×640 recommended). */
-export const MAX_AVATAR_BYTES = 5 * 1024 * 1024;
+const MAX_AVATAR_BYTES = 5 * 1024 * 1024;
 
 /** Why an agent account, nickname or avatar would be refused, before WeChat is asked; undefined when fine. */
 export function agentProblem(fields: { account?: string; nickname?: string; avatar?: Buffer }): string | undefined {

@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 export type MediaType = 'image' | 'voice' | 'video' | 'thumb';
 
 /** WeChat's size limits for temporary media (media/upload): anything larger is refused before it is read. */
-export const MEDIA_LIMITS: Record<MediaType, number> = {
+const MEDIA_LIMITS: Record<MediaType, number> = {
   image: 10 * 1024 * 1024,
   voice: 2 * 1024 * 1024,
   video: 10 * 1024 * 1024,
@@ -24,7 +24,7 @@ export const FILE_MEDIA: Record<string, { type: MediaType; field: 'media_id' | '
 const sizeText = (bytes: number) => (bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MB` : `${bytes / 1024} kB`);
 
 /** Why a file cannot be uploaded as this media type (not a regular file, or over WeChat's limit), or undefined. */
-export function mediaFileProblem(stat: { isFile(): boolean; size: number }, type: MediaType): string | undefined {
+function mediaFileProblem(stat: { isFile(): boolean; size: number }, type: MediaType): string | undefined {
   if (!stat.isFile()) return 'is not a regular file';
   if (stat.size === 0) return 'is empty';
   if (stat.size > MEDIA_LIMITS[type])

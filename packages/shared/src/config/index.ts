@@ -95,7 +95,7 @@ const hostPorts = z
 const flag = z.enum(['true', 'false', 'yes', 'no', '1', '0']).transform((v) => ['true', '1', 'yes'].includes(v));
 
 /** Shards on a cluster when REDIS_SHARDS is unset: spreads many users over every primary of a small cluster. */
-export const DEFAULT_CLUSTER_SHARDS = 16;
+const DEFAULT_CLUSTER_SHARDS = 16;
 
 const redisSchema = {
   REDIS_URL: z

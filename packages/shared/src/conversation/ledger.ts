@@ -68,7 +68,7 @@ const clip = (value: unknown, max = SUMMARY_MAX) => {
 };
 
 /** The kind and a short preview of an inbound message (never media ids or whole texts). */
-export function describeInbound(message: Record<string, unknown>): { kind: string; summary: string } {
+function describeInbound(message: Record<string, unknown>): { kind: string; summary: string } {
   if (message.MsgType === 'event') {
     const event = clip(message.Event, 40) || 'event';
     return { kind: event, summary: clip(message.EventKey) };
@@ -170,11 +170,12 @@ return {1, t[1], t[2], t[3], t[4]}`,
     lua: `${LUA_LIB}
 return take(KEYS[1], tonumber(ARGV[1]))`,
   },
-  // KEYS window, order, timeline; ARGV effect, until, now, entry, max, ttl, release, at → the order's new head.
+  // KEYS window, order, timeline, open-windows index; ARGV effect, until, now, entry, max, ttl, release, at, openid
+  // → the order's new head.
   // A refund applies only to the grant the send was taken from (same end, same action): a grant since then has
   // reset the count already, and adding the send back to it could over-send.
   wxkfSettle: {
-    numberOfKeys: 3,
+    numberOfKeys: 4,
     lua: `${LUA_LIB}
 local w = KEYS[1]
 if ARGV[1] == 'refund' then
@@ -186,6 +187,7 @@ elseif ARGV[1] == 'exhausted' then
   if redis.call('EXISTS', w) == 1 then redis.call('HSET', w, 'left', '0') end
 elseif ARGV[1] == 'closed' then
   if redis.call('EXISTS', w) == 1 then redis.call('HSET', w, 'left', '0', 'closed', ARGV[3]) end
+  redis.call('ZREM', KEYS[4], ARGV[9])
 end
 append(KEYS[3], ARGV[4], '', tonumber(ARGV[5]), ARGV[6])
 if ARGV[7] == '' then return '' end
@@ -349,11 +351,9 @@ export class Conversations {
       entry && this.timeline.entries > 0
         ? JSON.stringify({ t: now, d: 'out', k: entry.kind, s: clip(entry.summary), j: entry.jobId, r: entry.result })
         : '';
-    const pending: Promise<unknown>[] = [];
-    if (effect === 'closed')
-      pending.push(this.redis.zrem(redisKeys.openWindows(appId, userShard(appId, openid)), openid));
-    const head = this.redis.wxkfSettle(
+    return this.redis.wxkfSettle(
       ...this.keys(appId, openid),
+      redisKeys.openWindows(appId, userShard(appId, openid)),
       effect ?? '',
       taken ? String(taken.until) : '',
       now,
@@ -362,9 +362,8 @@ export class Conversations {
       this.timeline.maxAgeMs,
       release ?? '',
       taken ? String(taken.grantAt) : '',
+      openid,
     ) as Promise<string>;
-    await Promise.all(pending);
-    return head;
   }
 
   /** Drops `head` from the user's order if it still is the head (its job is gone); resolves the new head. */

@@ -1,4 +1,4 @@
-import type { AccountConfig } from '../config/index.js';
+import type { AccountConfig, Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import type { RedisClient } from '../redis/index.js';
 import { redisKeys } from '../redis/keys.js';
@@ -38,7 +38,7 @@ export interface HandoffChange {
 }
 
 /** How long a closed record is kept to order late events against (WeChat re-delivers within seconds). */
-export const CLOSED_RECORD_MS = 10 * 60_000;
+const CLOSED_RECORD_MS = 10 * 60_000;
 
 // One script for every change, so a change and the order check are atomic. KEYS[1] the user's state.
 // ARGV: op (open|close), force (1|0), at, now, agent, reason, idle ms, closed-record ms.
@@ -56,8 +56,9 @@ if ARGV[1] == 'open' then
   if agent == '' and c and c.open and c.agent then agent = c.agent end
   local s = {open = true, reason = ARGV[6], since = (c and c.open) and c.since or now, at = math.max(at, c and c.at or 0)}
   if agent ~= '' then s.agent = agent end
-  redis.call('SET', KEYS[1], cjson.encode(s), 'PX', ARGV[7])
-  return {cur or false, 1}
+  local after = cjson.encode(s)
+  redis.call('SET', KEYS[1], after, 'PX', ARGV[7])
+  return {cur or false, 1, after}
 end
 if not c or not c.open then return {cur or false, 0} end
 if not force and c.at > at then return {cur, 0} end
@@ -65,7 +66,8 @@ local s = {open = false, reason = ARGV[6], since = now, at = math.max(at, c.at)}
 redis.call('SET', KEYS[1], cjson.encode(s), 'PX', ARGV[8])
 return {cur, 1}`;
 
-type ChangeCommand = (key: string, ...args: (string | number)[]) => Promise<[string | null, number]>;
+/** {state before, applied (1/0), state after (an applied open only)} */
+type ChangeCommand = (key: string, ...args: (string | number)[]) => Promise<[string | null, number, string?]>;
 
 /** Whether an account keeps a handoff state: `on`/`off`, or `auto` (transfer rules, a handler, an Official Account). */
 export function usesHandoff(
@@ -77,8 +79,21 @@ export function usesHandoff(
   return has.transferRules || has.handler || account.type === 'officialaccount';
 }
 
+/** The configured accounts that use handoff, given each account's rules (only whether they can transfer). */
+export function handoffAccounts(
+  config: Pick<Config, 'accounts' | 'handler'>,
+  rules: ReadonlyMap<string, { transfers: boolean }>,
+): Set<string> {
+  const handler = Boolean(config.handler);
+  return new Set(
+    config.accounts
+      .filter((a) => usesHandoff(a, { transferRules: Boolean(rules.get(a.appId)?.transfers), handler }))
+      .map((a) => a.appId),
+  );
+}
+
 /** Parses a stored state; undefined for none or for anything that is not one (the key is ours, but be safe). */
-export function parseHandoff(raw: string | null | undefined): HandoffState | undefined {
+function parseHandoff(raw: string | null | undefined): HandoffState | undefined {
   if (!raw) return undefined;
   try {
     const s = JSON.parse(raw) as HandoffState;
@@ -139,11 +154,11 @@ export class Handoffs {
 
   /** Opens (or moves to another agent) a user's handoff; resolves the new state, or undefined when an older event. */
   async open(appId: string, openid: string, change: HandoffChange): Promise<HandoffState | undefined> {
-    const [before, applied] = await this.run('open', appId, openid, change);
+    const [before, applied, after] = await this.run('open', appId, openid, change);
     if (!applied) return undefined;
     const was = parseHandoff(before);
     await this.redis.zadd(redisKeys.handoffIndex(appId), this.now(), openid);
-    const state = await this.get(appId, openid);
+    const state = parseHandoff(after);
     if (!was?.open) this.options.onChange?.('opened', appId, change.reason);
     this.options.logger?.info(
       { appId, openid, agent: state?.agent, reason: change.reason, from: was?.open ? was.agent : undefined },

@@ -160,7 +160,7 @@ export function keySlot(key: string): number {
 }
 
 /** No replica confirmed a write in time (or the primary changed under it): the push is answered 503. */
-export class ReplicationError extends Error {
+class ReplicationError extends Error {
   override readonly name = 'ReplicationError';
 }
 

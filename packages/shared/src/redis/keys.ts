@@ -68,7 +68,7 @@ export function userShard(appId: string, openid: string): number {
 }
 
 /** The shard of an account's own keys (token, lock, pause, media, idempotency, signature bindings). */
-export function accountShard(appId: string): number {
+function accountShard(appId: string): number {
   return shards === 1 ? 0 : fnv1a(appId) % shards;
 }
 
