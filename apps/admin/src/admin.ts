@@ -5,6 +5,7 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import basicAuth from '@fastify/basic-auth';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
+import { handoffCounter } from '@wx-kf/shared/handoff';
 import { clip, type Logger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, type OutboundJobData, QUEUE_NAMES } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
@@ -162,13 +163,7 @@ export async function buildAdminApp(
     collectDefaultMetrics({ register: own });
   const registry = Registry.merge([own, ...hosted]);
   // Operator handoffs count in the hosting process's wxkf_handoffs_total when it has one (pnpm start).
-  const handoffMetric = (hosted.map((r) => r.getSingleMetric('wxkf_handoffs_total')).find(Boolean) ??
-    new Counter({
-      name: 'wxkf_handoffs_total',
-      help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason',
-      labelNames: ['app_id', 'change', 'reason'],
-      registers: [own],
-    })) as Counter<'app_id' | 'change' | 'reason'>;
+  const handoffMetric = handoffCounter([own, ...hosted]);
   const kf = new KfOperations(config, redis, logger, (change, appId, reason) =>
     handoffMetric.inc({ app_id: appId, change, reason }),
   );

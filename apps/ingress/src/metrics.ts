@@ -1,3 +1,4 @@
+import { handoffCounter } from '@wx-kf/shared/handoff';
 import { Counter, Histogram, type Registry } from 'prom-client';
 
 /** The ingress's Prometheus metrics, registered on the given registry. */
@@ -27,18 +28,6 @@ export class IngressMetrics {
       labelNames: ['app_id'],
       registers: [registry],
     });
-    this.handoffs = handoffCounter(registry);
+    this.handoffs = handoffCounter([registry]);
   }
-}
-
-/** `wxkf_handoffs_total`, shared by the parts one process hosts (one registry, one metric). */
-export function handoffCounter(registry: Registry): Counter<'app_id' | 'change' | 'reason'> {
-  const existing = registry.getSingleMetric('wxkf_handoffs_total');
-  if (existing) return existing as Counter<'app_id' | 'change' | 'reason'>;
-  return new Counter({
-    name: 'wxkf_handoffs_total',
-    help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason (rule, handler, operator, kf_create_session, kf_close_session, idle)',
-    labelNames: ['app_id', 'change', 'reason'],
-    registers: [registry],
-  });
 }

@@ -1,3 +1,4 @@
+import { handoffCounter } from '@wx-kf/shared/handoff';
 import { Counter, type Registry } from 'prom-client';
 
 /** The worker's Prometheus metrics. */
@@ -42,13 +43,6 @@ export class WorkerMetrics {
       registers,
     });
     // The ingress's metric when one process hosts both (pnpm start shares the registry): one name, one series.
-    this.handoffs =
-      (registry.getSingleMetric('wxkf_handoffs_total') as Counter<'app_id' | 'change' | 'reason'> | undefined) ??
-      new Counter({
-        name: 'wxkf_handoffs_total',
-        help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason (rule, handler, operator, kf_create_session, kf_close_session, idle)',
-        labelNames: ['app_id', 'change', 'reason'],
-        registers,
-      });
+    this.handoffs = handoffCounter([registry]);
   }
 }

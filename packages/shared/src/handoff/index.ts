@@ -1,3 +1,4 @@
+import { Counter, type Registry } from 'prom-client';
 import type { AccountConfig, Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import type { RedisClient } from '../redis/index.js';
@@ -220,4 +221,19 @@ export class Handoffs {
     }
     return closed;
   }
+}
+
+/**
+ * `wxkf_handoffs_total`: the one already in any of `registries` (the parts one process hosts share it: one
+ * name, one series), else a new one registered in the first.
+ */
+export function handoffCounter(registries: Registry[]): Counter<'app_id' | 'change' | 'reason'> {
+  const existing = registries.map((r) => r.getSingleMetric('wxkf_handoffs_total')).find(Boolean);
+  if (existing) return existing as Counter<'app_id' | 'change' | 'reason'>;
+  return new Counter({
+    name: 'wxkf_handoffs_total',
+    help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason (rule, handler, operator, kf_create_session, kf_close_session, idle)',
+    labelNames: ['app_id', 'change', 'reason'],
+    registers: registries.slice(0, 1),
+  });
 }
