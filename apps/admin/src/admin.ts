@@ -9,7 +9,7 @@ import { handoffCounter } from '@wx-kf/shared/handoff';
 import { clip, type Logger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, type OutboundJobData, QUEUE_NAMES } from '@wx-kf/shared/queue';
 import { createRedis, redisKeys } from '@wx-kf/shared/redis';
-import { MessageFormatError, OPENID_PATTERN, validateReply } from '@wx-kf/shared/wechat';
+import { MessageFormatError, validateReply } from '@wx-kf/shared/wechat';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -29,7 +29,7 @@ import { KfOperations } from './kf.js';
 import { Queues } from './queues.js';
 import { WindowCounter } from './rate-limit.js';
 import { kfRoutes } from './routes/kf.js';
-import { userRoutes, windowMetrics, windowRefusal } from './users.js';
+import { openidSchema, userRoutes, windowMetrics, windowRefusal } from './users.js';
 
 /** Per client address, per minute: wrong credentials (dashboard, metrics, send API) and send-API calls. */
 export const ADMIN_LIMITS = { failedLoginsPerMinute: 10, sendsPerMinute: 600 };
@@ -43,7 +43,7 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 const sendRequest = {
   body: z.object({
     appId: z.string().max(64),
-    touser: z.string().regex(OPENID_PATTERN, 'must be an OpenID: 1 to 64 characters of A-Z a-z 0-9 _ -'),
+    touser: openidSchema,
     messages: z
       .array(z.unknown())
       .min(1)

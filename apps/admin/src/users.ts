@@ -5,10 +5,12 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { Gauge, type Registry } from 'prom-client';
 import { z } from 'zod';
 
-const params = z.object({
-  appId: z.string().max(64),
-  openid: z.string().regex(OPENID_PATTERN, 'must be an OpenID: 1 to 64 characters of A-Z a-z 0-9 _ -'),
-});
+/** An OpenID in a request: the send API's `touser`, the users and kf routes' `:openid`. */
+export const openidSchema = z
+  .string()
+  .regex(OPENID_PATTERN, 'must be an OpenID: 1 to 64 characters of A-Z a-z 0-9 _ -');
+
+const params = z.object({ appId: z.string().max(64), openid: openidSchema });
 
 /** `GET /api/v1/users/:appId/:openid`: the user's send window and timeline (the `pnpm queues user` JSON). */
 export function userRoutes(

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { AGENT_ACCOUNT, type KfAgent, MAX_NICKNAME } from '@wx-kf/shared/api';
+import { OPENID_PATTERN } from '@wx-kf/shared/wechat';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SimState } from './state.js';
 
@@ -184,7 +185,7 @@ export function kfRoutes(app: FastifyInstance, state: SimState, kf: KfState, hoo
     const agent = agentOf(appId, str(b.kf_account));
     const openid = str(b.openid);
     if (!agent) return err(65401, 'invalid kf_account');
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(openid)) return err(40003, 'invalid openid');
+    if (!OPENID_PATTERN.test(openid)) return err(40003, 'invalid openid');
     if (!agent.kf_wx) return err(65402, 'kf_account not bound to a wechat id yet');
     if (!agent.online) return err(65415, 'kf_account is offline');
     const current = kf.sessions.get(`${appId}:${openid}`);
@@ -210,7 +211,7 @@ export function kfRoutes(app: FastifyInstance, state: SimState, kf: KfState, hoo
     const appId = await official(req, reply);
     if (!appId) return reply;
     const openid = (req.query as Query).openid ?? '';
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(openid)) return err(40003, 'invalid openid');
+    if (!OPENID_PATTERN.test(openid)) return err(40003, 'invalid openid');
     const session = kf.sessions.get(`${appId}:${openid}`);
     return { ...ok, createtime: session?.createtime ?? 0, kf_account: session?.agent ?? '' };
   });

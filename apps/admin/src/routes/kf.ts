@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { describeError, type KfOperations } from '../kf.js';
+import { openidSchema } from '../users.js';
 
 export interface KfRoutesOptions {
   ops: KfOperations;
@@ -10,7 +11,7 @@ export interface KfRoutesOptions {
 }
 
 const appId = z.string().max(64);
-const openid = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be an OpenID');
+const openid = openidSchema;
 const agent = z.string().min(1).max(64);
 const nickname = z.string().min(1).max(64);
 

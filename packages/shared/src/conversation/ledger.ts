@@ -1,6 +1,7 @@
 import type { RedisClient } from '../redis/index.js';
 import { allShards, redisKeys, userShard } from '../redis/keys.js';
 import type { AccountType } from '../wechat/custom-message.js';
+import { OPENID_PATTERN } from '../wechat/openid.js';
 import { actionTime, type WindowGrant, type WindowTrigger, windowGrant } from './rules.js';
 
 /** The timeline's caps: entries per user (0 = no timeline) and the age after which entries are dropped. */
@@ -11,9 +12,6 @@ export interface TimelineOptions {
 
 /** 200 entries, 7 days: a few hundred bytes per entry, so about 50 kB for the busiest user. */
 export const DEFAULT_TIMELINE: TimelineOptions = { entries: 200, maxAgeMs: 7 * 24 * 3600_000 };
-
-/** OPENID_PATTERN of wechat/message.ts, not imported: that module loads the parsers, and the CLI loads this one. */
-const OPENID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** How long a user's order list outlives their last push: far beyond a job's retries (about 17 minutes). */
 const ORDER_TTL_MS = 24 * 3600_000;

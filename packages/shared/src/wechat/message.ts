@@ -8,6 +8,9 @@ import {
   parseFields,
 } from './body.js';
 import { MessageFormatError } from './errors.js';
+import { OPENID_PATTERN } from './openid.js';
+
+export { OPENID_PATTERN };
 
 interface Common {
   ToUserName: string;
@@ -84,9 +87,6 @@ export type InboundMessage =
   | MiniProgramPageMessage
   | EventMessage
   | OtherMessage;
-
-/** An OpenID as this service accepts one (WeChat's are 28 characters of these). */
-export const OPENID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 const COMMON_FIELDS = ['ToUserName', 'FromUserName', 'CreateTime', 'MsgType'] as const;
 const REQUIRED_BY_TYPE: Record<string, readonly string[]> = {
