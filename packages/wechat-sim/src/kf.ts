@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { AGENT_ACCOUNT, type KfAgent, MAX_NICKNAME } from '@wx-kf/shared/api';
 import { OPENID_PATTERN } from '@wx-kf/shared/wechat';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseJsonBody } from './json-body.js';
 import type { SimState } from './state.js';
 
 interface SimAgent extends KfAgent {
@@ -51,14 +52,7 @@ export class KfState {
 type Query = Record<string, string | undefined>;
 const ok = { errcode: 0, errmsg: 'ok' };
 const err = (errcode: number, errmsg: string) => ({ errcode, errmsg });
-const body = (req: FastifyRequest): Record<string, unknown> => {
-  try {
-    const parsed: unknown = typeof req.body === 'string' ? JSON.parse(req.body) : undefined;
-    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
-};
+const body = (req: FastifyRequest): Record<string, unknown> => parseJsonBody(req.body) ?? {};
 const str = (v: unknown) => (typeof v === 'string' ? v : '');
 
 /** The simulator's shared checks: the caller's account from its access_token, and fault injection by path. */

@@ -231,20 +231,19 @@ export class LocalCluster {
     return this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',');
   }
 
-  /** The running node that is primary for `slot` now. */
+  /** The running node that is primary for `slot` now (as the first running node sees the cluster). */
   primaryOf(slot: number): RedisServer | undefined {
-    for (const n of this.nodes.filter((x) => x.running)) {
-      for (const line of redisCli(n.port, 'cluster', 'nodes').split('\n')) {
-        const f = line.split(' ');
-        if (!f[2]?.includes('master') || f[2]?.includes('fail') || !f[1]) continue;
-        const port = Number(f[1].split('@')[0]?.split(':')[1]);
-        const owns = f.slice(8).some((r) => {
-          const [a, b] = r.split('-').map(Number);
-          return slot >= (a as number) && slot <= (b ?? (a as number));
-        });
-        if (owns) return this.nodes.find((x) => x.port === port && x.running);
-      }
-      return undefined;
+    const asked = this.nodes.find((x) => x.running);
+    if (!asked) return undefined;
+    for (const line of redisCli(asked.port, 'cluster', 'nodes').split('\n')) {
+      const f = line.split(' ');
+      if (!f[2]?.includes('master') || f[2]?.includes('fail') || !f[1]) continue;
+      const port = Number(f[1].split('@')[0]?.split(':')[1]);
+      const owns = f.slice(8).some((r) => {
+        const [a, b] = r.split('-').map(Number);
+        return slot >= (a as number) && slot <= (b ?? (a as number));
+      });
+      if (owns) return this.nodes.find((x) => x.port === port && x.running);
     }
     return undefined;
   }

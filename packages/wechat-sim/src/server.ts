@@ -10,6 +10,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { type Fault, FaultPlan, type FaultRule, type LatencyRule } from './faults.js';
+import { parseJsonBody } from './json-body.js';
 import { KfState, kfRoutes } from './kf.js';
 import { type RecordedMessage, type SimOptions, SimState } from './state.js';
 
@@ -25,18 +26,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const MEDIA_TTL_MS = 3 * 24 * 3600_000;
 
 type Query = Record<string, string | undefined>;
-
-function parseJsonBody(body: unknown): Record<string, unknown> | undefined {
-  if (typeof body !== 'string') return undefined;
-  try {
-    const parsed: unknown = JSON.parse(body);
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
-      ? (parsed as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * A fake WeChat API on real sockets: token, stable_token, custom/send, typing, media upload/get, with
