@@ -176,6 +176,16 @@ describe('custom/send', () => {
         }
       ).access_token;
       expect(await sendW()).toBe(45015);
+      // Over HTTP, an action the simulator does not know (even an inherited name) counts as a message.
+      for (const action of ['toString', 'nonsense']) {
+        const res = await request(`${url}/__sim/users/activity`, {
+          method: 'POST',
+          body: JSON.stringify({ appId: 'wxw', openid: action, action }),
+        });
+        expect(res.statusCode).toBe(200);
+        await res.body.dump();
+        expect(windowed.state.windowOf('wxw', action)).toEqual({ until: clock + 48 * 3600_000, left: 5 });
+      }
     } finally {
       await windowed.close();
     }
