@@ -90,6 +90,56 @@ async function subscribeHoldingProxy(target: URL) {
   };
 }
 
+/**
+ * A TCP proxy to Redis that holds back the answer to a `PTTL` of the refresh lock until a token notice has been
+ * delivered to a subscriber behind it: a waiter that reads the lease at the last moment before the refresh ends,
+ * and hears the notice before it has read the answer.
+ */
+async function lateLeaseProxy(target: URL) {
+  const state = { heldLease: false, noticed: false, release: [] as (() => void)[] };
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    const held: Buffer[] = [];
+    let holding = false;
+    client.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('latin1');
+      if (!state.noticed && /pttl/i.test(text) && text.includes(lockKey)) {
+        holding = true;
+        state.heldLease = true;
+        state.release.push(() => {
+          holding = false;
+          for (const c of held.splice(0)) client.write(c);
+        });
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (holding) held.push(chunk);
+      else client.write(chunk);
+      if (state.heldLease && chunk.toString('latin1').includes(redisKeys.tokenEvents)) {
+        // Delivered to the subscriber first, then the lease answer.
+        state.noticed = true;
+        setTimeout(() => {
+          for (const r of state.release.splice(0)) r();
+        }, 50);
+      }
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}${target.pathname}`,
+    state,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
 beforeAll(async () => {
   http = new WeChatHttp({ baseUrl: await sim.listen() });
   redisUrl = await isolatedRedisUrl();
@@ -132,6 +182,38 @@ describe('TokenManager', () => {
     expect(sim.state.tokenRequestCount(APP_ID)).toBe(1);
   });
 
+  it('a waiter that hears the notice before the lease it read gets the token at once, not after the lease', async () => {
+    sim.faults.addLatency({ path: '/cgi-bin/stable_token', fixedMs: 300 });
+    const proxy = await lateLeaseProxy(new URL(redisUrl));
+    const conn = createRedis(proxy.url, 'client');
+    const waiter = new TokenManager({
+      redis: conn,
+      http,
+      accounts: [{ appId: APP_ID, appSecret: 'tok-secret' }],
+      source: 'stable',
+      logger,
+      leaseMs: 10_000,
+    });
+    try {
+      const refreshed = manager({ leaseMs: 10_000 }).getToken(APP_ID);
+      await until(async () => (await redis.exists(lockKey)) === 1);
+      const started = Date.now();
+      // The waiter reads the lease while the refresh is running; the answer reaches it only after the notice.
+      const token = await Promise.race([
+        waiter.getToken(APP_ID),
+        new Promise((r) => setTimeout(r, 3000, 'still waiting for the 10 s lease')),
+      ]);
+      expect(proxy.state.heldLease && proxy.state.noticed).toBe(true);
+      expect(token).toBe(await refreshed);
+      expect(Date.now() - started).toBeLessThan(2000); // the 300 ms refresh, not the lease
+      expect(sim.state.tokenRequestCount(APP_ID)).toBe(1);
+    } finally {
+      waiter.close();
+      conn.disconnect();
+      await proxy.close();
+    }
+  });
+
   it('a slow refresher never overwrites a newer token', async () => {
     const slow = manager({ leaseMs: 100 });
     const fast = manager({ leaseMs: 100 });
@@ -163,6 +245,8 @@ describe('TokenManager', () => {
     const [a, b] = [manager({ localMs: 400 }), manager()];
     const first = await a.getToken(APP_ID);
     await expect.poll(() => (a as unknown as { listening: boolean }).listening).toBe(true);
+    // Its own refresh's notice (sent after the lock's release) has come: a copy read now is not dropped by it.
+    await expect.poll(() => (a as unknown as { notices: number }).notices).toBeGreaterThan(0);
     expect(await a.getToken(APP_ID)).toBe(first); // read again, now kept
     // A change that no notice announces (as if it were missed) is seen once the copy runs out, not before.
     const stored = JSON.parse((await redis.get(tokenKey)) ?? '{}');

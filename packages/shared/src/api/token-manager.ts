@@ -146,36 +146,36 @@ export class TokenManager {
     const deadline = Date.now() + this.options.waitMs;
     await this.listen();
     for (;;) {
-      await this.checkCooldown(appId);
-      const stored = await this.read(appId);
-      if (this.usable(stored, failedToken)) return stored.token;
+      // Expect the notice before looking: a refresh that ends while we look still wakes us.
+      const notice = this.expectNotice(appId);
+      try {
+        await this.checkCooldown(appId);
+        const stored = await this.read(appId);
+        if (this.usable(stored, failedToken)) return stored.token;
 
-      const owner = randomBytes(12).toString('hex');
-      const lockKey = redisKeys.tokenLock(appId);
-      if ((await this.options.redis.set(lockKey, owner, 'PX', this.options.leaseMs, 'NX')) === 'OK') {
-        let done = false;
-        try {
-          const again = await this.read(appId);
-          if (this.usable(again, failedToken)) {
-            done = true;
-            return again.token;
+        const owner = randomBytes(12).toString('hex');
+        const lockKey = redisKeys.tokenLock(appId);
+        if ((await this.options.redis.set(lockKey, owner, 'PX', this.options.leaseMs, 'NX')) === 'OK') {
+          try {
+            const again = await this.read(appId);
+            if (this.usable(again, failedToken)) return again.token;
+            const token = await this.fetch(appId, owner);
+            if (token !== undefined) return token;
+          } finally {
+            await this.options.redis.eval(RELEASE, 1, lockKey, owner);
+            // Announced after the release, whatever the outcome: a waiter that found the lock held gets the
+            // notice, and one that looks later finds the lock free or the new token, so none sleeps out the lease.
+            await this.options.redis.publish(redisKeys.tokenEvents, appId).catch(() => undefined);
           }
-          const token = await this.fetch(appId, owner);
-          done = token !== undefined;
-          if (token !== undefined) return token;
-        } finally {
-          await this.options.redis.eval(RELEASE, 1, lockKey, owner);
-          // Failed (or its answer came too late to store): wake the waiters now, so they look again
-          // instead of sleeping out the lease.
-          if (!done) await this.options.redis.publish(redisKeys.tokenEvents, appId).catch(() => undefined);
+          // The lease ran out during the fetch and the answer was not stored: look again.
+        } else {
+          // Another process is refreshing: wait for its notice, or for its lease to run out if it died.
+          const lease = await this.options.redis.pttl(lockKey);
+          const remaining = deadline - Date.now();
+          if (remaining > 0) await notice.wait(Math.max(20, Math.min(lease > 0 ? lease + 20 : 20, remaining)));
         }
-        // The lease ran out during the fetch and the answer was not stored: look again.
-      } else {
-        // Another process is refreshing: wait for its notice, or for its lease to run out if it died.
-        const lease = await this.options.redis.pttl(lockKey);
-        const remaining = deadline - Date.now();
-        if (remaining > 0)
-          await this.waitForNotice(appId, Math.max(20, Math.min(lease > 0 ? lease + 20 : 20, remaining)));
+      } finally {
+        notice.cancel();
       }
       if (Date.now() >= deadline) {
         throw new TransportError(`waited ${this.options.waitMs} ms for a token refresh`, 'token', 'timeout');
@@ -218,7 +218,6 @@ export class TokenManager {
       this.options.logger.warn({ appId }, 'access_token answer came after the refresh lease ended: not stored');
       return undefined;
     }
-    await this.options.redis.publish(redisKeys.tokenEvents, appId);
     this.options.logger.info(
       { appId, expiresIn: answer.expires_in, source: this.options.source },
       'access_token refreshed',
@@ -267,18 +266,36 @@ export class TokenManager {
     return this.subscribed;
   }
 
-  private waitForNotice(appId: string, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const set = this.waiters.get(appId) ?? new Set();
-      const wake = () => {
-        clearTimeout(timer);
-        set.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      set.add(wake);
-      this.waiters.set(appId, set);
-    });
+  /**
+   * Starts listening for the account's next notice; `wait` returns at once if it has come already, else when it
+   * comes or after `ms`. `cancel` stops listening.
+   */
+  private expectNotice(appId: string): { wait: (ms: number) => Promise<void>; cancel: () => void } {
+    let heard = false;
+    let wake: (() => void) | undefined;
+    const set = this.waiters.get(appId) ?? new Set();
+    const onNotice = () => {
+      heard = true;
+      wake?.();
+    };
+    set.add(onNotice);
+    this.waiters.set(appId, set);
+    return {
+      wait: (ms) =>
+        heard
+          ? Promise.resolve()
+          : new Promise((resolve) => {
+              const timer = setTimeout(resolve, ms);
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            }),
+      cancel: () => {
+        set.delete(onNotice);
+        if (set.size === 0 && this.waiters.get(appId) === set) this.waiters.delete(appId);
+      },
+    };
   }
 
   close(): void {

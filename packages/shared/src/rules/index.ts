@@ -5,7 +5,7 @@ import { checkMediaFile, FILE_MEDIA } from '../api/media.js';
 import { ConfigError } from '../config/errors.js';
 import { loadStructuredFile } from '../config/file.js';
 import type { Config } from '../config/index.js';
-import { type AccountType, validateReplyTemplate } from '../wechat/custom-message.js';
+import { type AccountType, type FieldLimit, replyFieldLimit, validateReplyTemplate } from '../wechat/custom-message.js';
 import type { InboundMessage } from '../wechat/message.js';
 
 /**
@@ -312,30 +312,91 @@ const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_.]+)\s*\}\}/g;
 /** Renders templates for a message: the replies, and the names of the fields it lacked. */
 function renderAll(templates: ReplyTemplate[], message: InboundMessage, match: string[]): Decision {
   const missing = new Set<string>();
-  const replies = templates.map((t) => render(t, message, match, missing));
+  const replies = templates.map((t) => render(t, [], message, match, missing));
   return missing.size > 0 ? { kind: 'reply', replies, missing: [...missing] } : { kind: 'reply', replies };
 }
 
 /**
  * Fills `{{Field}}` from the message and `{{match.N}}` from the regex groups, in every string of the reply but
- * a `file` (a fixed path resolved at load: message content must never choose a file).
+ * a `file` (a fixed path resolved at load: message content must never choose a file). `path` is where the
+ * string sits in the reply, which says how long it may be.
  */
-function render<T>(value: T, message: InboundMessage, match: string[], missing: Set<string>): T {
-  if (typeof value === 'string') {
-    return value.replace(PLACEHOLDER, (_all, name: string) => {
-      const field = name.startsWith('match.') ? match[Number(name.slice(6))] : message[name];
-      if (typeof field === 'string' && field !== '') return field;
-      missing.add(name);
-      return '';
-    }) as T;
-  }
-  if (Array.isArray(value)) return value.map((v) => render(v, message, match, missing)) as T;
+function render<T>(
+  value: T,
+  path: (string | number)[],
+  message: InboundMessage,
+  match: string[],
+  missing: Set<string>,
+): T {
+  if (typeof value === 'string') return fill(value, replyFieldLimit(path), message, match, missing) as T;
+  if (Array.isArray(value)) return value.map((v, i) => render(v, [...path, i], message, match, missing)) as T;
   if (typeof value === 'object' && value !== null) {
     return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, k === 'file' ? v : render(v, message, match, missing)]),
+      Object.entries(value).map(([k, v]) => [k, k === 'file' ? v : render(v, [...path, k], message, match, missing)]),
     ) as T;
   }
   return value;
+}
+
+/**
+ * One template string filled in. The template itself was checked against the limit at load; the fields that
+ * fill it are clipped so the result fits too (a user's long message must not make the reply unsendable): each
+ * field gets an equal share of the room the template leaves, and what a shorter field does not use goes to the
+ * others.
+ */
+function fill(template: string, limit: FieldLimit, message: InboundMessage, match: string[], missing: Set<string>) {
+  // split() with a capturing pattern: literal text at even indices, field names at odd ones.
+  const parts = template.split(PLACEHOLDER);
+  if (parts.length === 1) return template;
+  const values = parts.map((part, i) => {
+    if (i % 2 === 0) return part;
+    const field = part.startsWith('match.') ? match[Number(part.slice(6))] : message[part];
+    if (typeof field === 'string' && field !== '') return field;
+    missing.add(part);
+    return '';
+  });
+  const fixed = values.filter((_, i) => i % 2 === 0).join('');
+  const fields = values.filter((_, i) => i % 2 === 1);
+  const shares = share(
+    fields.map((f) => size(f, limit.unit)),
+    limit.max - size(fixed, limit.unit),
+  );
+  let n = 0;
+  return values.map((v, i) => (i % 2 === 0 ? v : clipTo(v, shares[n++] ?? 0, limit.unit))).join('');
+}
+
+const size = (s: string, unit: FieldLimit['unit']) => (unit === 'utf8' ? Buffer.byteLength(s, 'utf8') : s.length);
+
+/** Splits `room` among fields of these sizes, smallest first: each takes what it needs, up to an equal share. */
+function share(sizes: number[], room: number): number[] {
+  const out = [...sizes];
+  const order = sizes.map((need, i) => ({ need, i })).sort((a, b) => a.need - b.need);
+  let left = Math.max(room, 0);
+  for (const [k, { need, i }] of order.entries()) {
+    const given = Math.min(need, Math.floor(left / (order.length - k)));
+    out[i] = given;
+    left -= given;
+  }
+  return out;
+}
+
+const MARK = '…';
+
+/**
+ * `value` cut to at most `max` (bytes of UTF-8 or UTF-16 code units) between two code points, so no character
+ * or surrogate pair is split, and the cut marked with '…' when the mark fits.
+ */
+function clipTo(value: string, max: number, unit: FieldLimit['unit']): string {
+  if (size(value, unit) <= max) return value;
+  const mark = size(MARK, unit) <= max ? MARK : '';
+  let room = max - size(mark, unit);
+  let kept = '';
+  for (const char of value) {
+    room -= size(char, unit);
+    if (room < 0) break;
+    kept += char;
+  }
+  return kept + mark;
 }
 
 /** Each account's rules (its own file, else REPLY_RULES_FILE, else none), loaded and checked once. */

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../config/errors.js';
+import { replyFieldLimit, TEXT_CONTENT_MAX_BYTES, validateReply } from '../wechat/custom-message.js';
 import type { InboundMessage } from '../wechat/message.js';
-import { ReplyRules } from './index.js';
+import { type Decision, ReplyRules } from './index.js';
 
 const base = { ToUserName: 'gh_1', FromUserName: 'o_user', CreateTime: '1714112445' };
 const text = (Content: string) => ({ ...base, MsgType: 'text', Content, MsgId: '1' }) as InboundMessage;
@@ -269,5 +270,128 @@ describe('media files in rules', () => {
         'miniprogram',
       ),
     ).toThrow('a file is only allowed in a rules file');
+  });
+});
+
+describe("rendered replies fit WeChat's limits", () => {
+  const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+  /** Well-formed UTF-16 (no lone surrogate): what survives a UTF-8 round trip unchanged. */
+  const wellFormed = (s: string) => Buffer.from(s, 'utf8').toString('utf8') === s;
+  // A long Chinese message, as a user might paste it: 700 characters, 2 100 bytes of UTF-8.
+  const long = '我想咨询一下订单的配送进度，已经等了很久了。'.repeat(32).slice(0, 700);
+  /** The first reply's text as the worker sends it: checked with validateReply, as checkReplies does. */
+  const sentText = (decision: Decision) => {
+    if (decision.kind !== 'reply') throw new Error('expected a reply');
+    const sendable = validateReply(decision.replies[0], 'miniprogram');
+    if (sendable.msgtype !== 'text') throw new Error('expected a text');
+    return sendable.text.content;
+  };
+
+  it('收到：{{Content}} with a 700-character Chinese message renders a sendable text of at most 2048 bytes', () => {
+    expect(bytes(long)).toBe(2100);
+    const decision = rules.decide(text(long));
+    const content = sentText(decision); // the worker's check passes
+    expect(bytes(content)).toBeLessThanOrEqual(TEXT_CONTENT_MAX_BYTES);
+    expect(bytes(content)).toBeGreaterThan(TEXT_CONTENT_MAX_BYTES - 3); // clipped, not emptied
+    // The template's own text whole, the message cut between two characters and marked (docs/configuration.md).
+    expect(content).toBe(`收到：${long.slice(0, 678)}…`);
+    expect(decision).not.toHaveProperty('missing');
+  });
+
+  it('never splits a character or a surrogate pair, whatever the length', () => {
+    const r = ReplyRules.from({ rules: [], fallback: say('收到：{{Content}}') }, 'miniprogram');
+    // Emoji (4 bytes, a surrogate pair), Chinese (3 bytes), Latin with accents (2) and ASCII (1), at every offset.
+    const mixed = '😀中é a'.repeat(600);
+    for (let cut = 0; cut < 5; cut++) {
+      const content = sentText(r.decide(text([...mixed].slice(cut).join(''))));
+      expect(wellFormed(content)).toBe(true);
+      expect(bytes(content)).toBeLessThanOrEqual(TEXT_CONTENT_MAX_BYTES);
+      expect(bytes(content)).toBeGreaterThan(TEXT_CONTENT_MAX_BYTES - 6);
+      expect(content.endsWith('…')).toBe(true);
+    }
+  });
+
+  it('a message that fits is left whole', () => {
+    const fits = '中'.repeat(679); // 2 037 bytes + "收到：" (9) = 2 046
+    expect(rules.decide(text(fits))).toEqual({ kind: 'reply', replies: say(`收到：${fits}`) });
+  });
+
+  it('fields in one template share the room: a short one stays whole, the long ones get equal parts', () => {
+    const r = ReplyRules.from(
+      { rules: [{ when: { regex: '^(.*)$' }, reply: say('[{{match.1}}] [{{FromUserName}}] [{{Content}}]') }] },
+      'miniprogram',
+    );
+    const content = sentText(r.decide(text('中'.repeat(1000))));
+    const [, first, user, last] = /^\[(.*)\] \[(.*)\] \[(.*)\]$/.exec(content) ?? [];
+    expect(user).toBe('o_user');
+    expect(first).toBe(last);
+    expect(first?.endsWith('…')).toBe(true);
+    expect(bytes(content)).toBeLessThanOrEqual(TEXT_CONTENT_MAX_BYTES);
+  });
+
+  it('titles, descriptions, URLs and menu items of every reply kind are clipped to their own limits', () => {
+    const c = '{{Content}}';
+    const u = `https://example.com/s?q=${c}`;
+    const oa = ReplyRules.from(
+      {
+        rules: [],
+        fallback: [
+          { msgtype: 'news', news: { articles: [{ title: `标题 ${c}`, description: c, url: u, picurl: u }] } },
+          { msgtype: 'video', video: { media_id: 'M', thumb_media_id: 'T', title: c, description: c } },
+          { msgtype: 'music', music: { title: c, description: c, musicurl: u, hqmusicurl: u, thumb_media_id: 'T' } },
+          {
+            msgtype: 'msgmenu',
+            msgmenu: { head_content: c, list: [{ id: '101', content: `满意 ${c}` }], tail_content: c },
+          },
+          {
+            msgtype: 'miniprogrampage',
+            miniprogrampage: { title: c, appid: 'wx1', pagepath: `p?q=${c}`, thumb_media_id: 'T' },
+          },
+        ],
+      },
+      'officialaccount',
+    );
+    const mp = ReplyRules.from(
+      {
+        rules: [],
+        fallback: [
+          { msgtype: 'link', link: { title: c, description: c, url: u, thumb_url: u } },
+          { msgtype: 'miniprogrampage', miniprogrampage: { title: c, pagepath: `p?q=${c}`, thumb_media_id: 'T' } },
+        ],
+      },
+      'miniprogram',
+    );
+    // Longer than every limit in bytes and in characters (URLs count characters).
+    const huge = text('😀中a'.repeat(1000));
+    /** Every string of a reply, with where it sits. */
+    const leaves = (v: unknown, path: (string | number)[] = []): [(string | number)[], string][] =>
+      typeof v === 'string'
+        ? [[path, v]]
+        : Array.isArray(v)
+          ? v.flatMap((x, i) => leaves(x, [...path, i]))
+          : v && typeof v === 'object'
+            ? Object.entries(v).flatMap(([k, x]) => leaves(x, [...path, k]))
+            : [];
+    let filled = 0;
+    for (const [r, kind] of [
+      [oa, 'officialaccount'],
+      [mp, 'miniprogram'],
+    ] as const) {
+      const decision = r.decide(huge);
+      if (decision.kind !== 'reply') throw new Error('expected a reply');
+      for (const reply of decision.replies) {
+        expect(() => validateReply(reply, kind)).not.toThrow();
+        for (const [path, value] of leaves(reply).filter(([, v]) => v.includes('😀'))) {
+          filled++;
+          const { max, unit } = replyFieldLimit(path);
+          const size = unit === 'utf8' ? bytes(value) : value.length;
+          expect(wellFormed(value)).toBe(true);
+          expect(value.endsWith('…'), path.join('.')).toBe(true);
+          expect(size, path.join('.')).toBeLessThanOrEqual(max);
+          expect(size, path.join('.')).toBeGreaterThan(max - 7); // clipped at the limit, not far below it
+        }
+      }
+    }
+    expect(filled).toBe(21); // every template field of the seven replies
   });
 });

@@ -39,8 +39,9 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
  * Elements WeChat repeats inside lists (`SendPicsInfo.PicList.item`, `SubscribeMsg*Event.List`,
- * `CopyrightCheckResult.ResultList.item`, `PublishEventInfo.article_detail.item`): always arrays, even with one
- * entry, so a list's shape does not depend on its length or on XML versus JSON.
+ * `CopyrightCheckResult.ResultList.item`, `PublishEventInfo.article_detail.item`, and the top-level `List` of
+ * subscribe-message events pushed as JSON, an object when it holds one entry): always arrays, at any level, so a
+ * list's shape does not depend on its length or on XML versus JSON.
  */
 export const LIST_FIELDS: ReadonlySet<string> = new Set(['item', 'List']);
 
@@ -61,7 +62,7 @@ function normalize(value: unknown, depth: number): FieldValue {
     const v = (value as Record<string, unknown>)[key];
     if (key === '#text' && typeof v === 'string' && v.trim() === '') continue;
     const n = normalize(v, depth + 1);
-    out[key] = LIST_FIELDS.has(key) && depth > 0 && !Array.isArray(n) ? [n] : n;
+    out[key] = LIST_FIELDS.has(key) && !Array.isArray(n) ? [n] : n;
   }
   return out;
 }

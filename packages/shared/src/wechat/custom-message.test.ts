@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   asAgent,
   messageBuilders,
+  replyFieldLimit,
   SENDABLE_TYPES,
   TEXT_CONTENT_MAX_BYTES,
   toCustomMessage,
@@ -121,6 +122,47 @@ describe('custom/send bodies', () => {
     ],
   ])('refuses an oversized %s', (_label, item, reason) => {
     expect(() => validateReply(item, 'officialaccount')).toThrow(reason);
+  });
+
+  it('replyFieldLimit (what rendered templates are clipped to) is the limit validateReply enforces, field by field', () => {
+    const full = [
+      messageBuilders.video({ media_id: 'M', thumb_media_id: 'T', title: 't', description: 'd' }),
+      messageBuilders.music({ title: 't', description: 'd', musicurl: url, hqmusicurl: url, thumb_media_id: 'T' }),
+      messageBuilders.news({ title: 't', description: 'd', url, picurl: url }),
+    ];
+    const items = [
+      ...miniprogram.map((item) => ['miniprogram', item] as const),
+      ...[...officialaccount, ...full].map((item) => ['officialaccount', item] as const),
+    ];
+    /** The item with the string at `path` set to `value`. */
+    const withValue = (item: unknown, path: (string | number)[], value: string): unknown => {
+      const [head, ...rest] = path;
+      if (head === undefined) return value;
+      const copy = (Array.isArray(item) ? [...item] : { ...(item as object) }) as Record<string | number, unknown>;
+      copy[head] = withValue(copy[head], rest, value);
+      return copy;
+    };
+    const paths = (v: unknown, path: (string | number)[] = []): (string | number)[][] =>
+      typeof v === 'string'
+        ? [path]
+        : v && typeof v === 'object'
+          ? Object.entries(v).flatMap(([k, x]) => paths(x, [...path, Array.isArray(v) ? Number(k) : k]))
+          : [];
+    let checked = 0;
+    for (const [kind, item] of items) {
+      for (const path of paths(item).filter((p) => p[0] !== 'msgtype')) {
+        const { max, unit } = replyFieldLimit(path);
+        // A URL at exactly the limit in characters; anything else at exactly the limit in bytes (中 is 3).
+        const at =
+          unit === 'utf16'
+            ? `${url}?q=${'x'.repeat(max - url.length - 3)}`
+            : `${'中'.repeat(Math.floor(max / 3))}${'a'.repeat(max % 3)}`;
+        expect(() => validateReply(withValue(item, path, at), kind), path.join('.')).not.toThrow();
+        expect(() => validateReply(withValue(item, path, `${at}a`), kind), path.join('.')).toThrow(MessageFormatError);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(40);
   });
 
   it('keeps its reasons short, whatever the input', () => {

@@ -6,6 +6,31 @@ export type AccountType = 'miniprogram' | 'officialaccount';
 
 /** WeChat's custom/send refuses a text longer than this (bytes of UTF-8). */
 export const TEXT_CONTENT_MAX_BYTES = 2048;
+/** Titles, descriptions, menu items, page paths (bytes of UTF-8): above what WeChat shows, below a memory problem. */
+export const FIELD_MAX_BYTES = 1024;
+/** media_id, thumb_media_id, card_id, appid, kf_account… (bytes of UTF-8): WeChat's are under 100 characters. */
+export const ID_MAX_BYTES = 256;
+/** URLs, in UTF-16 code units (string length). */
+export const URL_MAX_LENGTH = 2048;
+
+/** How long a string of a reply may be: `max` bytes of UTF-8, or `max` UTF-16 code units (URLs). */
+export interface FieldLimit {
+  max: number;
+  unit: 'utf8' | 'utf16';
+}
+const URL_FIELDS = new Set(['url', 'thumb_url', 'picurl', 'musicurl', 'hqmusicurl']);
+const ID_FIELDS = new Set(['media_id', 'thumb_media_id', 'card_id', 'appid', 'kf_account', 'article_id', 'id']);
+
+/**
+ * The limit the schemas below put on the string at `path` in a reply item (`['text', 'content']`,
+ * `['news', 'articles', 0, 'url']`): what a rendered template must fit in to be sendable.
+ */
+export function replyFieldLimit(path: readonly (string | number)[]): FieldLimit {
+  const key = String(path.at(-1));
+  if (path[0] === 'text' && key === 'content') return { max: TEXT_CONTENT_MAX_BYTES, unit: 'utf8' };
+  if (URL_FIELDS.has(key)) return { max: URL_MAX_LENGTH, unit: 'utf16' };
+  return { max: ID_FIELDS.has(key) ? ID_MAX_BYTES : FIELD_MAX_BYTES, unit: 'utf8' };
+}
 
 /** A non-empty string of at most `max` UTF-8 bytes: every field is bounded, whoever sends it. */
 const utf8 = (max: number) =>
@@ -13,12 +38,10 @@ const utf8 = (max: number) =>
     .string()
     .min(1)
     .refine((s) => Buffer.byteLength(s, 'utf8') <= max, { message: `at most ${max} bytes` });
-// Titles, descriptions, menu items, page paths: far above what WeChat shows, far below a memory problem.
-const text = utf8(1024);
+const text = utf8(FIELD_MAX_BYTES);
 const optionalText = text.optional();
-// media_id, thumb_media_id, card_id, appid, kf_account…: WeChat's are under 100 characters.
-const id = utf8(256);
-const url = z.url().max(2048);
+const id = utf8(ID_MAX_BYTES);
+const url = z.url().max(URL_MAX_LENGTH);
 
 /**
  * A reference to media: a WeChat `media_id`, or (in reply rules only) a local `file` that the worker
