@@ -239,3 +239,34 @@ describe('pnpm queues', () => {
     expect(out).toContain(message);
   });
 });
+
+describe('pnpm queues: stored text on the operator’s terminal', () => {
+  it('prints control characters of job data as visible escapes; --json keeps the exact text', async () => {
+    // Job data is untrusted (a user's message, an API caller's reply): an OSC title change, a CSI, C1 and a bidi override.
+    const content = 'a\u001b]0;pwned\u0007b\u009b2J\u202ec\u007f\r';
+    const touser = 'o\u001b[2Jx';
+    await outbound.add(
+      'send',
+      { ...job('o_escape'), touser, replies: [{ msgtype: 'text', text: { content } }] },
+      {
+        ...OUTBOUND_JOB_OPTIONS,
+        jobId: 'job-escape',
+      },
+    );
+    try {
+      const humans = await Promise.all([cli('show', 'job-escape'), cli('list', 'waiting', '--queue', 'outbound')]);
+      for (const { code, out } of humans) {
+        expect(code).toBe(0);
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+        expect(out).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+        expect(out).toContain('o\\u001b[2Jx');
+      }
+      expect(humans[0]?.out).toContain('text: a\\u001b]0;pwned\\u0007b\\u009b2J\\u202ec\\u007f\\u000d');
+      const shown = JSON.parse((await cli('show', 'job-escape', '--json')).out);
+      expect(shown.data.replies[0].text.content).toBe(content);
+      expect(shown.user).toBe(touser);
+    } finally {
+      await outbound.remove('job-escape');
+    }
+  });
+});

@@ -18,6 +18,7 @@ let queues: Queues;
 let app: FastifyInstance;
 let config: Config;
 let redisUrl: string;
+let env: Record<string, string>;
 const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 const APP = 'wxadminmp00000001';
 const ADMIN = basic('admin', 'correct horse');
@@ -41,14 +42,15 @@ const outboundCount = async () => (await outbound().getJobCounts('waiting')).wai
 
 beforeAll(async () => {
   redisUrl = await isolatedRedisUrl();
-  config = loadConfig({
+  env = {
     REDIS_URL: redisUrl,
     WECHAT_APP_ID: APP,
     WECHAT_APP_SECRET: 's',
     WECHAT_TOKEN: 'tok123',
     ADMIN_PASSWORD: 'correct horse',
     ADMIN_API_KEY: KEY,
-  });
+  };
+  config = loadConfig(env);
   redis = createRedis(redisUrl, 'client');
   queues = new Queues(redis);
   const hosted = new Registry();
@@ -212,13 +214,23 @@ describe('admin listener: credentials', () => {
     }
   });
 
-  it('refuses a client after 10 failed logins a minute (429), and only that client', async () => {
-    const from = (remoteAddress: string, authorization: string) =>
-      app.inject({ url: '/metrics', headers: { authorization }, remoteAddress });
-    // Successful logins do not count.
-    for (let i = 0; i < 12; i++) expect((await from('10.0.0.1', ADMIN)).statusCode).toBe(200);
-    for (let i = 0; i < 10; i++) expect((await from('10.0.0.1', basic('admin', `guess${i}`))).statusCode).toBe(401);
-    const refused = await from('10.0.0.1', ADMIN);
+  it('after 10 wrong passwords from one address the right password and API key still pass; the guessed user name is refused (429)', async () => {
+    // An app of its own: the failure counts of the other tests' wrong logins stay out of this one.
+    const fresh = await buildAdminApp(config, createLogger('admin-test', { level: 'silent' }), { queues });
+    // Every client behind one proxy (or the compose port mapping) has one address.
+    const from = (authorization: string) =>
+      fresh.inject({ url: '/metrics', headers: { authorization }, remoteAddress: '10.0.0.1' });
+    const sendWith = (authorization: string) =>
+      fresh.inject({
+        method: 'POST',
+        url: '/api/v1/messages',
+        payload: { appId: APP, touser: 'o', messages: [text('x')], ignoreWindow: true },
+        headers: { authorization },
+        remoteAddress: '10.0.0.1',
+      });
+    for (let i = 0; i < 12; i++) expect((await from(ADMIN)).statusCode).toBe(200); // successes do not count
+    for (let i = 0; i < 10; i++) expect((await from(basic('admin', `guess${i}`))).statusCode).toBe(401);
+    const refused = await from(basic('admin', 'guess10'));
     expect(refused.statusCode).toBe(429);
     expect(refused.json()).toEqual({
       error: 'rate_limited',
@@ -226,16 +238,34 @@ describe('admin listener: credentials', () => {
     });
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
     expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
-    // The send API shares the count: guessing the key from there is refused too.
-    expect((await send({}, `Bearer ${KEY}`, {}, '10.0.0.1')).statusCode).toBe(429);
-    expect((await from('10.0.0.2', ADMIN)).statusCode).toBe(200);
+    // The right credentials are never refused: the password, from the same address, and the send API's key.
+    expect((await from(ADMIN)).statusCode).toBe(200);
+    expect((await sendWith(`Bearer ${KEY}`)).statusCode).toBe(202);
+    // A user name that is not the admin's stays refused for the minute, whatever password comes with it.
+    for (let i = 0; i < 10; i++) expect((await from(basic('root', `guess${i}`))).statusCode).toBe(401);
+    expect((await from(basic('root', 'correct horse'))).statusCode).toBe(429);
+    expect((await from(basic('root', 'another'))).statusCode).toBe(429);
+    expect((await from(ADMIN)).statusCode).toBe(200);
+    await fresh.close();
   });
 
-  it('counts wrong send-API keys as failed logins', async () => {
-    for (let i = 0; i < 10; i++) expect((await send({}, `Bearer guess-${i}`, {}, '10.0.0.3')).statusCode).toBe(401);
-    const refused = await send({ appId: APP, touser: 'o', messages: [text('x')] }, `Bearer ${KEY}`, {}, '10.0.0.3');
+  it('counts wrong send-API keys per presented key: that key is refused (429), the right key is not', async () => {
+    const fresh = await buildAdminApp(config, createLogger('admin-test', { level: 'silent' }), { queues });
+    const sendWith = (authorization: string) =>
+      fresh.inject({
+        method: 'POST',
+        url: '/api/v1/messages',
+        payload: { appId: APP, touser: 'o', messages: [text('x')], ignoreWindow: true },
+        headers: { authorization },
+        remoteAddress: '10.0.0.3',
+      });
+    for (let i = 0; i < 10; i++) expect((await sendWith('Bearer an-old-key-0123456789')).statusCode).toBe(401);
+    const refused = await sendWith('Bearer an-old-key-0123456789');
     expect(refused.statusCode).toBe(429);
     expect(refused.json().error).toBe('rate_limited');
+    expect((await sendWith(`Bearer ${KEY}`)).statusCode).toBe(202);
+    expect((await sendWith('Bearer another-key-0123456789')).statusCode).toBe(401);
+    await fresh.close();
   });
 
   it('limits send-API calls per client (the limit is configurable; 600 a minute by default)', async () => {
@@ -260,6 +290,36 @@ describe('admin listener: credentials', () => {
     });
     expect((await call('10.0.1.2')).statusCode).toBe(202);
     await limited.close();
+  });
+
+  it('takes the client address from X-Forwarded-For only from a proxy in ADMIN_TRUST_PROXY', async () => {
+    const behind = (trust: string | undefined) =>
+      buildAdminApp(
+        loadConfig({ ...env, ...(trust ? { ADMIN_TRUST_PROXY: trust } : {}) }),
+        createLogger('admin-test', { level: 'silent' }),
+        { queues, limits: { sendsPerMinute: 2 } },
+      );
+    const call = (app: FastifyInstance, client: string, remoteAddress = '10.0.2.1') =>
+      app.inject({
+        method: 'POST',
+        url: '/api/v1/messages',
+        payload: { appId: APP, touser: 'o_rate', messages: [text('x')] },
+        headers: { authorization: `Bearer ${KEY}`, 'x-forwarded-for': client },
+        remoteAddress,
+      });
+    const trusting = await behind('10.0.2.0/24, loopback');
+    for (let i = 0; i < 2; i++) expect((await call(trusting, '203.0.113.1')).statusCode).toBe(202);
+    expect((await call(trusting, '203.0.113.1')).statusCode).toBe(429);
+    expect((await call(trusting, '203.0.113.2')).statusCode).toBe(202); // another client behind the proxy
+    // From an address that is not a trusted proxy, the header is ignored: the connection's address counts.
+    for (let i = 0; i < 2; i++) expect((await call(trusting, `198.51.100.${i}`, '10.0.3.1')).statusCode).toBe(202);
+    expect((await call(trusting, '198.51.100.9', '10.0.3.1')).statusCode).toBe(429);
+    await trusting.close();
+    const plain = await behind(undefined);
+    for (let i = 0; i < 2; i++) expect((await call(plain, `203.0.113.${i}`)).statusCode).toBe(202);
+    expect((await call(plain, '203.0.113.9')).statusCode).toBe(429);
+    await plain.close();
+    expect(() => loadConfig({ ...env, ADMIN_TRUST_PROXY: 'my-proxy.example' })).toThrow(/ADMIN_TRUST_PROXY/);
   });
 });
 

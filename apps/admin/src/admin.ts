@@ -1,4 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
@@ -23,7 +24,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
 import { KfOperations } from './kf.js';
 import { Queues } from './queues.js';
@@ -31,13 +32,25 @@ import { WindowCounter } from './rate-limit.js';
 import { kfRoutes } from './routes/kf.js';
 import { openidSchema, userRoutes, windowMetrics, windowRefusal } from './users.js';
 
-/** Per client address, per minute: wrong credentials (dashboard, metrics, send API) and send-API calls. */
+/**
+ * Per minute: wrong credentials per presented user name or API key (the right ones are never refused), and
+ * send-API calls per client address.
+ */
 export const ADMIN_LIMITS = { failedLoginsPerMinute: 10, sendsPerMinute: 600 };
 /** The send API's bounds: the whole body, the messages per call, the OpenID. */
 export const SEND_API_BODY_LIMIT = 64 * 1024;
 export const SEND_API_MAX_MESSAGES = 20;
 /** How long an Idempotency-Key keeps answering with its first job (WeChat's send window is 48 h at most). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+/**
+ * How long a claimed key stays pending without its job, far above a request: after a crash between the claim and
+ * the marker, the retry claims again and adds the same job id, which BullMQ does not add twice.
+ */
+export const IDEMPOTENCY_PENDING_MS = 60_000;
+/** How long a request waits for the job of a concurrent one with the same key and body before answering 409. */
+export const IDEMPOTENCY_WAIT_MS = 2_000;
+/** The marker of a claimed key whose job is not added yet: `pending <digest>` (job ids start with `api-`). */
+const PENDING = 'pending';
 
 /** The send API's request: the account and user, then each message checked for the account's kind. */
 const sendRequest = {
@@ -119,6 +132,34 @@ function queueMetrics(registry: Registry, queues: Queues, appIds: string[]): voi
   });
 }
 
+/**
+ * The answer for a key already claimed, from its marker `<jobId|pending> <digest>`: another body is a 422; the
+ * same body the job (202, replayed), or 409 while the first request still holds the key pending.
+ */
+function replayed(reply: FastifyReply, stored: string, digest: string) {
+  const [jobId, storedDigest] = stored.split(' ');
+  if (storedDigest !== digest) {
+    return reply
+      .code(422)
+      .send({ error: 'idempotency_key', message: 'this Idempotency-Key was used with another body' });
+  }
+  if (jobId === PENDING) {
+    return reply.code(409).header('retry-after', '1').send({
+      error: 'idempotency_pending',
+      message: 'a request with this Idempotency-Key is still being handled; retry to get its job',
+    });
+  }
+  return reply.code(202).header('idempotent-replayed', 'true').send({ jobId });
+}
+
+/** A wrong login whose user name or key failed too often this minute: answered 429, not 401. */
+class LoginThrottled extends Error {
+  readonly statusCode = 429;
+  constructor(readonly seconds: number) {
+    super('too many failed logins');
+  }
+}
+
 /** 429 with a short reason and Retry-After. */
 function tooMany(reply: FastifyReply, seconds: number, what: string) {
   return reply
@@ -171,12 +212,15 @@ export async function buildAdminApp(
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // The client address (the send rate, logs) from X-Forwarded-For only when it comes from these proxies.
+    trustProxy: config.admin.trustProxy ?? false,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.addHook('onClose', () => kf.close());
   // A request that fails its schema: 400 naming the field first (`touser`, `messages`, `idempotency-key`).
   app.setErrorHandler((error, _req, reply) => {
+    if (error instanceof LoginThrottled) return tooMany(reply, error.seconds, error.message);
     if (!hasZodFastifySchemaValidationErrors(error)) return reply.send(error);
     const issue = error.validation[0];
     const field = issue?.instancePath.split('/')[1] || 'request';
@@ -184,16 +228,35 @@ export async function buildAdminApp(
     return reply.code(400).send({ error: field, message: clip(message, 200) });
   });
 
-  /** Counts a wrong credential; logs once when a client reaches the limit. */
-  const failed = (req: FastifyRequest, what: string) => {
-    if (failures.add(req.ip) === failures.limit) {
-      logger.warn({ ip: req.ip, what }, 'admin: too many failed logins; this client is refused for a minute');
+  /**
+   * Claims an Idempotency-Key for this request (SET NX of a pending marker): undefined when claimed, else what
+   * the key holds. A request with the same body waits up to IDEMPOTENCY_WAIT_MS for the holder's job.
+   */
+  const claimKey = async (marker: string, digest: string): Promise<string | undefined> => {
+    const deadline = Date.now() + IDEMPOTENCY_WAIT_MS;
+    for (;;) {
+      if (await redis.set(marker, `${PENDING} ${digest}`, 'PX', IDEMPOTENCY_PENDING_MS, 'NX')) return undefined;
+      const stored = await redis.get(marker);
+      if (stored === null) continue; // released meanwhile (refused or failed): claim it again
+      const [head, storedDigest] = stored.split(' ');
+      if (head !== PENDING || storedDigest !== digest || Date.now() >= deadline) return stored;
+      await sleep(20);
     }
   };
-  /** Refuses a client that failed too often, before looking at what it sent. */
-  const refuseGuessers = async (req: FastifyRequest, reply: FastifyReply) => {
-    const wait = failures.retryAfter(req.ip);
-    if (wait > 0) return tooMany(reply, wait, 'too many failed logins');
+
+  /**
+   * A wrong credential, counted against what was presented (the user name, or the key's digest), not the
+   * client's address: behind a proxy every client has one address, and valid credentials are checked before
+   * this, so they are never refused. Seconds to refuse it for (429), or 0 (401).
+   */
+  const failed = (req: FastifyRequest, what: 'basic auth' | 'send API key', presented: string): number => {
+    const id = `${what}:${sha256(presented)}`;
+    const wait = failures.retryAfter(id);
+    if (wait > 0) return wait;
+    if (failures.add(id) === failures.limit) {
+      logger.warn({ ip: req.ip, what }, 'admin: too many failed logins; this user name or key is refused for a minute');
+    }
+    return 0;
   };
 
   await app.register(basicAuth, {
@@ -201,15 +264,14 @@ export async function buildAdminApp(
       // Both compared in full, in constant time, whichever is wrong (`&`, not `&&`).
       const ok = Number(digestEqual(user, config.admin.user)) & Number(digestEqual(pass, password));
       if (!ok) {
-        failed(req, 'basic auth');
-        throw new Error('wrong user or password');
+        const wait = failed(req, 'basic auth', user);
+        throw wait > 0 ? new LoginThrottled(wait) : new Error('wrong user or password');
       }
     },
     authenticate: { realm: 'wx-kf admin' },
   });
 
   await app.register(async (secured) => {
-    secured.addHook('onRequest', refuseGuessers);
     secured.addHook('onRequest', secured.basicAuth);
     const board = new FastifyAdapter();
     createBullBoard({
@@ -242,11 +304,11 @@ export async function buildAdminApp(
     const apiKey = config.admin.apiKey;
     if (!apiKey)
       return reply.code(403).send({ error: 'disabled', message: 'set ADMIN_API_KEY to enable the send API' });
-    const wait = failures.retryAfter(req.ip);
-    if (wait > 0) return tooMany(reply, wait, 'too many failed logins');
     const auth = req.headers.authorization ?? '';
-    if (!auth.startsWith('Bearer ') || !digestEqual(auth.slice(7), apiKey)) {
-      failed(req, 'send API key');
+    const presented = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    if (!digestEqual(presented, apiKey)) {
+      const wait = failed(req, 'send API key', presented);
+      if (wait > 0) return tooMany(reply, wait, 'too many failed logins');
       return reply
         .code(401)
         .send({ error: 'unauthorized', message: 'a valid Authorization: Bearer <ADMIN_API_KEY> is required' });
@@ -279,59 +341,56 @@ export async function buildAdminApp(
         return reply.code(400).send({ error: 'messages', message: error.message });
       }
       const touser = body.touser;
-      // Invariant 12: the bot sends nothing to a user with a human agent, unless the caller says so.
-      if (!body.ignoreHandoff && (await kf.handedOff(account.appId, touser))) {
-        return reply.code(409).send({
-          error: 'handoff',
-          message: 'the user is with a human agent; send with "ignoreHandoff": true to send anyway',
-        });
-      }
-
-      // With a key: the job id derives from (appId, key), and a marker remembers it for IDEMPOTENCY_TTL_MS even
-      // after retention removes the job. The job is added before the marker, so a crash in between leaves a
-      // job that the client's retry finds again (same id) rather than a marker without a job.
-      const digest = sha256(JSON.stringify([touser, replies]));
+      // Every field that changes what is sent: a retry is answered as the first request only if it is the same.
+      const digest = sha256(
+        JSON.stringify([account.appId, touser, replies, Boolean(body.ignoreWindow), Boolean(body.ignoreHandoff)]),
+      );
+      // With a key: the key is claimed (a pending marker) before anything else, so one request of any number
+      // running at once goes on; the marker then records the job for IDEMPOTENCY_TTL_MS, even after retention
+      // removes the job. A refusal or a failed add releases the claim, so a retry can succeed.
       const marker = idempotencyKey ? redisKeys.idempotency(account.appId, sha256(idempotencyKey)) : '';
-      const replayed = async (stored: string) => {
-        const [jobId, storedDigest] = stored.split(' ');
-        if (storedDigest !== digest) {
-          return reply
-            .code(422)
-            .send({ error: 'idempotency_key', message: 'this Idempotency-Key was used with another body' });
+      if (marker) {
+        const stored = await claimKey(marker, digest);
+        if (stored !== undefined) return replayed(reply, stored, digest);
+      }
+      let claimed = Boolean(marker);
+      try {
+        // Invariant 12: the bot sends nothing to a user with a human agent, unless the caller says so.
+        if (!body.ignoreHandoff && (await kf.handedOff(account.appId, touser))) {
+          return reply.code(409).send({
+            error: 'handoff',
+            message: 'the user is with a human agent; send with "ignoreHandoff": true to send anyway',
+          });
         }
-        return reply.code(202).header('idempotent-replayed', 'true').send({ jobId });
-      };
-      if (marker) {
-        const stored = await redis.get(marker);
-        if (stored) return replayed(stored);
+        // The user's window and quota (invariant 11): a call it cannot carry is refused whole, unless told otherwise.
+        const refusal = body.ignoreWindow
+          ? undefined
+          : await windowRefusal(conversations, account.appId, touser, replies.length);
+        if (refusal) return reply.code(409).send({ error: 'window', message: refusal });
+        const jobId = idempotencyKey
+          ? `api-${account.appId}-${sha256(`${account.appId}\n${idempotencyKey}`).slice(0, 32)}`
+          : `api-${randomUUID()}`;
+        const data: OutboundJobData = {
+          appId: account.appId,
+          touser,
+          msgKey: jobId,
+          replies,
+          sent: 0,
+          source: 'api',
+          receivedAt: Date.now(),
+          ...(body.ignoreWindow ? { ignoreWindow: true } : {}),
+          ...(body.ignoreHandoff ? { ignoreHandoff: true } : {}),
+        };
+        await queues.outboundFor(account.appId, touser).add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
+        if (marker) {
+          await redis.set(marker, `${jobId} ${digest}`, 'PX', IDEMPOTENCY_TTL_MS);
+          claimed = false;
+        }
+        logger.info({ appId: account.appId, jobId, replies: replies.length }, 'send API: queued');
+        return reply.code(202).send({ jobId });
+      } finally {
+        if (claimed) await redis.del(marker);
       }
-      // The user's window and quota (invariant 11): a call it cannot carry is refused whole, unless told otherwise.
-      const refusal = body.ignoreWindow
-        ? undefined
-        : await windowRefusal(conversations, account.appId, touser, replies.length);
-      if (refusal) return reply.code(409).send({ error: 'window', message: refusal });
-      const jobId = idempotencyKey
-        ? `api-${account.appId}-${sha256(`${account.appId}\n${idempotencyKey}`).slice(0, 32)}`
-        : `api-${randomUUID()}`;
-      const data: OutboundJobData = {
-        appId: account.appId,
-        touser,
-        msgKey: jobId,
-        replies,
-        sent: 0,
-        source: 'api',
-        receivedAt: Date.now(),
-        ...(body.ignoreWindow ? { ignoreWindow: true } : {}),
-        ...(body.ignoreHandoff ? { ignoreHandoff: true } : {}),
-      };
-      await queues.outboundFor(account.appId, touser).add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
-      if (marker) {
-        const set = await redis.set(marker, `${jobId} ${digest}`, 'PX', IDEMPOTENCY_TTL_MS, 'NX');
-        // Another request with this key got there first: it holds the job (ours was the same id, not added twice).
-        if (set === null) return replayed((await redis.get(marker)) ?? `${jobId} ${digest}`);
-      }
-      logger.info({ appId: account.appId, jobId, replies: replies.length }, 'send API: queued');
-      return reply.code(202).send({ jobId });
     },
   );
   userRoutes(app, { conversations, appIds: new Set(accounts.keys()), gate: sendApiGate });

@@ -6,7 +6,7 @@ import type { StoredJobData } from '@wx-kf/shared/queue';
 import { createRedis, type RedisClient, type RedisTarget, redisKeys } from '@wx-kf/shared/redis';
 import type { Job } from 'bullmq';
 import { Argument, Command, InvalidArgumentError } from 'commander';
-import { clip, print, table } from './cli-output.js';
+import { clip, print, say, table, terminalSafe } from './cli-output.js';
 import { registerKfCommands } from './kf-cli.js';
 import { type AccountPause, JOB_STATES, OPERATOR_PAUSE, Queues } from './queues.js';
 import { formatUser } from './user-format.js';
@@ -143,10 +143,12 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
       // Usage errors as one line (commander's reason; no usage dump), like every other refusal.
       outputError: (message, write) =>
         write(
-          `queues: ${message
-            .replace(/^error: /, '')
-            .replace(/\s*\n\s*/g, ' ')
-            .trim()}\n`,
+          terminalSafe(
+            `queues: ${message
+              .replace(/^error: /, '')
+              .replace(/\s*\n\s*/g, ' ')
+              .trim()}\n`,
+          ),
         ),
     });
 
@@ -256,7 +258,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
           counts.push(`${q.name} ${n}`);
           total += n;
         }
-        console.log(`retried ${total} failed job(s) (${counts.join(', ')})`);
+        say(`retried ${total} failed job(s) (${counts.join(', ')})`);
         return;
       }
       if (!jobId) throw new CliError('give a job id, or --failed');
@@ -264,7 +266,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
       if (!job) throw new CliError(`no job ${clip(jobId, 80)} in inbound or outbound`);
       if (!(await job.isFailed())) throw new CliError(`job ${jobId} is ${await job.getState()}, not failed`);
       await job.retry();
-      console.log(`retried ${jobId}`);
+      say(`retried ${jobId}`);
     });
 
   program
@@ -274,7 +276,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
       const job = await queues.find(jobId);
       if (!job) throw new CliError(`no job ${clip(jobId, 80)} in inbound or outbound`);
       await job.remove();
-      console.log(`removed ${jobId}`);
+      say(`removed ${jobId}`);
     });
 
   program
@@ -284,7 +286,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
     .action(async (opts) => {
       if (!opts.account) {
         for (const q of queues.all) await q.pause();
-        console.log('paused inbound and outbound');
+        say('paused inbound and outbound');
         return;
       }
       const appId: string = opts.account;
@@ -292,7 +294,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
       if (!known.includes(appId)) throw unknownAccount(appId, known, '; nothing paused');
       // No expiry on purpose: an operator's pause holds until an operator resumes it (a 45009 pause expires).
       await redis.set(redisKeys.paused(appId), OPERATOR_PAUSE);
-      console.log(
+      say(
         `paused sends of ${appId} until \`pnpm queues resume --account ${appId}\` (within a second its replies wait as delayed outbound jobs)`,
       );
     });
@@ -304,7 +306,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
     .action(async (opts) => {
       if (!opts.account) {
         for (const q of queues.all) await q.resume();
-        console.log('resumed inbound and outbound');
+        say('resumed inbound and outbound');
         return;
       }
       const appId: string = opts.account;
@@ -316,7 +318,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
           promoted++;
         }
       }
-      console.log(
+      say(
         `${removed ? 'resumed' : 'was not paused:'} sends of ${clip(appId, 40)} (${promoted} delayed job(s) promoted)`,
       );
     });
@@ -334,7 +336,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
         removed += (await q.clean(opts.olderThan, 100_000, (state === 'waiting' ? 'wait' : state) as 'completed'))
           .length;
       }
-      console.log(`removed ${removed} ${state} job(s) older than ${opts.olderThan / 1000} s`);
+      say(`removed ${removed} ${state} job(s) older than ${opts.olderThan / 1000} s`);
     });
 
   program
@@ -374,7 +376,7 @@ export async function main(args: string[]): Promise<number> {
     target = redisFromEnv();
   } catch (error) {
     const problems = error instanceof ConfigError ? error.problems : [String(error)];
-    console.error(`queues: config: ${problems.join('; ')}`);
+    console.error(terminalSafe(`queues: config: ${problems.join('; ')}`));
     return 1;
   }
   const redis = createRedis(target, 'client');
@@ -386,7 +388,8 @@ export async function main(args: string[]): Promise<number> {
     const code = (error as { code?: string }).code ?? '';
     if (code === 'commander.helpDisplayed' || code === 'commander.version') return 0;
     if (code.startsWith('commander.')) return 1; // commander printed the reason (one line, see outputError)
-    console.error(`queues: ${clip(firstLine((error as Error).message ?? String(error)), 300)}`);
+    // Messages may quote WeChat's answers or job data: terminal-safe like every human line.
+    console.error(terminalSafe(`queues: ${clip(firstLine((error as Error).message ?? String(error)), 300)}`));
     return 1;
   } finally {
     await queues.close();

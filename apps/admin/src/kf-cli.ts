@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Config } from '@wx-kf/shared/config';
 import type { RedisClient } from '@wx-kf/shared/redis';
 import { Argument, type Command } from 'commander';
-import { print, table } from './cli-output.js';
+import { print, say, table } from './cli-output.js';
 import type { KfOperations, SessionView } from './kf.js';
 
 const iso = (seconds: number | undefined) => (seconds ? new Date(seconds * 1000).toISOString() : '');
@@ -87,7 +87,7 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
     .action((agent: string, nickname: string, opts) =>
       withOps(async (ops) => {
         await ops.addAgent(opts.account, agent, nickname);
-        console.log(`added ${agent} (${nickname}); invite a WeChat user with \`agents invite ${agent} <wechatId>\``);
+        say(`added ${agent} (${nickname}); invite a WeChat user with \`agents invite ${agent} <wechatId>\``);
       }),
     );
   agents
@@ -97,7 +97,7 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
     .action((agent: string, nickname: string, opts) =>
       withOps(async (ops) => {
         await ops.updateAgent(opts.account, agent, nickname);
-        console.log(`updated ${agent}: ${nickname}`);
+        say(`updated ${agent}: ${nickname}`);
       }),
     );
   agents
@@ -107,7 +107,7 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
     .action((agent: string, opts) =>
       withOps(async (ops) => {
         await ops.deleteAgent(opts.account, agent);
-        console.log(`deleted ${agent}`);
+        say(`deleted ${agent}`);
       }),
     );
   agents
@@ -117,7 +117,7 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
     .action((agent: string, file: string, opts) =>
       withOps(async (ops) => {
         await ops.agentAvatar(opts.account, agent, await readFile(file));
-        console.log(`avatar of ${agent} uploaded`);
+        say(`avatar of ${agent} uploaded`);
       }),
     );
   agents
@@ -127,7 +127,7 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
     .action((agent: string, wechatId: string, opts) =>
       withOps(async (ops) => {
         await ops.inviteAgent(opts.account, agent, wechatId);
-        console.log(`invited ${wechatId} to be ${agent} (they accept in WeChat)`);
+        say(`invited ${wechatId} to be ${agent} (they accept in WeChat)`);
       }),
     );
 

@@ -45,7 +45,15 @@ export interface Config {
   handler?: string | undefined;
   tokenSource: TokenSource;
   workerConcurrency: number;
-  admin: { host: string; port: number; user: string; password?: string | undefined; apiKey?: string | undefined };
+  admin: {
+    host: string;
+    port: number;
+    user: string;
+    password?: string | undefined;
+    apiKey?: string | undefined;
+    /** Proxies whose X-Forwarded-For the admin listener believes (addresses, CIDR ranges); unset = none. */
+    trustProxy?: string[] | undefined;
+  };
   workerMetricsPort?: number | undefined;
   /** Address of a worker's metrics listener (loopback unless told otherwise). */
   workerMetricsHost: string;
@@ -136,6 +144,21 @@ const envSchema = z.object({
   ADMIN_USER: z.string().min(1).default('admin'),
   ADMIN_PASSWORD: optional(z.string().min(8, 'must be at least 8 characters')),
   ADMIN_API_KEY: optional(z.string().min(16, 'must be at least 16 characters')),
+  ADMIN_TRUST_PROXY: optional(
+    z
+      .string()
+      .transform((s) => s.split(',').map((p) => p.trim()))
+      .pipe(
+        z.array(
+          z
+            .string()
+            .regex(
+              /^(?:loopback|linklocal|uniquelocal|[0-9A-Fa-f.:]+(?:\/\d{1,3})?)$/,
+              'must be addresses or CIDR ranges of your proxies, comma-separated',
+            ),
+        ),
+      ),
+  ),
   WORKER_METRICS_PORT: optional(port),
   WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   INGRESS_METRICS_PORT: optional(port),
@@ -282,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       user: e.ADMIN_USER,
       password: e.ADMIN_PASSWORD,
       apiKey: e.ADMIN_API_KEY,
+      trustProxy: e.ADMIN_TRUST_PROXY,
     },
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workerMetricsHost: e.WORKER_METRICS_HOST,
