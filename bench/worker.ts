@@ -80,9 +80,11 @@ async function ingest(redis: Redis, jobs: ReturnType<typeof inboundJob>[]): Prom
   const conversations = new Conversations(redis);
   for (let i = 0; i < jobs.length; i += 1000) {
     await Promise.all(
-      jobs
-        .slice(i, i + 1000)
-        .map((j) => conversations.ingest(j.data.appId, 'miniprogram', j.opts.jobId, j.data.message, j.data.receivedAt)),
+      jobs.slice(i, i + 1000).map((j) =>
+        conversations.ingest(j.data.appId, 'miniprogram', j.opts.jobId, j.data.message, {
+          receivedAt: j.data.receivedAt,
+        }),
+      ),
     );
   }
 }
@@ -127,7 +129,7 @@ async function conversationMemory(redisUrl: string, users = 10_000): Promise<{ l
   await Promise.all(
     Array.from({ length: users }, async (_, u) => {
       const m = message(u, 0);
-      await off.ingest(ACCOUNT.appId, 'miniprogram', `job-${u}-0`, m, Date.now());
+      await off.ingest(ACCOUNT.appId, 'miniprogram', `job-${u}-0`, m, { receivedAt: Date.now() });
       await off.settle(ACCOUNT.appId, String(m.FromUserName), { release: `job-${u}-0` }); // answered: order empty
     }),
   );
@@ -138,7 +140,7 @@ async function conversationMemory(redisUrl: string, users = 10_000): Promise<{ l
     Array.from({ length: users }, async (_, u) => {
       for (let i = 1; i <= entries / 2; i++) {
         const m = message(u, i);
-        await on.ingest(ACCOUNT.appId, 'miniprogram', `job-${u}-${i}`, m, Date.now());
+        await on.ingest(ACCOUNT.appId, 'miniprogram', `job-${u}-${i}`, m, { receivedAt: Date.now() });
         const entry = { kind: 'text', summary: `reply to message ${i}`, jobId: `job-${u}-${i}`, result: 'sent' };
         await on.settle(ACCOUNT.appId, String(m.FromUserName), { entry, release: `job-${u}-${i}` });
       }

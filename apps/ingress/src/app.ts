@@ -16,6 +16,7 @@ import { type IngressAccount, ingressAccount } from './receive.js';
 import { bounded } from './refusal.js';
 import { healthRoutes } from './routes/health.js';
 import { wechatRoutes } from './routes/wechat.js';
+import { signatureBinder } from './signature-binding.js';
 
 export interface IngressOptions {
   config: Pick<Config, 'accounts' | 'timestampToleranceSeconds' | 'replyRulesFile'> &
@@ -31,6 +32,8 @@ export interface IngressOptions {
   enqueueTimeoutMs?: number;
   /** Largest push body accepted. Default DEFAULT_BODY_LIMIT. */
   bodyLimit?: number;
+  /** The clock timestamps are checked against, in ms (tests of recorded pushes set their own). */
+  now?: () => number;
 }
 
 /** WeChat's pushes are a few kB; the largest (a mass-send result with its copyright checks) stay under 20 kB. */
@@ -82,6 +85,13 @@ export function buildApp(options: IngressOptions): FastifyInstance {
 
   // Every stored push grants its user's send window, takes its place in their order and enters their timeline.
   const conversations = new Conversations(redis, { timeline: config.timeline });
+  const handoffs = new Handoffs({
+    redis,
+    idleMs: config.handoffIdleMs ?? 30 * 60_000,
+    logger,
+    onChange: (change, appId, reason) => metrics.handoffs.inc({ app_id: appId, change, reason }),
+  });
+  const bind = signatureBinder(redis, config.timestampToleranceSeconds);
 
   app.register(healthRoutes, { redis });
   app.register(wechatRoutes, {
@@ -93,27 +103,24 @@ export function buildApp(options: IngressOptions): FastifyInstance {
       redis,
       durability: options.durability,
       timeoutMs: options.enqueueTimeoutMs ?? 2500,
-      timestampToleranceSeconds: config.timestampToleranceSeconds,
-      ingest: ({ data, opts }) =>
+      bind,
+      ingest: ({ data, opts }, { handoff }) =>
         conversations.ingest(
           data.appId,
           (accounts.get(data.appId) as IngressAccount).config.type,
           opts.jobId,
           data.message,
-          data.receivedAt,
+          {
+            receivedAt: data.receivedAt,
+            handoffIdleMs: handoff ? handoffs.idleMs : 0,
+          },
         ),
     }),
+    bind,
+    now: options.now ?? Date.now,
     metrics,
     logger,
-    handoff: {
-      accounts: handoffIds,
-      state: new Handoffs({
-        redis,
-        idleMs: config.handoffIdleMs ?? 30 * 60_000,
-        logger,
-        onChange: (change, appId, reason) => metrics.handoffs.inc({ app_id: appId, change, reason }),
-      }),
-    },
+    handoff: { accounts: handoffIds, state: handoffs },
   });
   return app;
 }

@@ -2,7 +2,7 @@ import type { InboundJobData, inboundJob } from '@wx-kf/shared/queue';
 import { type RedisClient, replicaWaiter, userShard } from '@wx-kf/shared/redis';
 import { SignatureError } from '@wx-kf/shared/wechat';
 import type { Queue } from 'bullmq';
-import { signatureBinder } from './signature-binding.js';
+import type { SignatureBinder, SignatureUse } from './signature-binding.js';
 
 /** Redis did not take the push in time (or at all): answered 503, so WeChat delivers it again. */
 export class UnavailableError extends Error {
@@ -18,6 +18,10 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+const ignoreSignatureError = (error: unknown) => {
+  if (!(error instanceof SignatureError)) throw error;
+};
+
 /** How long the ingress waits for a replica to confirm a push under REDIS_DURABILITY=replicated. */
 const REPLICA_WAIT_MS = 1000;
 
@@ -29,33 +33,42 @@ export interface PushStoreOptions {
   durability?: 'local' | 'replicated';
   /** Longest wait for Redis before answering 503 (WeChat gives up after 5 s). */
   timeoutMs: number;
-  timestampToleranceSeconds: number;
+  /** Binds a request's `signature` to what it came with (signature-binding.ts). */
+  bind: SignatureBinder;
   /**
    * Writes the push's conversation state (send window, order, timeline) on `redis`, sent just before the add,
-   * and says whether the push was stored before (from its job and de-duplication keys).
+   * unless the push was stored before (its job or de-duplication key exists): then it changes nothing and says
+   * so. Resolves the user's handoff state too when asked for it.
    */
-  ingest: (job: ReturnType<typeof inboundJob>) => Promise<{ seen: boolean }>;
+  ingest: (job: ReturnType<typeof inboundJob>, options: { handoff: boolean }) => Promise<Ingested>;
 }
 
-/** A plaintext push's signature and the raw body it came with, to bind them (see signature-binding.ts). */
-export interface PlainSignature {
-  appId: string;
-  signature: string;
-  timestamp: string | undefined;
-  body: Buffer;
+/** What comes with a push to store: its signature to bind, and whether to read the user's handoff state. */
+export interface StoreOptions {
+  signature?: SignatureUse | undefined;
+  handoff?: boolean | undefined;
+}
+
+/** What the ingest script found: whether the push was stored before, and the user's handoff state (raw). */
+export interface Ingested {
+  seen: boolean;
+  handoff?: string | undefined;
 }
 
 /**
  * Stores verified pushes: one job per message (BullMQ de-duplicates on the job id), each within the timeout.
- * Resolves whether the push was delivered before; throws SignatureError for a plaintext signature that came
- * with another body, UnavailableError for anything Redis did not do.
+ * Resolves whether the push was delivered before; throws SignatureError for a signature that came with another
+ * request, UnavailableError for anything Redis did not do.
  */
 export function pushStore(options: PushStoreOptions) {
-  const { queues, redis, timeoutMs } = options;
-  const bind = signatureBinder(redis, options.timestampToleranceSeconds);
+  const { queues, redis, timeoutMs, bind } = options;
   const replicated = options.durability === 'replicated' ? replicaWaiter(redis, REPLICA_WAIT_MS) : undefined;
-  const store = async (job: ReturnType<typeof inboundJob>, plain?: PlainSignature): Promise<boolean> => {
-    if (plain) await bind(plain.appId, plain.signature, plain.body, plain.timestamp);
+  const store = async (job: ReturnType<typeof inboundJob>, { signature, handoff }: StoreOptions): Promise<Ingested> => {
+    // A plaintext body is believed only once its signature is bound to it. An encrypted push is authenticated
+    // by msg_signature: its binding (which keeps its query from being reused) goes out with the store.
+    if (signature?.kind === 'plain') await bind(signature);
+    // If it was bound to another request first, that one was refused or came after the genuine push it copies.
+    const binding = signature?.kind === 'aes' ? bind(signature).catch(ignoreSignatureError) : undefined;
     // The user's shard: their pushes keep their order and their keys share its slot.
     const shard = userShard(job.data.appId, job.data.message.FromUserName);
     const queue = queues[shard] as Queue<InboundJobData>;
@@ -64,14 +77,17 @@ export function pushStore(options: PushStoreOptions) {
     // this push was delivered before. The same script writes the user's window grant, order and timeline (no
     // extra round trip; in Redis before `success`, so they never wait for a worker; idempotent). Its keys share
     // the user's tag, so the node that takes the job has them: `confirm` (WAIT) covers them too.
-    const seen = options.ingest(job).then((r) => r.seen);
-    const [wasSeen] = await Promise.all([seen, queue.add(job.name, job.data, job.opts)]);
+    const [ingested] = await Promise.all([
+      options.ingest(job, { handoff: Boolean(handoff) }),
+      queue.add(job.name, job.data, job.opts),
+      binding,
+    ]);
     await confirm?.();
-    return wasSeen;
+    return ingested;
   };
-  return async (job: ReturnType<typeof inboundJob>, plain?: PlainSignature): Promise<{ duplicate: boolean }> => {
+  return async (job: ReturnType<typeof inboundJob>, options: StoreOptions = {}): Promise<Ingested> => {
     try {
-      return { duplicate: await withTimeout(store(job, plain), timeoutMs) };
+      return await withTimeout(store(job, options), timeoutMs);
     } catch (error) {
       if (error instanceof SignatureError || error instanceof UnavailableError) throw error;
       throw new UnavailableError((error as Error).message);

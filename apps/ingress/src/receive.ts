@@ -13,6 +13,16 @@ import {
   verifySignature,
 } from '@wx-kf/shared/wechat';
 
+/** The query's `signature` (lower case) when it is valid for this token, else undefined (nothing to bind). */
+export function validSignature(token: string, query: PushQuery): string | undefined {
+  try {
+    verifySignature(token, query);
+    return query.signature?.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
 /** An account as the ingress uses it: config plus the AES key decoded once. */
 export interface IngressAccount {
   config: AccountConfig;
@@ -40,13 +50,16 @@ export interface ReceivedPush {
   message: InboundMessage;
   mode: PushMode;
   format: PushFormat;
-  /** A plaintext push's signature: the ingress binds it to this body (its `signature` does not cover it). */
-  plainSignature?: string;
+  /**
+   * The push's valid `signature` (lower case), which covers token, timestamp and nonce but never the body: the
+   * ingress binds it to this body, so nobody can reuse it with another (a plaintext POST, or an encrypted push's
+   * query with `encrypt_type` and `msg_signature` dropped).
+   */
+  signature?: string | undefined;
 }
 
-/** Checks the push's timestamp against our clock (0 = no check); blunts replays of a captured signature. */
+/** Checks the push's timestamp against our clock; blunts replays of a captured signature. */
 export function checkTimestamp(timestamp: string | undefined, toleranceSeconds: number, nowMs = Date.now()): void {
-  if (toleranceSeconds === 0) return;
   const ts = Number(timestamp);
   if (!timestamp || !Number.isInteger(ts)) throw new SignatureError('timestamp is missing or not unix seconds');
   if (Math.abs(nowMs / 1000 - ts) > toleranceSeconds) {
@@ -54,32 +67,88 @@ export function checkTimestamp(timestamp: string | undefined, toleranceSeconds: 
   }
 }
 
-// The envelope's Encrypt, found without parsing the body: nothing is parsed before msg_signature is checked.
-const XML_ENCRYPT = /<Encrypt>\s*(?:<!\[CDATA\[([^\]]*)\]\]>|([^<]*))\s*<\/Encrypt>/g;
-const JSON_ENCRYPT = /"Encrypt"\s*:\s*"((?:[^"\\]|\\.)*)"/g;
-/** More candidates than a genuine envelope can hold are not tried (each costs a SHA-1 over it). */
-const MAX_CANDIDATES = 4;
+const [SLASH, QUESTION, BANG] = ['/', '?', '!'].map((c) => c.charCodeAt(0));
 
 /**
- * The values an encrypted push's envelope gives for `Encrypt`, found by pattern, not by parsing. Usually one;
- * a compat-mode XML body can show more when a user's own text contains the element (its CDATA copy of the
- * message sits beside the real one), so the caller keeps the one msg_signature verifies.
+ * The `Encrypt` of an XML envelope: the element that is a child of the root, found in one linear pass without
+ * parsing (nothing is parsed before msg_signature is checked). CDATA sections, comments and deeper elements are
+ * skipped whole, so an `<Encrypt>` a user typed into a compat push's plaintext copy is never taken for it.
  */
-function encryptCandidates(body: string, format: PushFormat): string[] {
-  const found: string[] = [];
-  for (const match of body.matchAll(format === 'xml' ? XML_ENCRYPT : JSON_ENCRYPT)) {
-    if (found.length === MAX_CANDIDATES) throw new MessageFormatError('the envelope has too many Encrypt values');
-    let value = match[1] ?? match[2] ?? '';
-    if (format === 'json' && value.includes('\\')) {
-      try {
-        value = JSON.parse(`"${value}"`) as string;
-      } catch {
-        continue;
+function xmlEnvelopeEncrypt(body: string): string | undefined {
+  const endOf = (token: string, from: number) => {
+    const at = body.indexOf(token, from);
+    if (at === -1) throw new MessageFormatError('the envelope is not well-formed XML');
+    return at + token.length - 1;
+  };
+  let depth = 0;
+  let found: string | undefined;
+  let i = body.indexOf('<');
+  while (i !== -1) {
+    let end: number;
+    if (body.startsWith('<![CDATA[', i)) end = endOf(']]>', i + 9);
+    else if (body.startsWith('<!--', i)) end = endOf('-->', i + 4);
+    else {
+      end = endOf('>', i + 1);
+      const next = body.charCodeAt(i + 1);
+      if (next === SLASH) depth--;
+      else if (next !== QUESTION && next !== BANG && body.charCodeAt(end - 1) !== SLASH) {
+        if (depth === 1 && body.startsWith('Encrypt', i + 1) && body.slice(i + 1, end).trim() === 'Encrypt') {
+          if (found !== undefined) throw new MessageFormatError('the envelope has more than one Encrypt');
+          const close = endOf('</Encrypt>', end);
+          const text = body.slice(end + 1, close - 9).trim();
+          found = text.startsWith('<![CDATA[') && text.endsWith(']]>') ? text.slice(9, -3) : text;
+          end = close;
+        } else depth++;
       }
     }
-    if (value !== '') found.push(value);
+    i = body.indexOf('<', end + 1);
   }
-  if (found.length === 0) throw new MessageFormatError('encrypted push without Encrypt');
+  return found;
+}
+
+/** The index of the quote that ends the JSON string starting at `start`. */
+function jsonStringEnd(body: string, start: number): number {
+  for (let i = start + 1; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (c === 0x5c) i++;
+    else if (c === 0x22) return i;
+  }
+  throw new MessageFormatError('the envelope is not well-formed JSON');
+}
+
+const skipSpace = (body: string, i: number) => {
+  while (i < body.length && /\s/.test(body[i] as string)) i++;
+  return i;
+};
+
+/** The `Encrypt` member of a JSON envelope's top-level object, in one linear pass (strings are skipped whole). */
+function jsonEnvelopeEncrypt(body: string): string | undefined {
+  let depth = 0;
+  let found: string | undefined;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    else if (c === '"') {
+      const end = jsonStringEnd(body, i);
+      const j = skipSpace(body, end + 1);
+      if (depth === 1 && body[j] === ':' && body.slice(i, end + 1) === '"Encrypt"') {
+        const v = skipSpace(body, j + 1);
+        if (body[v] !== '"') throw new MessageFormatError('Encrypt is not a string');
+        if (found !== undefined) throw new MessageFormatError('the envelope has more than one Encrypt');
+        const vEnd = jsonStringEnd(body, v);
+        found = JSON.parse(body.slice(v, vEnd + 1)) as string;
+        i = vEnd;
+      } else i = end;
+    }
+  }
+  return found;
+}
+
+/** The envelope's own `Encrypt`; MessageFormatError when there is none (or more than one). Linear in the body. */
+function envelopeEncrypt(body: string, format: PushFormat): string {
+  const found = format === 'xml' ? xmlEnvelopeEncrypt(body) : jsonEnvelopeEncrypt(body);
+  if (!found) throw new MessageFormatError('encrypted push without Encrypt');
   return found;
 }
 
@@ -100,19 +169,15 @@ export function receivePush(account: IngressAccount, query: PushQuery, body: str
     }
     verifySignature(config.token, query);
     const format = detectFormat(body);
-    return {
-      message: parseMessage(body, format),
-      mode: 'plain',
-      format,
-      plainSignature: (query.signature as string).toLowerCase(),
-    };
+    return { message: parseMessage(body, format), mode: 'plain', format, signature: query.signature?.toLowerCase() };
   }
   if (query.encrypt_type !== 'aes') throw new MessageFormatError('encrypt_type must be "aes"');
   if (!account.key) throw new PolicyError('encrypted push, but this account has no EncodingAESKey configured');
   const format = detectFormat(body);
-  const encrypt = verifyMsgSignature(config.token, query, encryptCandidates(body, format));
+  const encrypt = verifyMsgSignature(config.token, query, envelopeEncrypt(body, format));
   const plaintext = decryptMessage(account.key, encrypt, config.appId);
   const mode: PushMode = COMPAT_FIELD[format].test(body) ? 'compat' : 'safe';
   // Decrypted with our key and the AppID checked: WeChat wrote it, no need to check the XML again.
-  return { message: parseMessage(plaintext, detectFormat(plaintext), { validate: false }), mode, format };
+  const message = parseMessage(plaintext, detectFormat(plaintext), { validate: false });
+  return { message, mode, format, signature: validSignature(config.token, query) };
 }

@@ -172,7 +172,7 @@ export class SimState {
     const grant = account ? windowGrant(account.type, message) : undefined;
     const openid = message.FromUserName;
     if (!grant || typeof openid !== 'string') return;
-    this.userActed(appId, openid, grant.trigger, actionTime(this.now(), message.CreateTime));
+    this.userActed(appId, openid, grant.trigger, actionTime(message.CreateTime) ?? this.now());
   }
 
   /** The user's window now (tests), or undefined when none is open. */

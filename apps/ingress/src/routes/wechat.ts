@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Config } from '@wx-kf/shared/config';
-import type { Handoffs } from '@wx-kf/shared/handoff';
+import { type Handoffs, parseHandoff } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import { inboundJob } from '@wx-kf/shared/queue';
 import type { ReplyRules } from '@wx-kf/shared/rules';
@@ -9,9 +9,10 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { IngressMetrics } from '../metrics.js';
-import { type PushStore, UnavailableError } from '../push-store.js';
+import { type PushStore, UnavailableError, withTimeout } from '../push-store.js';
 import { checkTimestamp, type IngressAccount, receivePush } from '../receive.js';
 import { bounded, refusal } from '../refusal.js';
+import type { SignatureBinder, SignatureUse } from '../signature-binding.js';
 
 export interface WeChatRoutesOptions {
   config: Pick<Config, 'timestampToleranceSeconds'>;
@@ -19,6 +20,10 @@ export interface WeChatRoutesOptions {
   /** Accounts whose rules can transfer a message: only they consult rules here (the worker decides replies). */
   transferRules: Map<string, ReplyRules>;
   store: PushStore;
+  /** Binds a request's `signature` to what it came with: the GET check consumes its signature too. */
+  bind: SignatureBinder;
+  /** Our clock, in ms: a push's timestamp must be within the tolerance of it. */
+  now: () => number;
   metrics: IngressMetrics;
   logger: Logger;
   /** Accounts that keep a handoff state, and the state: their users' messages are transferred while open. */
@@ -36,7 +41,9 @@ const querystring = z.looseObject({
   echostr: field(128),
 });
 const params = z.object({ appId: z.string().max(64).optional() });
-/** A handoff read or write that Redis did not do: 503, so WeChat delivers the push again. */
+/** Longest wait for Redis in a URL check (the push path has the store's own timeout). */
+const REDIS_WAIT_MS = 2500;
+/** A handoff write that Redis did not do: 503, so WeChat delivers the push again. */
 const unavailable = (error: Error): never => {
   throw new UnavailableError(error.message);
 };
@@ -47,7 +54,7 @@ const schema = { querystring, params };
  * (authenticate, open, store, answer `success` or a transfer). With exactly one account, `/wechat` works too.
  */
 export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fastify, options) => {
-  const { config, accounts, transferRules, store, metrics, logger, handoff } = options;
+  const { config, accounts, transferRules, store, bind, now, metrics, logger, handoff } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const onlyAccount = accounts.size === 1 ? [...accounts.keys()][0] : undefined;
 
@@ -62,20 +69,27 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
     app.get(url, { schema }, async (req, reply) => {
       const account = accountFor(req.params.appId, reply);
       if (!account) return reply;
-      const { echostr, timestamp } = req.query;
+      const { echostr, timestamp, signature } = req.query;
+      const appId = account.config.appId;
       try {
-        checkTimestamp(timestamp, config.timestampToleranceSeconds);
+        checkTimestamp(timestamp, config.timestampToleranceSeconds, now());
         verifySignature(account.config.token, req.query);
+        if (!echostr) return reply.code(400).send({ error: 'format', message: 'echostr is required' });
+        // Consumed here, so this query cannot be replayed as a plaintext push (its signature covers no body).
+        const use = {
+          appId,
+          signature: String(signature).toLowerCase(),
+          timestamp,
+          kind: 'get',
+          body: echostr,
+        } as const;
+        await withTimeout(bind(use), REDIS_WAIT_MS);
       } catch (error) {
         const r = refusal(error);
-        logger.warn(
-          { appId: account.config.appId, outcome: 'rejected', reason: r.message },
-          'url verification refused',
-        );
+        logger.warn({ appId, outcome: 'rejected', reason: r.message }, 'url verification refused');
         return reply.code(r.status).send({ error: r.error, message: r.message });
       }
-      if (!echostr) return reply.code(400).send({ error: 'format', message: 'echostr is required' });
-      logger.info({ appId: account.config.appId }, 'url verification answered');
+      logger.info({ appId }, 'url verification answered');
       return reply.type('text/plain; charset=utf-8').send(echostr);
     });
 
@@ -94,7 +108,7 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
         logger[level]({ ...line, outcome: result, status, ms: Math.round(seconds * 10_000) / 10, ...extra }, 'push');
       };
       try {
-        checkTimestamp(query.timestamp, config.timestampToleranceSeconds);
+        checkTimestamp(query.timestamp, config.timestampToleranceSeconds, now());
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         if (!isUtf8(raw)) throw new MessageFormatError('body is not valid UTF-8');
         const push = receivePush(account, query, raw.toString('utf8'));
@@ -112,17 +126,17 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
           msgType: message.MsgType,
           msgKey: job.data.msgKey,
         });
-        const plain = push.plainSignature
-          ? { appId, signature: push.plainSignature, timestamp: query.timestamp, body: raw }
+        const kind = push.mode === 'plain' ? 'plain' : 'aes';
+        const signature: SignatureUse | undefined = push.signature
+          ? { appId, signature: push.signature, timestamp: query.timestamp, kind, body: raw }
           : undefined;
-        // Handoff: the user's state, issued in this tick so it shares the store's pipelined write (never for events).
-        const handoffRead =
-          handoff?.accounts.has(appId) && message.MsgType !== 'event'
-            ? handoff.state.touch(appId, String(message.FromUserName))
-            : undefined;
-        // Awaited together: a failed store must not leave the read's rejection unhandled.
-        const [{ duplicate }, handedOff] = await Promise.all([store(job, plain), handoffRead?.catch(unavailable)]);
-        if (transfer && handoffRead && !handedOff?.open) {
+        // Handoff: the store's script reads the user's state (never for events) and renews it (not for a re-delivery).
+        const readsHandoff = Boolean(handoff?.accounts.has(appId)) && message.MsgType !== 'event';
+        const stored = await store(job, { signature, handoff: readsHandoff });
+        const duplicate = stored.seen;
+        const handedOff = parseHandoff(stored.handoff);
+        // A re-delivery is answered as the first delivery was, but opens, extends and closes nothing.
+        if (transfer && readsHandoff && !duplicate && !handedOff?.open) {
           const user = String(message.FromUserName);
           const change = { reason: 'rule', agent: transfer.kfAccount, force: true } as const;
           await handoff?.state.open(appId, user, change).catch(unavailable);

@@ -88,10 +88,9 @@ export function conversationHooks(deps: ConversationDeps) {
       data: InboundJobData,
       take = false,
     ): Promise<Take | undefined> {
-      const { appId, message, receivedAt } = data;
+      const { appId, message } = data;
       const jobId = job.id as string;
-      const turn = (withTake: boolean) =>
-        conversations.turn(appId, type, jobId, message as never, receivedAt, { take: withTake });
+      const turn = (withTake: boolean) => conversations.turn(appId, type, jobId, message as never, { take: withTake });
       let t = await turn(take);
       // A job that has waited a while checks that the head is still alive; a dead head is dropped.
       for (let i = 0; !t.go && i < 3 && Date.now() - job.timestamp > TURN_WAIT_MS; i++) {

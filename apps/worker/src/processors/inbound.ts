@@ -159,7 +159,7 @@ export function inboundProcessor(deps: InboundDeps) {
     if (!plan) {
       let planned: Planned;
       // A slow plan shows "typing…" (once, best effort); the user's last interaction is this message.
-      const stopTyping = conversation?.typing(appId, touser, actionTime(receivedAt, data.message.CreateTime));
+      const stopTyping = conversation?.typing(appId, touser, actionTime(data.message.CreateTime) ?? receivedAt);
       try {
         planned = handler ? await handlerPlan(data, account) : await rulesPlan(data, account, decision);
       } catch (error) {

@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, hasCredentials, loadConfig, redisFromEnv } from './index.js';
+import { DEDUP_TTL_MS } from '../queue/index.js';
+import { ConfigError, hasCredentials, loadConfig, MAX_TIMESTAMP_TOLERANCE_SECONDS, redisFromEnv } from './index.js';
 
 const AES = 'jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C';
 const one = { WECHAT_APP_ID: 'wx5823bf96d3bd56c7', WECHAT_APP_SECRET: 'sec', WECHAT_TOKEN: 'tok123' };
@@ -91,6 +92,19 @@ describe('loadConfig', () => {
       expect.stringMatching(/^PORT: /),
       expect.stringMatching(/^WECHAT_AES_KEY: must be the 43-character EncodingAESKey/),
       expect.stringMatching(/^TOKEN_SOURCE: /),
+    ]);
+  });
+
+  it('bounds the timestamp tolerance by how long stored pushes are remembered; 0 no longer turns it off', () => {
+    // A replay is accepted up to the tolerance after its timestamp, the first delivery stored up to the tolerance
+    // before it: the ingress must remember it (BullMQ de-duplication) that long, plus a clock margin.
+    expect(2 * MAX_TIMESTAMP_TOLERANCE_SECONDS * 1000 + 60_000).toBeLessThan(DEDUP_TTL_MS);
+    expect(loadConfig({ ...one, WECHAT_TIMESTAMP_TOLERANCE: '1200' }).timestampToleranceSeconds).toBe(1200);
+    expect(problems({ ...one, WECHAT_TIMESTAMP_TOLERANCE: '86400' })).toEqual([
+      'WECHAT_TIMESTAMP_TOLERANCE: must be at most 1200 (how long a stored push is remembered bounds it)',
+    ]);
+    expect(problems({ ...one, WECHAT_TIMESTAMP_TOLERANCE: '0' })).toEqual([
+      'WECHAT_TIMESTAMP_TOLERANCE: must be at least 1 (0 no longer turns the check off: see docs/configuration.md)',
     ]);
   });
 

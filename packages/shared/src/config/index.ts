@@ -7,6 +7,13 @@ import type { AccountType } from '../wechat/custom-message.js';
 import { ConfigError } from './errors.js';
 import { loadStructuredFile } from './file.js';
 
+/**
+ * The largest WECHAT_TIMESTAMP_TOLERANCE. A push is accepted up to this long after its timestamp and may first
+ * have been stored this long before it, so the ingress must remember what it stored (DEDUP_TTL_MS, one hour) for
+ * twice this plus the replicas' clock margin: else a replay inside the tolerance would count as a new push.
+ */
+export const MAX_TIMESTAMP_TOLERANCE_SECONDS = 1200;
+
 export { ConfigError, printConfigError } from './errors.js';
 export { loadStructuredFile } from './file.js';
 
@@ -134,7 +141,14 @@ const envSchema = z.object({
   WECHAT_ACCOUNT_TYPE: accountType.default('miniprogram'),
   WECHAT_ACCOUNTS_FILE: optional(z.string()),
   WECHAT_SECURITY: optional(security),
-  WECHAT_TIMESTAMP_TOLERANCE: z.coerce.number().int().min(0).default(300),
+  WECHAT_TIMESTAMP_TOLERANCE: z.coerce
+    .number()
+    .int()
+    .min(1, { error: 'must be at least 1 (0 no longer turns the check off: see docs/configuration.md)' })
+    .max(MAX_TIMESTAMP_TOLERANCE_SECONDS, {
+      error: `must be at most ${MAX_TIMESTAMP_TOLERANCE_SECONDS} (how long a stored push is remembered bounds it)`,
+    })
+    .default(300),
   REPLY_RULES_FILE: optional(z.string()),
   WECHAT_HANDLER: optional(z.string()),
   TOKEN_SOURCE: z.enum(['stable', 'classic']).default('stable'),

@@ -51,7 +51,7 @@ describe('window rules', () => {
 describe('the ledger', () => {
   it('a message allows five sends in 48 h, then refuses until the user writes again', async () => {
     const u = user();
-    await conv.ingest(APP, 'miniprogram', `${APP}-m1`, text(u), clock);
+    await conv.ingest(APP, 'miniprogram', `${APP}-m1`, text(u), { receivedAt: clock });
     expect(await takeAll(u)).toEqual([
       'ok 4',
       'ok 3',
@@ -61,7 +61,7 @@ describe('the ledger', () => {
       'no sends left until the user writes again',
     ]);
     clock += 1000;
-    await conv.ingest(APP, 'miniprogram', `${APP}-m2`, text(u), clock);
+    await conv.ingest(APP, 'miniprogram', `${APP}-m2`, text(u), { receivedAt: clock });
     expect((await conv.window(APP, u)).left).toBe(5);
   });
 
@@ -73,7 +73,7 @@ describe('the ledger', () => {
       FromUserName: u,
       CreateTime: String(clock / 1000),
     };
-    await conv.ingest(APP, 'miniprogram', `${APP}-e1`, enter, clock);
+    await conv.ingest(APP, 'miniprogram', `${APP}-e1`, enter, { receivedAt: clock });
     expect((await conv.window(APP, u)).trigger).toBe('enter_session');
     expect((await conv.take(APP, u)).ok).toBe(true);
     clock += 61_000;
@@ -84,7 +84,7 @@ describe('the ledger', () => {
 
   it('a second action resets rather than adds; a shorter one never shortens a longer window', async () => {
     const u = user();
-    await conv.ingest(APP, 'miniprogram', `${APP}-m3`, text(u), clock);
+    await conv.ingest(APP, 'miniprogram', `${APP}-m3`, text(u), { receivedAt: clock });
     for (let i = 0; i < 4; i++) await conv.take(APP, u);
     clock += 1000;
     const enter = {
@@ -93,19 +93,19 @@ describe('the ledger', () => {
       FromUserName: u,
       CreateTime: String(clock / 1000),
     };
-    await conv.ingest(APP, 'miniprogram', `${APP}-e2`, enter, clock);
+    await conv.ingest(APP, 'miniprogram', `${APP}-e2`, enter, { receivedAt: clock });
     const w = await conv.window(APP, u);
     expect(w).toMatchObject({ open: true, left: 2, trigger: 'message' });
     expect(Date.parse(w.until ?? '')).toBe(clock - 1000 + 48 * 3600_000);
     // The same push again (a re-delivery, or the worker applying the job's grant) changes nothing.
     await conv.take(APP, u);
-    await conv.ingest(APP, 'miniprogram', `${APP}-e2`, enter, clock);
+    await conv.ingest(APP, 'miniprogram', `${APP}-e2`, enter, { receivedAt: clock });
     expect((await conv.window(APP, u)).left).toBe(1);
   });
 
   it('45047 empties the window and 45015 closes it; a refund gives a send back', async () => {
     const u = user();
-    await conv.ingest(APP, 'miniprogram', `${APP}-m4`, text(u), clock);
+    await conv.ingest(APP, 'miniprogram', `${APP}-m4`, text(u), { receivedAt: clock });
     const t = await conv.take(APP, u);
     if (!t.ok) throw new Error('expected a send');
     await conv.settle(APP, u, { effect: 'refund', taken: t });
@@ -122,12 +122,12 @@ describe('the ledger', () => {
     // count to 3 (the larger of what is left and its own) and keeps the longer window. Giving the fifth back to
     // that count would say 4 while WeChat allows 3.
     const u = user();
-    await conv.ingest(APP, 'officialaccount', `${APP}-m5`, text(u), clock);
+    await conv.ingest(APP, 'officialaccount', `${APP}-m5`, text(u), { receivedAt: clock });
     for (let i = 0; i < 4; i++) await conv.take(APP, u);
     const t = await conv.take(APP, u);
     if (!t.ok) throw new Error('expected a send');
     const click = { MsgType: 'event', Event: 'CLICK', FromUserName: u, CreateTime: String(clock / 1000 + 1) };
-    await conv.ingest(APP, 'officialaccount', `${APP}-c5`, click, clock + 1000);
+    await conv.ingest(APP, 'officialaccount', `${APP}-c5`, click, { receivedAt: clock + 1000 });
     expect((await conv.window(APP, u)).left).toBe(3);
     await conv.settle(APP, u, { effect: 'refund', taken: t });
     expect((await conv.window(APP, u)).left).toBe(3);
@@ -147,7 +147,7 @@ describe('the ledger', () => {
         FromUserName: u,
         CreateTime: String(Math.floor(now / 1000)),
       },
-      now,
+      { receivedAt: now },
     );
     const ttl = await redis.pttl(redisKeys.sendWindow(APP, u));
     expect(ttl).toBeGreaterThan(50_000);
@@ -156,9 +156,9 @@ describe('the ledger', () => {
 
   it('orders a user’s jobs by arrival; a settled job releases the next', async () => {
     const u = user();
-    for (const id of ['j1', 'j2', 'j3']) await conv.ingest(APP, 'miniprogram', id, text(u), clock);
-    await conv.ingest(APP, 'miniprogram', 'j2', text(u), clock); // re-delivery: not queued twice
-    const turn = (id: string) => conv.turn(APP, 'miniprogram', id, text(u), clock);
+    for (const id of ['j1', 'j2', 'j3']) await conv.ingest(APP, 'miniprogram', id, text(u), { receivedAt: clock });
+    await conv.ingest(APP, 'miniprogram', 'j2', text(u), { receivedAt: clock }); // re-delivery: not queued twice
+    const turn = (id: string) => conv.turn(APP, 'miniprogram', id, text(u));
     expect(await turn('j2')).toEqual({ go: false, head: 'j1' });
     expect(await turn('j1')).toEqual({ go: true });
     expect(await turn('elsewhere')).toEqual({ go: true });
@@ -169,8 +169,8 @@ describe('the ledger', () => {
 
   it('a turn can take the first send in the same trip; a job that must wait takes nothing', async () => {
     const u = user();
-    for (const id of ['k1', 'k2']) await conv.ingest(APP, 'miniprogram', id, text(u), clock);
-    const turn = (id: string) => conv.turn(APP, 'miniprogram', id, text(u), clock, { take: true });
+    for (const id of ['k1', 'k2']) await conv.ingest(APP, 'miniprogram', id, text(u), { receivedAt: clock });
+    const turn = (id: string) => conv.turn(APP, 'miniprogram', id, text(u), { take: true });
     expect(await turn('k2')).toEqual({ go: false, head: 'k1' });
     expect((await conv.window(APP, u)).left).toBe(5);
     expect(await turn('k1')).toMatchObject({ go: true, take: { ok: true, left: 4 } });
@@ -186,8 +186,14 @@ describe('the ledger', () => {
     const small = new Conversations(redis, { now: () => clock, timeline: { entries: 3, maxAgeMs: 60_000 } });
     const u = user();
     for (let i = 1; i <= 4; i++)
-      await small.ingest(APP, 'miniprogram', `t${i}`, { ...text(u), Content: `message number ${i}` }, clock);
-    await small.ingest(APP, 'miniprogram', 't4', { ...text(u), Content: 'message number 4' }, clock);
+      await small.ingest(
+        APP,
+        'miniprogram',
+        `t${i}`,
+        { ...text(u), Content: `message number ${i}` },
+        { receivedAt: clock },
+      );
+    await small.ingest(APP, 'miniprogram', 't4', { ...text(u), Content: 'message number 4' }, { receivedAt: clock });
     await small.settle(APP, u, { entry: { kind: 'text', summary: 'a reply', jobId: 't4', result: 'sent' } });
     const { timeline } = await small.view(APP, u);
     expect(timeline.map((e) => `${e.direction} ${e.summary} ${e.result}`)).toEqual([
@@ -199,7 +205,7 @@ describe('the ledger', () => {
     expect((await small.view(APP, u)).timeline).toEqual([]);
     const off = new Conversations(redis, { now: () => clock, timeline: { entries: 0, maxAgeMs: 60_000 } });
     const v = user();
-    await off.ingest(APP, 'miniprogram', 'off1', text(v), clock);
+    await off.ingest(APP, 'miniprogram', 'off1', text(v), { receivedAt: clock });
     expect(await redis.exists(redisKeys.timeline(APP, v))).toBe(0);
     expect((await off.window(APP, v)).left).toBe(5);
   });

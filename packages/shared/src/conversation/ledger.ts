@@ -133,21 +133,30 @@ end
 `;
 
 const SCRIPTS = {
-  // KEYS window, order, timeline, open-windows index, then the push's job key and BullMQ de-duplication key;
-  // ARGV at, count, ms, trigger, now, jobId, entry, needle, max, ttl, orderTtl, openid → {granted, seen}
-  // Sent just before the job's add: `seen` says whether this push was stored before (a re-delivery).
+  // KEYS window, order, timeline, open-windows index, the push's job key and BullMQ de-duplication key, the
+  // user's handoff; ARGV at, count, ms, trigger, now, jobId, entry, needle, max, ttl, orderTtl, openid, handoff
+  // idle ms (0: not read) → {granted, seen, handoff state or nil}.
+  // Sent just before the job's add: `seen` says whether this push was stored before (a re-delivery), and then
+  // nothing changes: no grant, no order entry, no timeline entry, no handoff renewal (the state is only read).
   wxkfIngest: {
-    numberOfKeys: 6,
+    numberOfKeys: 7,
     lua: `${LUA_LIB}
 local seen = redis.call('EXISTS', KEYS[5], KEYS[6])
+local idle = ARGV[13]
+local handoff = false
+if seen > 0 then
+  if idle ~= '0' then handoff = redis.call('GET', KEYS[7]) end
+  return {0, seen, handoff}
+end
+if idle ~= '0' then handoff = redis.call('GETEX', KEYS[7], 'PX', idle) end
 local granted = grant(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 if granted > 0 then redis.call('ZADD', KEYS[4], 'GT', granted, ARGV[12]) end
--- A re-delivery comes seconds after the first: its entry, if any, is among the newest (a bounded look, so a
--- user with a long backlog costs no more per push).
+-- A delivery whose first try was not stored (503) may have written its entry: it is among the newest (a
+-- bounded look, so a user with a long backlog costs no more per push).
 if not redis.call('LPOS', KEYS[2], ARGV[6], 'RANK', -1, 'MAXLEN', 64) then redis.call('RPUSH', KEYS[2], ARGV[6]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[11])
 append(KEYS[3], ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10])
-return {granted, seen}`,
+return {granted, seen, handoff}`,
   },
   // KEYS window, order; ARGV jobId, at, count, ms, trigger, now, take → {0, head} while the job must wait; on its
   // turn {1} or, with take = 1, {1, taken (1/0), left or reason, until, at}: the first send taken in the same trip.
@@ -204,8 +213,8 @@ type ScriptName = keyof typeof SCRIPTS;
 type Scripted = RedisClient & Record<ScriptName, (...args: (string | number)[]) => Promise<unknown>>;
 
 /** The grant's script arguments: when, how many, how long, which trigger (zeros when the message grants none). */
-function grantArgs(grant: WindowGrant | undefined, at: number): [number, number, number, string] {
-  return grant ? [at, grant.count, grant.ms, grant.trigger] : [0, 0, 0, ''];
+function grantArgs(grant: WindowGrant | undefined, at: number | undefined): [number, number, number, string] {
+  return grant && at !== undefined ? [at, grant.count, grant.ms, grant.trigger] : [0, 0, 0, ''];
 }
 
 /** The take script's answer: {1, left, until, at} or {0, reason, until, ''}. */
@@ -258,30 +267,32 @@ export class Conversations {
   /**
    * A stored push, from the ingress: its grant (if the message grants one, with the open-windows index), its
    * place in the user's order and its timeline entry, in one script on the user's slot, sent just before the
-   * job's add. Resolves whether the push was stored before (its job or BullMQ de-duplication key exists).
-   * Idempotent: a re-delivery changes nothing.
+   * job's add. Resolves whether the push was stored before (its job or BullMQ de-duplication key exists): a
+   * re-delivery changes nothing. With `handoffIdleMs`, also the user's handoff state (raw JSON), renewed for
+   * that long unless the push is a re-delivery.
    */
   async ingest(
     appId: string,
     type: AccountType,
     jobId: string,
     message: Record<string, unknown>,
-    receivedAt: number,
-  ): Promise<{ seen: boolean }> {
+    options: { receivedAt: number; handoffIdleMs?: number | undefined },
+  ): Promise<{ seen: boolean; handoff?: string | undefined }> {
+    const { receivedAt, handoffIdleMs = 0 } = options;
     const openid = message.FromUserName;
     if (typeof openid !== 'string' || !OPENID_PATTERN.test(openid)) return { seen: false }; // the worker refuses it
     const grant = windowGrant(type, message);
-    const at = actionTime(receivedAt, message.CreateTime);
     const { kind, summary } = describeInbound(message);
     const entry =
       this.timeline.entries > 0 ? JSON.stringify({ t: receivedAt, d: 'in', k: kind, s: summary, j: jobId }) : '';
     const shard = userShard(appId, openid);
-    const [, seen] = (await this.redis.wxkfIngest(
+    const [, seen, handoff] = (await this.redis.wxkfIngest(
       ...this.keys(appId, openid),
       redisKeys.openWindows(appId, shard),
       redisKeys.inboundJob(shard, jobId),
       redisKeys.inboundDedup(shard, jobId),
-      ...grantArgs(grant, at),
+      redisKeys.handoff(appId, openid),
+      ...grantArgs(grant, actionTime(message.CreateTime)),
       this.now(),
       jobId,
       entry,
@@ -290,8 +301,9 @@ export class Conversations {
       this.timeline.maxAgeMs,
       ORDER_TTL_MS,
       openid,
-    )) as [number, number];
-    return { seen: seen > 0 };
+      handoffIdleMs,
+    )) as [number, number, string | null];
+    return { seen: seen > 0, handoff: handoff ?? undefined };
   }
 
   /**
@@ -304,7 +316,6 @@ export class Conversations {
     type: AccountType,
     jobId: string,
     message: Record<string, unknown>,
-    receivedAt: number,
     options: { take?: boolean } = {},
   ): Promise<{ go: true; take?: Take } | { go: false; head: string }> {
     const openid = String(message.FromUserName);
@@ -314,7 +325,7 @@ export class Conversations {
       window,
       order,
       jobId,
-      ...grantArgs(grant, actionTime(receivedAt, message.CreateTime)),
+      ...grantArgs(grant, actionTime(message.CreateTime)),
       this.now(),
       options.take ? 1 : 0,
     )) as [number, ...TakeReply] | [0, string];

@@ -31,29 +31,33 @@ const OA_EVENTS: Record<string, WindowTrigger> = {
   scan: 'scan',
 };
 
+// The user messages WeChat documents per kind of account (docs/wechat-protocol.md §6.1, §6.2): only these open a
+// window. An unknown MsgType (a device message, a new kind) grants nothing: the ledger counts fewer, never more.
+const MP_MESSAGES = new Set(['text', 'image', 'miniprogrampage']);
+const OA_MESSAGES = new Set(['text', 'image', 'voice', 'video', 'shortvideo', 'location', 'link']);
+
 /** The allowance a pushed message grants on this kind of account, or undefined when it grants none. */
 export function windowGrant(
   type: AccountType,
   message: { MsgType?: unknown; Event?: unknown },
 ): WindowGrant | undefined {
   if (typeof message.MsgType !== 'string') return undefined;
-  if (message.MsgType !== 'event') return WINDOW_GRANTS.message;
+  if (message.MsgType !== 'event') {
+    const documented = type === 'miniprogram' ? MP_MESSAGES : OA_MESSAGES;
+    return documented.has(message.MsgType) ? WINDOW_GRANTS.message : undefined;
+  }
   const event = typeof message.Event === 'string' ? message.Event.toLowerCase() : '';
   const trigger =
     type === 'miniprogram' ? (event === 'user_enter_tempsession' ? 'enter_session' : undefined) : OA_EVENTS[event];
   return trigger ? WINDOW_GRANTS[trigger] : undefined;
 }
 
-/** A push's CreateTime is believed this far before the ingress received it (WeChat retries within ~15 s). */
-const CREATE_TIME_SLACK_MS = 5 * MINUTE;
-
 /**
- * When the user acted, in ms: the message's CreateTime when it is plausible (at most 5 minutes before it was
- * received), else the time it was received. Every re-delivery of a push gives the same instant, so a grant
- * applied twice is applied once.
+ * When the user acted, in ms: the message's CreateTime, or undefined when it has none (then it grants nothing).
+ * A pure function of the push, so every delivery of one push grants the same (and a grant no later than the
+ * last one applied changes nothing); a push whose window has already ended grants nothing at all.
  */
-export function actionTime(receivedAt: number, createTime: unknown): number {
+export function actionTime(createTime: unknown): number | undefined {
   const seconds = typeof createTime === 'string' || typeof createTime === 'number' ? Number(createTime) : Number.NaN;
-  const at = seconds * 1000;
-  return Number.isFinite(at) && at <= receivedAt && at >= receivedAt - CREATE_TIME_SLACK_MS ? at : receivedAt;
+  return Number.isSafeInteger(seconds) && seconds > 0 ? seconds * 1000 : undefined;
 }

@@ -94,7 +94,7 @@ export function handoffAccounts(
 }
 
 /** Parses a stored state; undefined for none or for anything that is not one (the key is ours, but be safe). */
-function parseHandoff(raw: string | null | undefined): HandoffState | undefined {
+export function parseHandoff(raw: string | null | undefined): HandoffState | undefined {
   if (!raw) return undefined;
   try {
     const s = JSON.parse(raw) as HandoffState;
@@ -117,8 +117,8 @@ export interface HandoffsOptions {
 /**
  * The handoff state per (account, user), in Redis, shared by ingress, workers and admin: while open, the
  * ingress transfers the user's messages and the worker sends them nothing. It expires after `idleMs` without
- * a message (each message through the ingress renews it); the account's index lets `sweep` notice and count
- * those idle closes.
+ * a message (each new message through the ingress renews it, in the store's script: Conversations.ingest); the
+ * account's index lets `sweep` notice and count those idle closes.
  */
 export class Handoffs {
   private readonly redis: RedisClient;
@@ -143,14 +143,6 @@ export class Handoffs {
   /** True while the user is with a human. */
   async isOpen(appId: string, openid: string): Promise<boolean> {
     return (await this.get(appId, openid))?.open === true;
-  }
-
-  /**
-   * The ingress's read for a user's message: the state, renewed for another idle period (GETEX: one command,
-   * sent on the same auto-pipelined write as the push's store when issued in the same tick).
-   */
-  async touch(appId: string, openid: string): Promise<HandoffState | undefined> {
-    return parseHandoff(await this.redis.getex(redisKeys.handoff(appId, openid), 'PX', this.idleMs));
   }
 
   /** Opens (or moves to another agent) a user's handoff; resolves the new state, or undefined when an older event. */

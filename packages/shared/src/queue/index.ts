@@ -8,7 +8,10 @@ import { dedupKey, type InboundMessage } from '../wechat/message.js';
 
 export { INBOUND_QUEUE, OUTBOUND_QUEUE, QUEUE_NAMES, QUEUE_PREFIX } from '../redis/keys.js';
 
-/** WeChat re-delivers within ~15 s; an hour of de-duplication covers every retry by a wide margin. */
+/**
+ * WeChat re-delivers within ~15 s; an hour of de-duplication covers every retry by a wide margin, and every
+ * replay the timestamp check lets in (at most 2 × MAX_TIMESTAMP_TOLERANCE_SECONDS after the first delivery).
+ */
 export const DEDUP_TTL_MS = 3600_000;
 
 /** A verified push, as the ingress stores it. */
