@@ -112,6 +112,9 @@ program
   .option('--host <host>', 'host', '127.0.0.1')
   .option('--send-windows', "enforce WeChat's customer-service send windows (45015 / 45047)", false)
   .option('--latency <ms>', 'answer every API call after this many ms', int, 0)
+  .option('--model-key <key>', 'the fake model answers 401 unless called with Authorization: Bearer <key>')
+  .option('--model-latency <ms>', "the fake model's time to first token", int, 0)
+  .option('--model-tps <n>', "the fake model's tokens per second (0: all at once)", int, 0)
   .addHelpText(
     'after',
     `
@@ -121,6 +124,12 @@ WeChat API served: GET /cgi-bin/token, POST /cgi-bin/stable_token, POST /cgi-bin
   add|update|del|inviteworker|uploadheadimg, /customservice/kfsession/create|close|getsession|getsessionlist|
   getwaitcase; Mini Programs: GET /sns/jscode2session
 
+Fake model (OpenAI-compatible, base URL <url>/v1): POST /v1/chat/completions (plain and "stream": true),
+  GET /v1/models. Answers start with a context line:
+    [fake model] messages=3 system=1 user=2 assistant=0 tool=0 last="<the last user message>"
+  the last user message "#long 9000" answers 9000 bytes of paragraphs; "#human" (or 人工, 真人, human, person)
+  calls the tool transfer_to_human when the request offers it; max_tokens cuts an answer (finish_reason "length")
+
 Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; rules add up until a reset):
   GET  /__sim/state           accounts, token requests per account, counts of messages, typing calls, media
   GET  /__sim/messages        the custom/send bodies received, in order (?appId=…&touser=… filter them)
@@ -129,10 +138,16 @@ Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; ru
                                 {"path":"/cgi-bin/message/custom/send","script":[{"errcode":45015},{"http":503},"ok"]}
                               or at random, repeatably: {"path":"…","rate":0.3,"faults":[…],"seed":7}
                               a fault: {"errcode":-1,"errmsg":"…"}, {"http":502}, {"delayMs":6000} (then a normal
-                              answer), {"drop":true} (connection closed) or "ok"; "appId":"…" limits a rule to one account
+                              answer), {"drop":true} (connection closed), {"hang":true} (no answer until the
+                              client gives up) or "ok"; "appId":"…" limits a rule to one account
   POST /__sim/latency         delay matching calls: {"fixedMs":200} or {"minMs":5,"maxMs":50,"seed":1};
                               "path" and "appId" narrow it (the first matching rule applies)
-  POST /__sim/reset           clear messages, tokens, media, send windows, and every fault and latency rule
+  POST /__sim/reset           clear messages, tokens, media, send windows, model calls and settings, and every
+                              fault and latency rule
+  GET  /__sim/model           the fake model's settings, calls (messages sent, outcome), inFlight, maxInFlight
+  POST /__sim/model           {"latencyMs":800,"tokensPerSecond":40,"key":"sk-…"|null}: change it at run time
+                              (model faults: a fault rule with "path":"/v1/chat/completions"; faults
+                              {"http":429,"retryAfterMs":500}, {"http":500}, {"hang":true}, {"delayMs":…}, {"drop":true})
   POST /__sim/users/activity  {"appId":"…","openid":"…","action":"message"|"enter_session"|"click"|"subscribe"|"scan"}
                               opens that user's send window (pnpm sim push does it for you; it matters with --send-windows)
   POST /__sim/accounts/<appId>/invalidate-tokens   every token issued so far answers 40001
@@ -151,6 +166,7 @@ Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"pa
     const sim = new Simulator({
       accounts,
       sendWindows: opts.sendWindows,
+      model: { key: opts.modelKey, latencyMs: opts.modelLatency, tokensPerSecond: opts.modelTps },
       onMessage: (m) => console.log(`[simulator] custom/send → ${m.touser}: ${JSON.stringify(m.body)}`),
     });
     if (opts.latency > 0) sim.slow({ fixedMs: opts.latency });
@@ -158,7 +174,10 @@ Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"pa
     console.log(
       `[simulator] THIS IS A SIMULATOR, NOT WECHAT. Fake WeChat API on ${url} for ${accounts.map((a) => a.appId).join(', ')}`,
     );
-    console.log(`[simulator] inspect: ${url}/__sim/state, ${url}/__sim/messages`);
+    console.log(
+      `[simulator] THIS IS A FAKE LANGUAGE MODEL, NOT A REAL ONE: OpenAI-compatible base URL ${url}/v1 (model ${sim.model.settings.name}${opts.modelKey ? ', key required' : ''})`,
+    );
+    console.log(`[simulator] inspect: ${url}/__sim/state, ${url}/__sim/messages, ${url}/__sim/model`);
     // `on`, not `once`: Ctrl-C under pnpm arrives twice (terminal and pnpm), and a second signal with no
     // listener left would kill the process before it closed.
     let stopping = false;

@@ -1,9 +1,12 @@
 /** What the simulator does instead of (or before) answering normally. */
 export type Fault =
   | { errcode: number; errmsg?: string }
-  | { http: number }
+  /** `retryAfterMs`: sent as `retry-after` (seconds, rounded up) and `retry-after-ms` (the fake model's 429s). */
+  | { http: number; retryAfterMs?: number }
   | { delayMs: number }
   | { drop: true }
+  /** No answer until the client gives up (or the simulator closes). */
+  | { hang: true }
   | 'ok';
 
 export interface FaultRule {

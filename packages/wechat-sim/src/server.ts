@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import multipart from '@fastify/multipart';
 import { WINDOW_GRANTS, type WindowTrigger } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
@@ -12,12 +13,15 @@ import Fastify, {
 import { type Fault, FaultPlan, type FaultRule, type LatencyRule } from './faults.js';
 import { parseJsonBody } from './json-body.js';
 import { KfState, kfRoutes } from './kf.js';
+import { type ModelOptions, ModelState, modelRoutes } from './model.js';
 import { type RecordedMessage, type SimOptions, SimState } from './state.js';
 
 export interface SimulatorOptions extends SimOptions {
   logger?: Logger;
   /** Called for every message custom/send accepts (the demo prints them). */
   onMessage?: (message: RecordedMessage) => void;
+  /** The fake OpenAI-compatible model under `/v1/` (always served; these set its key and speed). */
+  model?: ModelOptions;
 }
 
 const ok = { errcode: 0, errmsg: 'ok' };
@@ -29,14 +33,19 @@ type Query = Record<string, string | undefined>;
 
 /**
  * A fake WeChat API on real sockets: token, stable_token, custom/send, typing, media upload/get, with
- * WeChat's errcodes, fault injection and an inspection API under `/__sim/`.
+ * WeChat's errcodes, fault injection and an inspection API under `/__sim/`; and a fake language model with
+ * OpenAI's chat-completions API under `/v1/` (model.ts).
  */
 export class Simulator {
   readonly state: SimState;
   readonly faults = new FaultPlan();
   /** Official Account agents and sessions, and Mini Program login codes. */
   readonly kf = new KfState();
+  /** The fake model's settings and calls. */
+  readonly model: ModelState;
   readonly app: FastifyInstance;
+  /** Calls held open by a hang fault (ended when the simulator closes). */
+  private readonly hanging = new Set<ServerResponse>();
   private baseUrl: string | undefined;
 
   private readonly onMessage: ((message: RecordedMessage) => void) | undefined;
@@ -44,6 +53,7 @@ export class Simulator {
   constructor(options: SimulatorOptions) {
     this.state = new SimState(options);
     this.onMessage = options.onMessage;
+    this.model = new ModelState(options.model);
     this.app = Fastify({
       loggerInstance: options.logger as FastifyBaseLogger | undefined,
       logController: new LogController({ disableRequestLogging: true }),
@@ -53,6 +63,9 @@ export class Simulator {
     this.app.removeContentTypeParser('application/json');
     this.app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
     this.app.register(multipart, { limits: { fileSize: 10 * 1024 * 1024 } });
+    this.app.addHook('preClose', async () => {
+      for (const res of this.hanging) res.destroy();
+    });
     this.routes();
   }
 
@@ -87,6 +100,7 @@ export class Simulator {
   reset(): void {
     this.state.reset();
     this.kf.reset();
+    this.model.reset();
     this.faults.clear();
   }
 
@@ -106,7 +120,15 @@ export class Simulator {
       reply.hijack();
       return true;
     }
+    if ('hang' in fault) {
+      reply.hijack();
+      this.hanging.add(reply.raw);
+      await new Promise((resolve) => reply.raw.once('close', resolve));
+      this.hanging.delete(reply.raw);
+      return true;
+    }
     if ('http' in fault) {
+      if (fault.retryAfterMs !== undefined) reply.header('retry-after', String(Math.ceil(fault.retryAfterMs / 1000)));
       await reply.code(fault.http).type('text/html').send(`<html><body>${fault.http}</body></html>`);
       return true;
     }
@@ -220,6 +242,7 @@ export class Simulator {
       authorise: (req, reply) => this.authorise(req, reply),
       intercept: (req, reply, appId) => this.intercept(req, reply, appId),
     });
+    modelRoutes(app, this.model, this.faults, state.now);
 
     // Inspection and control (never part of WeChat's API).
     app.get('/__sim/state', async () => ({
@@ -228,6 +251,7 @@ export class Simulator {
       messages: state.messages.length,
       typing: state.typing.length,
       media: state.media.size,
+      modelCalls: this.model.calls.length,
     }));
     app.get('/__sim/messages', async (req) => {
       const q = req.query as Query;

@@ -246,6 +246,24 @@ describe('fault injection', () => {
     expect(sim.state.messages.map((m) => (m.body.text as { content: string }).content)).toEqual(['4', '5', '6']);
   });
 
+  it('hangs a call until the client gives up, and closes with one hung', async () => {
+    sim.fail({ path: '/cgi-bin/stable_token', script: [{ hang: true }] });
+    const started = performance.now();
+    await expect(
+      request(`${base}/cgi-bin/stable_token`, { method: 'POST', body: '{}', headersTimeout: 150 }),
+    ).rejects.toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(140);
+    expect((await stable()).access_token).toBeDefined();
+
+    const own = new Simulator({ accounts: [] });
+    const url = await own.listen();
+    own.fail({ path: '/cgi-bin/token', script: [{ hang: true }] });
+    const hung = request(`${url}/cgi-bin/token?appid=wxhung`).catch((e: unknown) => e);
+    while (own.state.tokenRequestCount('wxhung') === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await own.close();
+    expect(await hung).toMatchObject({ code: 'UND_ERR_SOCKET' });
+  });
+
   it('scopes a fault to one account', async () => {
     sim.fail({ path: '/cgi-bin/stable_token', appId: 'wxoa', script: [{ errcode: 45009 }] });
     expect((await stable()).errcode).toBeUndefined();
