@@ -2,14 +2,9 @@
 // account, and a private redis-server when no Redis answers on 127.0.0.1:6379.
 import { accountEnv } from '@wx-kf/shared/config';
 import { runService } from '@wx-kf/shared/service';
-import {
-  answersPing,
-  DEFAULT_SIM_PORT,
-  hasRedisServer,
-  RedisServer,
-  SANDBOX_ACCOUNT,
-  Simulator,
-} from '@wx-kf/wechat-sim';
+// The launcher alone (Node built-ins only), not the test kit's index, which loads vitest.
+import { answersPing, hasRedisServer, RedisServer } from '@wx-kf/testkit/local-redis';
+import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT, Simulator } from '@wx-kf/wechat-sim';
 import type { startAll } from './start.js';
 
 /** Runs the demo with `start` (the same composition as a real `pnpm start`). */

@@ -1,7 +1,7 @@
 // By path, not by package name: vitest loads this file before the projects' source conditions apply.
 
 import type { TestProject } from 'vitest/node';
-import { RedisServer } from '../packages/wechat-sim/src/local-redis.js';
+import { RedisServer } from '../packages/testkit/src/local-redis.js';
 
 let server: RedisServer | undefined;
 

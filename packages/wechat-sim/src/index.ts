@@ -1,7 +1,6 @@
 export * from './catalogue.js';
 export * from './faults.js';
 export * from './kf.js';
-export * from './local-redis.js';
 export * from './model.js';
 export * from './model-answer.js';
 export * from './push-client.js';

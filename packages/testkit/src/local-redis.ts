@@ -1,3 +1,6 @@
+// A private redis-server (single, Cluster, Sentinel) on free loopback ports, for tests, benchmarks and the
+// no-credentials demo. It loads only Node built-ins, so the demo imports it as `@wx-kf/testkit/local-redis`
+// without the rest of the kit (which loads vitest).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
