@@ -1,6 +1,7 @@
 import {
   agentProblem,
   code2session,
+  errcodeRule,
   KfClient,
   TokenManager,
   TokenUnavailableError,
@@ -30,19 +31,6 @@ class KfRefusal extends Error {
 /** The one line for Mini Programs: they have no agent or session API. */
 const NO_SESSION_API =
   'Mini Programs and Mini Games have no agent or session API (customservice/kfaccount, kfsession); nothing was sent to WeChat';
-
-/**
- * WeChat's answer as an HTTP status for the admin API: the caller's mistake or WeChat's refusal of it (4xx, with
- * WeChat's code), rate (429), or WeChat unavailable / misconfigured (502).
- */
-function statusOf(error: WeChatApiError): number {
-  if (error.errcode === 45011) return 429;
-  if (error.errcode === 40226) return 403;
-  if ([65406, 65407, 65408, 65411, 65412, 65414].includes(error.errcode)) return 409;
-  if ([65401, 65413].includes(error.errcode)) return 404;
-  if (error.action === 'retry' || error.action === 'config' || error.action === 'refresh_token') return 502;
-  return 400;
-}
 
 /** What `session show` reports: wx-kf's handoff and, for Official Accounts, WeChat's session. */
 export interface SessionView {
@@ -260,12 +248,12 @@ export class KfOperations {
   }
 }
 
-/** An error as one line and an HTTP status: our refusals, WeChat's errcodes (with the code), transport. */
+/** An error as one line and an HTTP status: our refusals, WeChat's errcodes (status from the code's row), transport. */
 export function describeError(error: unknown): { status: number; body: Record<string, unknown> } | undefined {
   if (error instanceof KfRefusal) return { status: error.status, body: { error: error.error, message: error.message } };
   if (error instanceof WeChatApiError) {
     return {
-      status: statusOf(error),
+      status: errcodeRule(error.errcode).http,
       body: {
         error: 'wechat',
         errcode: error.errcode,

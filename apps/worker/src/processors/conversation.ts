@@ -1,4 +1,10 @@
-import { TokenUnavailableError, TransportError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
+import {
+  errcodeRule,
+  TokenUnavailableError,
+  TransportError,
+  WeChatApiError,
+  type WeChatClient,
+} from '@wx-kf/shared/api';
 import type { Conversations, OutEntry, SettleEffect, Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData, OutboundJobData } from '@wx-kf/shared/queue';
@@ -33,13 +39,12 @@ export interface SendOutcome {
   release?: string | undefined;
 }
 
-/** What a WeChat answer does to the window: 45047 empties it, 45015 closes it, an answer that refused gives the send back. */
+/**
+ * What a failed send does to the window: WeChat's refusal as its errcode's row says (45047 empties it, 45015
+ * closes it), any other refusal gives the send back.
+ */
 function effectOf(error: unknown): SettleEffect | undefined {
-  if (error instanceof WeChatApiError) {
-    if (error.errcode === 45047) return 'exhausted';
-    if (error.errcode === 45015) return 'closed';
-    return 'refund';
-  }
+  if (error instanceof WeChatApiError) return errcodeRule(error.errcode).window ?? 'refund';
   // An HTTP error status is an answer (nothing was sent), and without a token nothing left: the send goes back.
   // A timeout or a dropped connection may have been delivered: the send stays counted (never over-send).
   if (error instanceof TransportError && error.kind === 'http') return 'refund';

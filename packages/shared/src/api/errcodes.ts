@@ -9,28 +9,82 @@
  */
 export type ErrorAction = 'retry' | 'refresh_token' | 'reupload_media' | 'pause_account' | 'config' | 'fail';
 
-// The one table (docs/wechat-protocol.md, errcodes). Unlisted codes are permanent.
-const TABLE: Record<number, ErrorAction> = {
-  [-1]: 'retry', // system busy
-  45011: 'retry', // API called too frequently
-  40001: 'refresh_token', // invalid credential / access_token not latest
-  40014: 'refresh_token', // invalid access_token
-  42001: 'refresh_token', // access_token expired
-  41001: 'refresh_token', // access_token missing
-  40007: 'reupload_media', // invalid media_id (expired after 3 days)
-  45009: 'pause_account', // daily quota reached
-  40002: 'config', // invalid grant_type
-  40013: 'config', // invalid AppID
-  40125: 'config', // invalid AppSecret
-  40164: 'config', // caller IP not in the whitelist
-  40243: 'config', // AppSecret frozen
-  89503: 'config', // IP needs the administrator's confirmation
-  48001: 'fail', // API not authorised
-  45015: 'fail', // outside the reply window
-  45047: 'fail', // reply count for the window used up
-  40003: 'fail', // invalid openid
+/** What a refused custom/send says about the user's send window: no sends left in it, or closed. */
+export type WindowEffect = 'exhausted' | 'closed';
+
+/** One errcode's row: everything wx-kf does about it. */
+export interface ErrcodeRow {
+  /** What the caller does (retries, token, media, account pause). */
+  readonly action: ErrorAction;
+  /** What a refused send does to the user's window in the ledger; absent: the send taken for it is given back. */
+  readonly window?: WindowEffect;
+  /** The admin API's HTTP status for this refusal; absent: the action's default (`httpOf`). */
+  readonly http?: number;
+}
+
+/** An errcode's row as callers read it: the HTTP status always given. */
+export interface ErrcodeRule extends ErrcodeRow {
+  readonly http: number;
+}
+
+/** The admin API's status when a row names none: WeChat unavailable or misconfigured (502), else refused (400). */
+const HTTP_BY_ACTION: Readonly<Record<ErrorAction, number>> = {
+  retry: 502,
+  refresh_token: 502,
+  config: 502,
+  reupload_media: 400,
+  pause_account: 400,
+  fail: 400,
 };
 
+/**
+ * The one errcode table (mirrored, and checked by errcodes.test.ts, in docs/wechat-protocol.md §9). An unlisted
+ * code is permanent: `fail`, no window effect, HTTP 400.
+ */
+export const ERRCODES: Readonly<Record<number, ErrcodeRow>> = {
+  [-1]: { action: 'retry' }, // system busy
+  45011: { action: 'retry', http: 429 }, // API called too frequently
+  40001: { action: 'refresh_token' }, // invalid credential / access_token not latest
+  40014: { action: 'refresh_token' }, // invalid access_token
+  42001: { action: 'refresh_token' }, // access_token expired
+  41001: { action: 'refresh_token' }, // access_token missing
+  40007: { action: 'reupload_media' }, // invalid media_id (expired after 3 days)
+  45009: { action: 'pause_account' }, // daily quota reached
+  40002: { action: 'config' }, // invalid grant_type
+  40013: { action: 'config' }, // invalid AppID
+  40125: { action: 'config' }, // invalid AppSecret
+  40164: { action: 'config' }, // caller IP not in the whitelist
+  40243: { action: 'config' }, // AppSecret frozen
+  89503: { action: 'config' }, // IP needs the administrator's confirmation
+  48001: { action: 'fail' }, // API not authorised
+  45015: { action: 'fail', window: 'closed' }, // outside the reply window / unsubscribed
+  45047: { action: 'fail', window: 'exhausted' }, // reply count for the window used up
+  40003: { action: 'fail' }, // invalid openid
+  40226: { action: 'fail', http: 403 }, // high-risk user blocked (code2session)
+  65401: { action: 'fail', http: 404 }, // invalid agent
+  65406: { action: 'fail', http: 409 }, // agent exists
+  65407: { action: 'fail', http: 409 }, // already an agent of this account
+  65408: { action: 'fail', http: 409 }, // an invitation for this WeChat ID is pending
+  65411: { action: 'fail', http: 409 }, // this agent has an invitation pending
+  65412: { action: 'fail', http: 409 }, // this agent is bound already
+  65413: { action: 'fail', http: 404 }, // no session for this user
+  65414: { action: 'fail', http: 409 }, // another agent serves the user
+};
+
+const UNLISTED: ErrcodeRow = { action: 'fail' };
+
+/** The admin API's HTTP status for a row: its own, or its action's. */
+export function httpOf(row: ErrcodeRow): number {
+  return row.http ?? HTTP_BY_ACTION[row.action];
+}
+
+/** What wx-kf does about `errcode`: its row, or an unlisted code's (permanent). */
+export function errcodeRule(errcode: number): ErrcodeRule {
+  const row = ERRCODES[errcode] ?? UNLISTED;
+  return { ...row, http: httpOf(row) };
+}
+
+/** What a caller does about `errcode` (its row's action). */
 export function decide(errcode: number): ErrorAction {
-  return TABLE[errcode] ?? 'fail';
+  return errcodeRule(errcode).action;
 }
