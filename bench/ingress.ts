@@ -113,7 +113,7 @@ export async function benchIngress(): Promise<string> {
       WECHAT_TOKEN: ACCOUNT.token,
       WECHAT_AES_KEY: ACCOUNT.aesKey,
       // The pushes are signed once, at the start of a run that may last longer than the default 300 s window.
-      WECHAT_TIMESTAMP_TOLERANCE: '1200',
+      WECHAT_TIMESTAMP_TOLERANCE_SECONDS: '1200',
       ...env,
     });
   const targets: { label: string; start: (port: number) => Promise<Target>; format: 'json' | 'xml' }[] = [

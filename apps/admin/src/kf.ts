@@ -59,17 +59,17 @@ export class KfOperations {
   ) {
     this.accounts = new Map(config.accounts.map((a) => [a.appId, a]));
     this.handoffAccounts = handoffAccounts(config, loadAccountRules(config));
-    this.handoffs = new Handoffs({ redis, idleMs: config.handoffIdleMs, logger, onChange: onHandoff });
+    this.handoffs = new Handoffs({ redis, idleMs: config.handoff.idleMs, logger, onChange: onHandoff });
   }
 
   private get client() {
     if (!this.api) {
-      const http = new WeChatHttp({ baseUrl: this.config.apiBase, proxy: this.config.apiProxy });
+      const http = new WeChatHttp({ baseUrl: this.config.api.base, proxy: this.config.api.proxy });
       const tokens = new TokenManager({
         redis: this.redis,
         http,
         accounts: this.config.accounts,
-        source: this.config.tokenSource,
+        source: this.config.api.tokenSource,
         logger: this.logger,
       });
       this.api = { http, tokens, kf: new KfClient(new WeChatClient(http, tokens, this.redis), http) };

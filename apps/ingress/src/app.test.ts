@@ -84,13 +84,16 @@ beforeAll(async () => {
   queue = openQueue(INBOUND_QUEUE, redis);
   const logger = createLogger('ingress-test', { destination: logs });
   app = buildApp({
-    config: { accounts: [mp, oa], timestampToleranceSeconds: 1200, replyRulesFile: rulesFile },
+    config: { accounts: [mp, oa], ingress: { timestampToleranceSeconds: 1200 }, replyRulesFile: rulesFile },
     queue,
     redis,
     logger,
   });
   officialApp = buildApp({
-    config: { accounts: [officialAccount(vecJson), officialAccount(vecXml)], timestampToleranceSeconds: 300 },
+    config: {
+      accounts: [officialAccount(vecJson), officialAccount(vecXml)],
+      ingress: { timestampToleranceSeconds: 300 },
+    },
     queue,
     redis,
     logger,
@@ -139,7 +142,7 @@ describe('POST /wechat/:appId stores every push', () => {
 
   it('answers /wechat without the AppID only when one account is configured', async () => {
     const single = buildApp({
-      config: { accounts: [mp], timestampToleranceSeconds: 3600 },
+      config: { accounts: [mp], ingress: { timestampToleranceSeconds: 3600 } },
       queue,
       redis,
       logger: createLogger('t', { level: 'silent' }),

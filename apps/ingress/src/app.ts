@@ -19,8 +19,9 @@ import { wechatRoutes } from './routes/wechat.js';
 import { signatureBinder } from './signature-binding.js';
 
 export interface IngressOptions {
-  config: Pick<Config, 'accounts' | 'timestampToleranceSeconds' | 'replyRulesFile'> &
-    Partial<Pick<Config, 'timeline' | 'handler' | 'handoffIdleMs'>>;
+  config: Pick<Config, 'accounts' | 'replyRulesFile'> & {
+    ingress: Pick<Config['ingress'], 'timestampToleranceSeconds'>;
+  } & Partial<Pick<Config, 'timeline' | 'handler' | 'handoff'>>;
   /** The inbound queue, or one per shard (index = shard), on a producer connection (fails fast while Redis is down). */
   queue: Queue<InboundJobData> | readonly Queue<InboundJobData>[];
   redis: RedisClient;
@@ -87,11 +88,11 @@ export function buildApp(options: IngressOptions): FastifyInstance {
   const conversations = new Conversations(redis, { timeline: config.timeline });
   const handoffs = new Handoffs({
     redis,
-    idleMs: config.handoffIdleMs ?? 30 * 60_000,
+    idleMs: config.handoff?.idleMs ?? 30 * 60_000,
     logger,
     onChange: (change, appId, reason) => metrics.handoffs.inc({ app_id: appId, change, reason }),
   });
-  const bind = signatureBinder(redis, config.timestampToleranceSeconds);
+  const bind = signatureBinder(redis, config.ingress.timestampToleranceSeconds);
 
   app.register(healthRoutes, { redis });
   app.register(wechatRoutes, {

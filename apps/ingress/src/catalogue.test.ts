@@ -73,7 +73,7 @@ beforeAll(async () => {
   redis = createRedis(await isolatedRedisUrl(), 'producer');
   queue = openQueue(INBOUND_QUEUE, redis);
   app = buildApp({
-    config: { accounts: [account], timestampToleranceSeconds: 300 },
+    config: { accounts: [account], ingress: { timestampToleranceSeconds: 300 } },
     queue,
     redis,
     logger: createLogger('catalogue-test', { destination: logs }),

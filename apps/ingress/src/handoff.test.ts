@@ -77,7 +77,7 @@ beforeAll(async () => {
   redis = createRedis(redisUrl, 'producer');
   queue = openQueue(INBOUND_QUEUE, redis);
   app = buildApp({
-    config: { accounts: [mp, oa, plainMp], timestampToleranceSeconds: 3600, handoffIdleMs: 60_000 },
+    config: { accounts: [mp, oa, plainMp], ingress: { timestampToleranceSeconds: 3600 }, handoff: { idleMs: 60_000 } },
     queue,
     redis,
     logger: createLogger('ingress-handoff-test', { destination: logs }),

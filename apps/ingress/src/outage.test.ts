@@ -42,7 +42,7 @@ beforeAll(async () => {
   queue = openQueue(INBOUND_QUEUE, producer);
   await queue.waitUntilReady();
   app = buildApp({
-    config: { accounts: [account], timestampToleranceSeconds: 3600 },
+    config: { accounts: [account], ingress: { timestampToleranceSeconds: 3600 } },
     queue,
     redis: producer,
     logger: createLogger('t', { destination: logs }),

@@ -56,7 +56,7 @@ beforeAll(async () => {
   redis = createRedis(await isolatedRedisUrl(), 'producer');
   queue = openQueue(INBOUND_QUEUE, redis);
   app = buildApp({
-    config: { accounts: [mp, oa], timestampToleranceSeconds: 300, handoffIdleMs: 60_000 },
+    config: { accounts: [mp, oa], ingress: { timestampToleranceSeconds: 300 }, handoff: { idleMs: 60_000 } },
     queue,
     redis,
     logger: createLogger('ingress-redelivery-test', { destination: logs }),

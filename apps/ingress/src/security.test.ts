@@ -58,7 +58,7 @@ beforeAll(async () => {
   queue = openQueue(INBOUND_QUEUE, redis);
   const logger = createLogger('ingress-security-test', { destination: logs });
   // Two replicas behind one URL, sharing Redis, as a deployment runs them.
-  const config = { accounts: [keyed, plain, optedIn], timestampToleranceSeconds: 300 };
+  const config = { accounts: [keyed, plain, optedIn], ingress: { timestampToleranceSeconds: 300 } };
   replicaA = buildApp({ config, queue, redis, logger });
   replicaB = buildApp({ config, queue, redis, logger });
 });
@@ -93,7 +93,7 @@ describe('safe by default', () => {
   it('says at start, per account, what it accepts', () => {
     const lines = new LogCapture();
     buildApp({
-      config: { accounts: [keyed, plain], timestampToleranceSeconds: 300 },
+      config: { accounts: [keyed, plain], ingress: { timestampToleranceSeconds: 300 } },
       queue,
       redis,
       logger: createLogger('t', { destination: lines }),

@@ -25,15 +25,16 @@ export async function startIngress(
   const registry = options.registry ?? new Registry();
   const app = buildApp({ config, queue: queues, redis, logger, registry, durability: config.redis.durability });
   try {
-    await app.listen({ host: config.host, port: config.port });
+    await app.listen({ host: config.ingress.host, port: config.ingress.port });
   } catch (error) {
     redis.disconnect();
     throw error;
   }
   const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
-  const metrics = config.ingressMetrics ? await metricsListener(registry, config.ingressMetrics) : undefined;
+  const { host, metrics: metricsAt } = config.ingress;
+  const port = typeof address === 'object' && address ? address.port : config.ingress.port;
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  const metrics = metricsAt ? await metricsListener(registry, metricsAt) : undefined;
   logger.info(
     {
       url,

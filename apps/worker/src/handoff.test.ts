@@ -88,7 +88,7 @@ beforeAll(async () => {
     WECHAT_APP_SECRET: 'handoff-secret',
     WECHAT_TOKEN: 'handoffTok',
     WECHAT_HANDLER: join(dir, 'handler.mjs'),
-    HANDOFF_IDLE_TIMEOUT: '1',
+    HANDOFF_IDLE_TIMEOUT_SECONDS: '1',
   });
   redis = createRedis(redisUrl, 'client');
   inbound = openQueue(INBOUND_QUEUE, redis);

@@ -58,12 +58,12 @@ export async function startWorker(
 
   const connection = createRedis(config.redis, 'worker', logger);
   const redis = createRedis(config.redis, 'client', logger);
-  const http = new WeChatHttp({ baseUrl: config.apiBase, proxy: config.apiProxy });
+  const http = new WeChatHttp({ baseUrl: config.api.base, proxy: config.api.proxy });
   const tokens = new TokenManager({
     redis,
     http,
     accounts: config.accounts,
-    source: config.tokenSource,
+    source: config.api.tokenSource,
     logger,
     onRequest: (appId, result) => metrics.tokenRequests.inc({ app_id: appId, result }),
     ...options.tokenOptions,
@@ -72,26 +72,26 @@ export async function startWorker(
   // Every shard is consumed: its inbound jobs, and the outbound jobs they create on the same (user's) shard.
   // WORKER_CONCURRENCY is the process's budget, split over the shards.
   const shards = allShards();
-  const concurrency = Math.max(1, Math.ceil(config.workerConcurrency / shards.length));
+  const concurrency = Math.max(1, Math.ceil(config.worker.concurrency / shards.length));
   const workerOptions = (shard: number) => ({
     connection,
     prefix: queuePrefix(shard),
     concurrency,
-    lockDuration: config.workerLockMs,
-    stalledInterval: config.workerLockMs,
+    lockDuration: config.worker.lockMs,
+    stalledInterval: config.worker.lockMs,
     maxStalledCount: 2,
   });
   const handoff: WorkerHandoff = {
     accounts: handoffAccounts(config, rules),
     state: new Handoffs({
       redis,
-      idleMs: config.handoffIdleMs,
+      idleMs: config.handoff.idleMs,
       logger,
       onChange: (change, appId, reason) => metrics.handoffs.inc({ app_id: appId, change, reason }),
     }),
   };
   // Idle closes are noticed within half the timeout (at most 15 s late) and counted once across workers.
-  const stopSweeper = startHandoffSweeper(handoff, Math.min(15_000, Math.max(250, config.handoffIdleMs / 2)), logger);
+  const stopSweeper = startHandoffSweeper(handoff, Math.min(15_000, Math.max(250, config.handoff.idleMs / 2)), logger);
   const conversations = new Conversations(redis, { timeline: config.timeline });
   const outbounds = shards.map((shard) => openQueue(OUTBOUND_QUEUE, connection, shard));
   // A user's jobs all live on the user's shard: each shard's workers see their users' order through its queues.
@@ -105,7 +105,7 @@ export async function startWorker(
       outbound,
       client: wechat,
       logger,
-      typingAfterMs: config.typingAfterMs,
+      typingAfterMs: config.worker.typingAfterMs,
     });
     const sendReplies = replySender({ client: wechat, redis, logger, metrics, conversation });
     const inbound = new Worker<InboundJobData, InboundResult>(
@@ -158,11 +158,11 @@ export async function startWorker(
 
   let server: FastifyInstance | undefined;
   let metricsUrl: string | undefined;
-  if (config.workerMetricsPort !== undefined) {
+  if (config.worker.metrics) {
     server = Fastify({ logController: new LogController({ disableRequestLogging: true }) });
     server.get('/healthz', async () => ({ status: workers.every(([, w]) => w.isRunning()) ? 'ok' : 'stopping' }));
     server.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-    await server.listen({ host: config.workerMetricsHost, port: config.workerMetricsPort });
+    await server.listen(config.worker.metrics);
     // The address the socket is really bound to (not the one asked for): the log line must not mislead.
     const bound = server.server.address() as AddressInfo;
     metricsUrl = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
@@ -170,7 +170,7 @@ export async function startWorker(
   logger.info(
     {
       accounts: [...accounts.keys()],
-      concurrency: config.workerConcurrency,
+      concurrency: config.worker.concurrency,
       shards: shards.length,
       handler: Boolean(handler),
       metricsUrl,

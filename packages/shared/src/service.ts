@@ -1,4 +1,4 @@
-import { type Config, ConfigError, loadConfig, loadDotEnv, printConfigError } from './config/index.js';
+import { type Config, ConfigError, loadDotEnv, printConfigError, readConfig } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
 
 export interface RunningService {
@@ -6,8 +6,9 @@ export interface RunningService {
 }
 
 /**
- * Runs a process's main: loads the configuration (one line per problem and exit 1 when it is bad), starts
- * the service, and on SIGTERM/SIGINT closes it gracefully within `graceMs` before exiting.
+ * Runs a process's main: loads the configuration (one line per problem and exit 1 when it is bad; one warning
+ * logged per deprecated variable name), starts the service, and on SIGTERM/SIGINT closes it gracefully within
+ * `graceMs` before exiting.
  */
 export async function runService(
   name: string,
@@ -15,15 +16,17 @@ export async function runService(
   options: { graceMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<void> {
   let config: Config;
+  let warnings: string[];
   if (!options.env) loadDotEnv();
   try {
-    config = loadConfig(options.env);
+    ({ config, warnings } = readConfig(options.env));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     printConfigError(name, error);
     process.exit(1);
   }
   const logger = createLogger(name, { level: config.logLevel });
+  for (const warning of warnings) logger.warn(`config: ${warning}`);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
   let service: RunningService;

@@ -15,7 +15,7 @@ import { bounded, refusal } from '../refusal.js';
 import type { SignatureBinder, SignatureUse } from '../signature-binding.js';
 
 export interface WeChatRoutesOptions {
-  config: Pick<Config, 'timestampToleranceSeconds'>;
+  config: { ingress: Pick<Config['ingress'], 'timestampToleranceSeconds'> };
   accounts: Map<string, IngressAccount>;
   /** Accounts whose rules can transfer a message: only they consult rules here (the worker decides replies). */
   transferRules: Map<string, ReplyRules>;
@@ -72,7 +72,7 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
       const { echostr, timestamp, signature } = req.query;
       const appId = account.config.appId;
       try {
-        checkTimestamp(timestamp, config.timestampToleranceSeconds, now());
+        checkTimestamp(timestamp, config.ingress.timestampToleranceSeconds, now());
         verifySignature(account.config.token, req.query);
         if (!echostr) return reply.code(400).send({ error: 'format', message: 'echostr is required' });
         // Consumed here, so this query cannot be replayed as a plaintext push (its signature covers no body).
@@ -108,7 +108,7 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
         logger[level]({ ...line, outcome: result, status, ms: Math.round(seconds * 10_000) / 10, ...extra }, 'push');
       };
       try {
-        checkTimestamp(query.timestamp, config.timestampToleranceSeconds, now());
+        checkTimestamp(query.timestamp, config.ingress.timestampToleranceSeconds, now());
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         if (!isUtf8(raw)) throw new MessageFormatError('body is not valid UTF-8');
         const push = receivePush(account, query, raw.toString('utf8'));

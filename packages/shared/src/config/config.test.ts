@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEDUP_TTL_MS } from '../queue/index.js';
-import { ConfigError, hasCredentials, loadConfig, MAX_TIMESTAMP_TOLERANCE_SECONDS, redisFromEnv } from './index.js';
+import {
+  ConfigError,
+  hasCredentials,
+  loadConfig,
+  MAX_TIMESTAMP_TOLERANCE_SECONDS,
+  RENAMED_VARIABLES,
+  readConfig,
+  redisFromEnv,
+} from './index.js';
 
 const AES = 'jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C';
 const one = { WECHAT_APP_ID: 'wx5823bf96d3bd56c7', WECHAT_APP_SECRET: 'sec', WECHAT_TOKEN: 'tok123' };
@@ -28,16 +36,20 @@ describe('loadConfig', () => {
     const config = loadConfig(one);
     expect(config).toMatchObject({
       redis: { kind: 'single', url: 'redis://127.0.0.1:6379', shards: 1, durability: 'local' },
-      host: '0.0.0.0',
-      port: 3000,
-      apiBase: 'https://api.weixin.qq.com',
-      timestampToleranceSeconds: 300,
-      workerMetricsHost: '127.0.0.1',
-      tokenSource: 'stable',
+      ingress: { host: '0.0.0.0', port: 3000, timestampToleranceSeconds: 300, metrics: undefined },
+      worker: { concurrency: 50, lockMs: 30_000, typingAfterMs: 1000, metrics: undefined },
       admin: { host: '127.0.0.1', port: 3001, user: 'admin' },
+      api: { base: 'https://api.weixin.qq.com', proxy: undefined, tokenSource: 'stable' },
+      handoff: { idleMs: 30 * 60_000 },
+      timeline: { entries: 200, maxAgeMs: 168 * 3600_000 },
       logLevel: 'info',
-      handoffIdleMs: 30 * 60_000,
     });
+    // A metrics listener is on loopback unless told otherwise.
+    const metrics = loadConfig({ ...one, WORKER_METRICS_PORT: '9464', INGRESS_METRICS_PORT: '9463' });
+    expect([metrics.worker.metrics, metrics.ingress.metrics]).toEqual([
+      { host: '127.0.0.1', port: 9464 },
+      { host: '127.0.0.1', port: 9463 },
+    ]);
     expect(config.accounts).toEqual([
       {
         appId: one.WECHAT_APP_ID,
@@ -99,12 +111,46 @@ describe('loadConfig', () => {
     // A replay is accepted up to the tolerance after its timestamp, the first delivery stored up to the tolerance
     // before it: the ingress must remember it (BullMQ de-duplication) that long, plus a clock margin.
     expect(2 * MAX_TIMESTAMP_TOLERANCE_SECONDS * 1000 + 60_000).toBeLessThan(DEDUP_TTL_MS);
-    expect(loadConfig({ ...one, WECHAT_TIMESTAMP_TOLERANCE: '1200' }).timestampToleranceSeconds).toBe(1200);
-    expect(problems({ ...one, WECHAT_TIMESTAMP_TOLERANCE: '86400' })).toEqual([
-      'WECHAT_TIMESTAMP_TOLERANCE: must be at most 1200 (how long a stored push is remembered bounds it)',
+    const tolerance = (env: NodeJS.ProcessEnv) => loadConfig({ ...one, ...env }).ingress.timestampToleranceSeconds;
+    expect(tolerance({ WECHAT_TIMESTAMP_TOLERANCE_SECONDS: '1200' })).toBe(1200);
+    expect(problems({ ...one, WECHAT_TIMESTAMP_TOLERANCE_SECONDS: '86400' })).toEqual([
+      'WECHAT_TIMESTAMP_TOLERANCE_SECONDS: must be at most 1200 (how long a stored push is remembered bounds it)',
     ]);
+    expect(problems({ ...one, WECHAT_TIMESTAMP_TOLERANCE_SECONDS: '0' })).toEqual([
+      'WECHAT_TIMESTAMP_TOLERANCE_SECONDS: must be at least 1 (0 no longer turns the check off: see docs/configuration.md)',
+    ]);
+  });
+
+  it('names every duration with its unit, and still reads an old name for one release with a warning', () => {
+    expect(RENAMED_VARIABLES).toEqual({
+      WECHAT_TIMESTAMP_TOLERANCE: 'WECHAT_TIMESTAMP_TOLERANCE_SECONDS',
+      HANDOFF_IDLE_TIMEOUT: 'HANDOFF_IDLE_TIMEOUT_SECONDS',
+    });
+    // The new names, without a warning.
+    const current = readConfig({
+      ...one,
+      WECHAT_TIMESTAMP_TOLERANCE_SECONDS: '60',
+      HANDOFF_IDLE_TIMEOUT_SECONDS: '90',
+    });
+    expect([current.config.ingress.timestampToleranceSeconds, current.config.handoff.idleMs]).toEqual([60, 90_000]);
+    expect(current.warnings).toEqual([]);
+    // The old names: the same values, one warning line each naming the new name.
+    const old = readConfig({ ...one, WECHAT_TIMESTAMP_TOLERANCE: '60', HANDOFF_IDLE_TIMEOUT: '90' });
+    expect(old.config).toEqual(current.config);
+    expect(old.warnings).toEqual([
+      'WECHAT_TIMESTAMP_TOLERANCE is deprecated: rename it WECHAT_TIMESTAMP_TOLERANCE_SECONDS (same value); the old name goes in the next release',
+      'HANDOFF_IDLE_TIMEOUT is deprecated: rename it HANDOFF_IDLE_TIMEOUT_SECONDS (same value); the old name goes in the next release',
+    ]);
+    // Both names at once: refused, one line, whatever the values.
+    expect(problems({ ...one, HANDOFF_IDLE_TIMEOUT: '90', HANDOFF_IDLE_TIMEOUT_SECONDS: '90' })).toEqual([
+      'HANDOFF_IDLE_TIMEOUT: renamed HANDOFF_IDLE_TIMEOUT_SECONDS; set only HANDOFF_IDLE_TIMEOUT_SECONDS, not both',
+    ]);
+    // A bad value under an old name: one line naming what was set and what it is now.
     expect(problems({ ...one, WECHAT_TIMESTAMP_TOLERANCE: '0' })).toEqual([
-      'WECHAT_TIMESTAMP_TOLERANCE: must be at least 1 (0 no longer turns the check off: see docs/configuration.md)',
+      'WECHAT_TIMESTAMP_TOLERANCE (now WECHAT_TIMESTAMP_TOLERANCE_SECONDS): must be at least 1 (0 no longer turns the check off: see docs/configuration.md)',
+    ]);
+    expect(problems({ ...one, HANDOFF_IDLE_TIMEOUT: 'half an hour' })).toEqual([
+      expect.stringMatching(/^HANDOFF_IDLE_TIMEOUT \(now HANDOFF_IDLE_TIMEOUT_SECONDS\): [^\n]+$/),
     ]);
   });
 
