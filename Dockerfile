@@ -36,6 +36,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /app ./
 COPY --from=build /app/packages/shared/dist packages/shared/dist
+# The Redis scripts, read at run time from beside dist/ (packages/shared/lua).
+COPY --from=build /app/packages/shared/lua packages/shared/lua
 COPY --from=build /app/apps/ingress/dist apps/ingress/dist
 COPY --from=build /app/apps/worker/dist apps/worker/dist
 COPY --from=build /app/apps/admin/dist apps/admin/dist

@@ -183,9 +183,12 @@ describe('Dockerfile', () => {
 
   it('ships no compiled tests: they are deleted right after the build', () => {
     expect(dockerfile).toContain(`RUN pnpm build && find apps packages -path '*/dist/*' -name '*.test.*' -delete`);
-    // The runtime stage takes only dist/ folders from the build stage (no sources, no test kit).
+    // The runtime stage takes only dist/ folders (and the Redis scripts) from the build stage: no sources, no test kit.
     const fromBuild = [...dockerfile.matchAll(/^COPY --from=build \/app\/(\S+) /gm)].map((m) => m[1] ?? '');
-    for (const path of fromBuild) expect(path, path).toMatch(/(^|\/)dist$|package\.json$|^pnpm-|^package\.json$/);
+    for (const path of fromBuild) {
+      expect(path, path).toMatch(/(^|\/)dist$|package\.json$|^pnpm-|^package\.json$|^packages\/shared\/lua$/);
+    }
+    expect(fromBuild).toContain('packages/shared/lua'); // read at run time beside packages/shared/dist
     expect(fromBuild.some((p) => p.includes('testkit/dist'))).toBe(false);
   });
 

@@ -4,12 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Handoffs } from '@wx-kf/shared/handoff';
 import { INBOUND_QUEUE, openQueue } from '@wx-kf/shared/queue';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace } from '@wx-kf/shared/redis';
 import { decodeAesKey, decryptMessage, parseFields } from '@wx-kf/shared/wechat';
 import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { buildPush, deliverPush, type SampleType, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const keyspace = Keyspace.SINGLE;
 
 // Invariant 12, across real ingress and worker processes: while a user is handed to a human, their messages
 // are transferred and the bot sends them nothing; WeChat's kf events open, move and close the handoff.
@@ -153,7 +155,7 @@ describe('handoff across ingress and worker processes', () => {
     expect((await send(mp, 'text', user, { content: 'wait' })).answer).not.toBe('success');
     await processed();
     // Time passes on the idle timer, which is the key's expiry in Redis: 30 minutes become 1 ms.
-    const key = redisKeys.handoff(mp.appId, user);
+    const key = keyspace.handoff(mp.appId, user);
     expect(await redis.pttl(key)).toBeGreaterThan(29 * 60_000);
     await redis.pexpire(key, 1);
     await until(async () => (await redis.exists(key)) === 0);

@@ -1,9 +1,11 @@
 import { accountEnv } from '@wx-kf/shared/config';
 import { INBOUND_QUEUE, openQueue } from '@wx-kf/shared/queue';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace } from '@wx-kf/shared/redis';
 import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { buildPush, deliverPush, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
 import { afterAll, describe, expect, it } from 'vitest';
+
+const keyspace = Keyspace.SINGLE;
 
 const account = {
   appId: 'wxingressproc0001',
@@ -136,7 +138,7 @@ describe('ingress process', () => {
       expect(workerMetrics).toContain(`wxkf_token_requests_total{app_id="${account.appId}",result="ok"} 1`);
       expect(await (await fetch(`http://127.0.0.1:${workerMetricsPort}/healthz`)).json()).toEqual({ status: 'ok' });
       const token = JSON.parse(
-        (await createRedis(redisUrl, 'client').get(redisKeys.token(account.appId))) ?? '{}',
+        (await createRedis(redisUrl, 'client').get(keyspace.token(account.appId))) ?? '{}',
       ).token;
       await Promise.all([ingress.stop('SIGTERM'), worker.stop('SIGTERM'), admin.stop('SIGTERM')]);
       const logs = [...ingress.output, ...worker.output, ...admin.output].join('\n');

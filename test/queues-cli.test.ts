@@ -8,12 +8,14 @@ import {
   openQueue,
   QUEUE_PREFIX,
 } from '@wx-kf/shared/queue';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace } from '@wx-kf/shared/redis';
 import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { type Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const keyspace = Keyspace.SINGLE;
 
 const APP = 'wxclitest00000001';
 const ACCOUNT = { WECHAT_APP_ID: APP, WECHAT_APP_SECRET: 'secret', WECHAT_TOKEN: 'tok123' };
@@ -165,8 +167,8 @@ describe('pnpm queues', () => {
 
   it('pauses and resumes one account’s sends; the pause has no expiry and shows in stats and paused', async () => {
     expect((await cli('pause', '--account', APP)).code).toBe(0);
-    expect(await redis.get(redisKeys.paused(APP))).toBe('paused by an operator');
-    expect(await redis.pttl(redisKeys.paused(APP))).toBe(-1);
+    expect(await redis.get(keyspace.paused(APP))).toBe('paused by an operator');
+    expect(await redis.pttl(keyspace.paused(APP))).toBe(-1);
     const stats = JSON.parse((await cli('stats', '--json')).out);
     expect(stats.accounts[APP]).toEqual({
       paused: true,
@@ -178,14 +180,14 @@ describe('pnpm queues', () => {
     const paused = JSON.parse((await cli('paused', '--json')).out);
     expect(paused).toEqual([{ appId: APP, reason: 'operator', detail: 'paused by an operator', until: null }]);
     // A 45009 pause, stored by a worker, is listed with its end even without a configuration.
-    await redis.set(redisKeys.paused('wxquota0000000001'), '45009 reach max api daily quota limit', 'PX', 3_600_000);
+    await redis.set(keyspace.paused('wxquota0000000001'), '45009 reach max api daily quota limit', 'PX', 3_600_000);
     const listed = await cliWith({}, 'paused');
     expect(listed.code).toBe(0);
     expect(listed.out).toMatch(/wxquota0000000001\s*│\s*quota\s*│\s*\d{4}-\d\d-\d\dT[\d:.]+Z/);
-    await redis.del(redisKeys.paused('wxquota0000000001'));
+    await redis.del(keyspace.paused('wxquota0000000001'));
     const resumed = await cli('resume', '--account', APP);
     expect(resumed.out).toContain(`resumed sends of ${APP}`);
-    expect(await redis.exists(redisKeys.paused(APP))).toBe(0);
+    expect(await redis.exists(keyspace.paused(APP))).toBe(0);
     await cli('pause');
     expect(await outbound.isPaused()).toBe(true);
     await cli('resume');
@@ -198,12 +200,12 @@ describe('pnpm queues', () => {
     expect(unknown.out.split('\n')).toEqual([
       `queues: unknown account "wxnotthere" (configured: ${APP}); nothing paused`,
     ]);
-    expect(await redis.exists(redisKeys.paused('wxnotthere'))).toBe(0);
+    expect(await redis.exists(keyspace.paused('wxnotthere'))).toBe(0);
     const noConfig = await cliWith({}, 'pause', '--account', APP);
     expect(noConfig.code).toBe(1);
     expect(noConfig.out.split('\n')).toHaveLength(1);
     expect(noConfig.out).toContain('queues: cannot check --account: the configuration does not load');
-    expect(await redis.exists(redisKeys.paused(APP))).toBe(0);
+    expect(await redis.exists(keyspace.paused(APP))).toBe(0);
   });
 
   it('retry --failed prints how many jobs it retried', async () => {

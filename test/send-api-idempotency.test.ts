@@ -7,7 +7,7 @@ import { type Config, loadConfig } from '@wx-kf/shared/config';
 import { Conversations, WINDOW_GRANTS } from '@wx-kf/shared/conversation';
 import { createLogger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS } from '@wx-kf/shared/queue';
-import { createRedis, type RedisClient, shardCount, userShard } from '@wx-kf/shared/redis';
+import { createRedis, keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
 import { isolatedRedisUrl } from '@wx-kf/testkit';
 import { Simulator } from '@wx-kf/wechat-sim';
 import { type RunningWorker, startWorker } from '@wx-kf/worker';
@@ -76,13 +76,15 @@ afterAll(async () => {
 function usersOnTwoShards(prefix: string): [string, string] {
   const users = Array.from({ length: 64 }, (_, i) => `${prefix}_${i}`);
   const first = users[0] as string;
-  const other = users.find((u) => userShard(APP, u) !== userShard(APP, first)) as string;
+  const other = users.find(
+    (u) => keyspaceOf(redis).userShard(APP, u) !== keyspaceOf(redis).userShard(APP, first),
+  ) as string;
   return [first, other];
 }
 
 describe('send API: Idempotency-Key with 4 shards', () => {
   it('40 concurrent POSTs with one key and two bodies (two users on two shards): one job, one send', async () => {
-    expect(shardCount()).toBe(4);
+    expect(keyspaceOf(redis).shards).toBe(4);
     const [a, b] = usersOnTwoShards('o_idem_race');
     const conversations = new Conversations(redis);
     for (const u of [a, b]) await conversations.grant(APP, u, WINDOW_GRANTS.message);

@@ -1,7 +1,7 @@
 import { TokenManager, WeChatHttp } from '@wx-kf/shared/api';
 import { createLogger } from '@wx-kf/shared/log';
 import { INBOUND_QUEUE, openQueue } from '@wx-kf/shared/queue';
-import { createRedis, keySlot, type RedisClient, type RedisTarget, shardTag, userShard } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace, keySlot, type RedisClient, type RedisTarget } from '@wx-kf/shared/redis';
 import { LocalCluster, redisCli, ServiceProcess } from '@wx-kf/testkit';
 import { deliverPush, Simulator } from '@wx-kf/wechat-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { ACCOUNTS, failoverRun, HOT, push, QUIET, replied, startServices, until 
 // One local Redis Cluster (3 primaries, a replica each) for the file: the whole path, the shard spread,
 // pub/sub on ioredis' Cluster, then a primary killed under load (replicated durability, then the default).
 const SHARDS = 16;
+const layout = new Keyspace(SHARDS);
 const sim = new Simulator({
   accounts: ACCOUNTS.map(({ appId, appSecret }) => ({ appId, appSecret, type: 'miniprogram' })),
 });
@@ -27,7 +28,7 @@ beforeAll(async () => {
     shards: SHARDS,
     durability: 'local',
   };
-  client = createRedis(target, 'client'); // also sets this process's layout: 16 shards, as the services use
+  client = createRedis(target, 'client'); // its layout: 16 shards, as the services use
 }, 60_000);
 afterAll(async () => {
   client?.disconnect();
@@ -71,7 +72,7 @@ describe('on a Redis Cluster (3 primaries, 16 shards)', () => {
       );
       expect(byShard.every((apps) => apps.length > 0)).toBe(true);
       expect(byShard.every((apps) => apps.includes(HOT.appId))).toBe(true);
-      const primaries = new Set(byShard.map((_, s) => cluster.primaryOf(keySlot(shardTag(s)))?.port));
+      const primaries = new Set(byShard.map((_, s) => cluster.primaryOf(keySlot(layout.shardTag(s)))?.port));
       expect(primaries.size).toBe(3);
 
       const stats = ServiceProcess.start('queues', redisEnv(), ['stats', '--json']);
@@ -110,10 +111,12 @@ describe('on a Redis Cluster (3 primaries, 16 shards)', () => {
     it(`a primary killed under load (${durability}): 503 while it is down, recovery by itself, ${durability === 'replicated' ? 'no success lost' : 'losses counted'}`, async () => {
       sim.reset();
       const services = await startServices(sim, redisEnv({ REDIS_DURABILITY: durability }));
-      const victim = cluster.primaryOf(keySlot(shardTag(0)));
+      const victim = cluster.primaryOf(keySlot(layout.shardTag(0)));
       if (!victim) throw new Error('no primary for shard 0');
       const owned = new Set(
-        Array.from({ length: SHARDS }, (_, s) => s).filter((s) => cluster.primaryOf(keySlot(shardTag(s))) === victim),
+        Array.from({ length: SHARDS }, (_, s) => s).filter(
+          (s) => cluster.primaryOf(keySlot(layout.shardTag(s))) === victim,
+        ),
       );
       try {
         const result = await failoverRun({
@@ -131,12 +134,12 @@ describe('on a Redis Cluster (3 primaries, 16 shards)', () => {
           // only once the successor took over: a primary restarted empty before that would wipe its slots.
           afterOutage: async () => {
             await until('a replica took over', () => {
-              const now = cluster.primaryOf(keySlot(shardTag(0)));
+              const now = cluster.primaryOf(keySlot(layout.shardTag(0)));
               return now !== undefined && now !== victim;
             });
             await victim.resume();
           },
-          affected: (user) => owned.has(userShard(HOT.appId, user)),
+          affected: (user) => owned.has(layout.userShard(HOT.appId, user)),
           durability,
           explain: async (lost) => {
             const found = new Map<string, string>();

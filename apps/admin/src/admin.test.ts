@@ -2,7 +2,7 @@ import { type Config, loadConfig } from '@wx-kf/shared/config';
 import { Conversations, WINDOW_GRANTS } from '@wx-kf/shared/conversation';
 import { createLogger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, OUTBOUND_QUEUE, QUEUE_PREFIX } from '@wx-kf/shared/queue';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace } from '@wx-kf/shared/redis';
 import { isolatedRedisUrl } from '@wx-kf/testkit';
 import { type Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -11,6 +11,8 @@ import { Counter, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminApp, SEND_API_BODY_LIMIT } from './admin.js';
 import { Queues } from './queues.js';
+
+const keyspace = Keyspace.SINGLE;
 
 const KEY = 'an-api-key-of-32-characters-long';
 let redis: Redis;
@@ -427,12 +429,12 @@ describe('metrics: paused accounts', () => {
   it('exports wxkf_account_paused per account and reason', async () => {
     const metrics = async () => (await app.inject({ url: '/metrics', headers: { authorization: ADMIN } })).body;
     expect(await metrics()).toContain(`wxkf_account_paused{app_id="${APP}",reason="operator"} 0`);
-    await redis.set(redisKeys.paused(APP), 'paused by an operator');
+    await redis.set(keyspace.paused(APP), 'paused by an operator');
     expect(await metrics()).toContain(`wxkf_account_paused{app_id="${APP}",reason="operator"} 1`);
-    await redis.set(redisKeys.paused(APP), '45009 reach max api daily quota limit', 'PX', 60_000);
+    await redis.set(keyspace.paused(APP), '45009 reach max api daily quota limit', 'PX', 60_000);
     const body = await metrics();
     expect(body).toContain(`wxkf_account_paused{app_id="${APP}",reason="quota"} 1`);
     expect(body).toContain(`wxkf_account_paused{app_id="${APP}",reason="operator"} 0`);
-    await redis.del(redisKeys.paused(APP));
+    await redis.del(keyspace.paused(APP));
   });
 });

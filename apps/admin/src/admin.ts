@@ -9,7 +9,7 @@ import { Conversations } from '@wx-kf/shared/conversation';
 import { handoffCounter } from '@wx-kf/shared/handoff';
 import { clip, type Logger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, type OutboundJobData, QUEUE_NAMES } from '@wx-kf/shared/queue';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, releaseLockScript } from '@wx-kf/shared/redis';
 import { MessageFormatError, validateReply } from '@wx-kf/shared/wechat';
 import Fastify, {
   type FastifyBaseLogger,
@@ -49,7 +49,7 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 export const IDEMPOTENCY_PENDING_MS = 60_000;
 /** How long a request waits for the job of a concurrent one with the same key and body before answering 409. */
 export const IDEMPOTENCY_WAIT_MS = 2_000;
-/** The marker of a claimed key whose job is not added yet: `pending <digest>` (job ids start with `api-`). */
+/** The marker of a claimed key whose job is not added yet: `pending <digest> <request id>` (job ids start with `api-`). */
 const PENDING = 'pending';
 
 /** The send API's request: the account and user, then each message checked for the account's kind. */
@@ -194,6 +194,7 @@ export async function buildAdminApp(
   const failures = new WindowCounter(limits.failedLoginsPerMinute, 60_000);
   const sends = new WindowCounter(limits.sendsPerMinute, 60_000);
   const redis = queues.connection;
+  releaseLockScript.register(redis);
 
   const conversations = new Conversations(redis, { timeline: config.timeline });
   const own = new Registry();
@@ -232,10 +233,10 @@ export async function buildAdminApp(
    * Claims an Idempotency-Key for this request (SET NX of a pending marker): undefined when claimed, else what
    * the key holds. A request with the same body waits up to IDEMPOTENCY_WAIT_MS for the holder's job.
    */
-  const claimKey = async (marker: string, digest: string): Promise<string | undefined> => {
+  const claimKey = async (marker: string, pending: string, digest: string): Promise<string | undefined> => {
     const deadline = Date.now() + IDEMPOTENCY_WAIT_MS;
     for (;;) {
-      if (await redis.set(marker, `${PENDING} ${digest}`, 'PX', IDEMPOTENCY_PENDING_MS, 'NX')) return undefined;
+      if (await redis.set(marker, pending, 'PX', IDEMPOTENCY_PENDING_MS, 'NX')) return undefined;
       const stored = await redis.get(marker);
       if (stored === null) continue; // released meanwhile (refused or failed): claim it again
       const [head, storedDigest] = stored.split(' ');
@@ -348,9 +349,10 @@ export async function buildAdminApp(
       // With a key: the key is claimed (a pending marker) before anything else, so one request of any number
       // running at once goes on; the marker then records the job for IDEMPOTENCY_TTL_MS, even after retention
       // removes the job. A refusal or a failed add releases the claim, so a retry can succeed.
-      const marker = idempotencyKey ? redisKeys.idempotency(account.appId, sha256(idempotencyKey)) : '';
+      const marker = idempotencyKey ? queues.keys.idempotency(account.appId, sha256(idempotencyKey)) : '';
+      const pending = `${PENDING} ${digest} ${randomUUID()}`; // this request's own claim
       if (marker) {
-        const stored = await claimKey(marker, digest);
+        const stored = await claimKey(marker, pending, digest);
         if (stored !== undefined) return replayed(reply, stored, digest);
       }
       let claimed = Boolean(marker);
@@ -389,7 +391,8 @@ export async function buildAdminApp(
         logger.info({ appId: account.appId, jobId, replies: replies.length }, 'send API: queued');
         return reply.code(202).send({ jobId });
       } finally {
-        if (claimed) await redis.del(marker);
+        // Only our own claim: after IDEMPOTENCY_PENDING_MS another request may hold the key.
+        if (claimed) await releaseLockScript(redis, { lock: marker }, { owner: pending });
       }
     },
   );

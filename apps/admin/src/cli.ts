@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { type Config, ConfigError, loadConfig, loadDotEnv, redisFromEnv } from '@wx-kf/shared/config';
 import { Conversations, DEFAULT_TIMELINE } from '@wx-kf/shared/conversation';
 import type { StoredJobData } from '@wx-kf/shared/queue';
-import { createRedis, type RedisClient, type RedisTarget, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, type RedisClient, type RedisTarget } from '@wx-kf/shared/redis';
 import type { Job } from 'bullmq';
 import { Argument, Command, InvalidArgumentError } from 'commander';
 import { clip, print, say, table, terminalSafe } from './cli-output.js';
@@ -293,7 +293,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
       const known = accountsConfig().accounts.map((a) => a.appId);
       if (!known.includes(appId)) throw unknownAccount(appId, known, '; nothing paused');
       // No expiry on purpose: an operator's pause holds until an operator resumes it (a 45009 pause expires).
-      await redis.set(redisKeys.paused(appId), OPERATOR_PAUSE);
+      await redis.set(queues.keys.paused(appId), OPERATOR_PAUSE);
       say(
         `paused sends of ${appId} until \`pnpm queues resume --account ${appId}\` (within a second its replies wait as delayed outbound jobs)`,
       );
@@ -310,7 +310,7 @@ function buildProgram(redis: RedisClient, queues: Queues): Command {
         return;
       }
       const appId: string = opts.account;
-      const removed = await redis.del(redisKeys.paused(appId));
+      const removed = await redis.del(queues.keys.paused(appId));
       let promoted = 0;
       for (const job of (await Promise.all(queues.outbounds.map((q) => q.getJobs(['delayed'])))).flat()) {
         if ((job.data as StoredJobData).appId === appId) {

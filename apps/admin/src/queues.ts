@@ -1,12 +1,11 @@
 import { INBOUND_QUEUE, OUTBOUND_QUEUE, openShardQueues, QUEUE_NAMES } from '@wx-kf/shared/queue';
 import {
+  type Keyspace,
+  keyspaceOf,
   PAUSED_PATTERN,
   pausedAppId,
   primaries,
   type RedisClient,
-  redisKeys,
-  shardCount,
-  userShard,
 } from '@wx-kf/shared/redis';
 import type { Job, Queue } from 'bullmq';
 
@@ -41,7 +40,11 @@ export class Queues {
   readonly inbounds: Queue[];
   readonly outbounds: Queue[];
 
+  /** The key layout of `connection`'s deployment. */
+  readonly keys: Keyspace;
+
   constructor(readonly connection: RedisClient) {
+    this.keys = keyspaceOf(connection);
     this.inbounds = openShardQueues(INBOUND_QUEUE, connection);
     this.outbounds = openShardQueues(OUTBOUND_QUEUE, connection);
   }
@@ -60,13 +63,13 @@ export class Queues {
 
   /** The outbound queue of a user's shard (where the send API puts their messages). */
   outboundFor(appId: string, touser: string): Queue {
-    return this.outbounds[userShard(appId, touser)] as Queue;
+    return this.outbounds[this.keys.userShard(appId, touser)] as Queue;
   }
 
   /** A queue's name as the dashboard shows it: `inbound`, or `s3.inbound` for shard 3 of a sharded layout. */
   displayPrefix(queue: Queue): string {
     const shard = [this.inbounds.indexOf(queue), this.outbounds.indexOf(queue)].find((i) => i >= 0) ?? 0;
-    return shardCount() > 1 ? `s${shard}.` : '';
+    return this.keys.shards > 1 ? `s${shard}.` : '';
   }
 
   /** Counts per queue over all shards, as `pnpm queues stats --json` prints them (prioritized count as waiting). */
@@ -110,7 +113,7 @@ export class Queues {
     // Separate commands, not one pipeline: on a cluster the accounts' keys sit in different slots.
     const results = await Promise.all(
       appIds.map((appId) =>
-        Promise.all([this.connection.get(redisKeys.paused(appId)), this.connection.pttl(redisKeys.paused(appId))]),
+        Promise.all([this.connection.get(this.keys.paused(appId)), this.connection.pttl(this.keys.paused(appId))]),
       ),
     );
     const pauses: AccountPause[] = [];

@@ -4,7 +4,7 @@ import { Conversations } from '@wx-kf/shared/conversation';
 import { Handoffs, handoffAccounts } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData } from '@wx-kf/shared/queue';
-import { type RedisClient, shardCount } from '@wx-kf/shared/redis';
+import { keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
 import { loadAccountRules, type ReplyRules } from '@wx-kf/shared/rules';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
@@ -44,7 +44,8 @@ const DEFAULT_BODY_LIMIT = 64 * 1024;
 export function buildApp(options: IngressOptions): FastifyInstance {
   const { config, redis, logger } = options;
   const queues = Array.isArray(options.queue) ? options.queue : [options.queue as Queue<InboundJobData>];
-  if (queues.length !== shardCount()) throw new Error(`${queues.length} inbound queue(s) for ${shardCount()} shard(s)`);
+  const { shards } = keyspaceOf(redis);
+  if (queues.length !== shards) throw new Error(`${queues.length} inbound queue(s) for ${shards} shard(s)`);
   const accounts = new Map<string, IngressAccount>(config.accounts.map((a) => [a.appId, ingressAccount(a)]));
   // Only transfer rules matter here (the worker decides replies): only accounts that have one consult rules.
   const transferRules = new Map<string, ReplyRules>([...loadAccountRules(config)].filter(([, r]) => r.transfers));

@@ -5,7 +5,7 @@ import type { AccountConfig } from '@wx-kf/shared/config';
 import { Handoffs } from '@wx-kf/shared/handoff';
 import { createLogger } from '@wx-kf/shared/log';
 import { INBOUND_QUEUE, type InboundJobData, openQueue } from '@wx-kf/shared/queue';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace } from '@wx-kf/shared/redis';
 import { decodeAesKey, decryptMessage, parseFields } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { buildPush, type PushMode, sampleMessage } from '@wx-kf/wechat-sim';
@@ -15,6 +15,8 @@ import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from './app.js';
+
+const keyspace = Keyspace.SINGLE;
 
 const AES = 'HandoffIngressTestEncodingAESKey00000000000';
 const account = (appId: string, type: AccountConfig['type'], extra: Partial<AccountConfig> = {}): AccountConfig => ({
@@ -108,7 +110,7 @@ describe('handoff in the ingress', () => {
     expect((await post(mp, push(mp, 'text', 'o_h2', 'hello'))).body).toBe('success');
     expect((await post(mp, push(mp, 'user_enter_tempsession', 'o_h1'))).body).toBe('success');
     // Each message renewed the idle timeout.
-    expect(await redis.pttl(redisKeys.handoff(mp.appId, 'o_h1'))).toBeGreaterThan(55_000);
+    expect(await redis.pttl(keyspace.handoff(mp.appId, 'o_h1'))).toBeGreaterThan(55_000);
 
     await handoffs.close(mp.appId, 'o_h1', { reason: 'operator', force: true });
     expect((await post(mp, push(mp, 'text', 'o_h1', 'hello again'))).body).toBe('success');

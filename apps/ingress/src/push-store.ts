@@ -1,5 +1,5 @@
 import type { InboundJobData, inboundJob } from '@wx-kf/shared/queue';
-import { type RedisClient, replicaWaiter, userShard } from '@wx-kf/shared/redis';
+import { keyspaceOf, type RedisClient, replicaWaiter, whenWritable } from '@wx-kf/shared/redis';
 import { SignatureError } from '@wx-kf/shared/wechat';
 import type { Queue } from 'bullmq';
 import type { SignatureBinder, SignatureUse } from './signature-binding.js';
@@ -62,15 +62,17 @@ export interface Ingested {
  */
 export function pushStore(options: PushStoreOptions) {
   const { queues, redis, timeoutMs, bind } = options;
+  const keys = keyspaceOf(redis);
   const replicated = options.durability === 'replicated' ? replicaWaiter(redis, REPLICA_WAIT_MS) : undefined;
   const store = async (job: ReturnType<typeof inboundJob>, { signature, handoff }: StoreOptions): Promise<Ingested> => {
+    await whenWritable(redis); // a connection still connecting at start is waited for, not failed (within the timeout)
     // A plaintext body is believed only once its signature is bound to it. An encrypted push is authenticated
     // by msg_signature: its binding (which keeps its query from being reused) goes out with the store.
     if (signature?.kind === 'plain') await bind(signature);
     // If it was bound to another request first, that one was refused or came after the genuine push it copies.
     const binding = signature?.kind === 'aes' ? bind(signature).catch(ignoreSignatureError) : undefined;
     // The user's shard: their pushes keep their order and their keys share its slot.
-    const shard = userShard(job.data.appId, job.data.message.FromUserName);
+    const shard = keys.userShard(job.data.appId, job.data.message.FromUserName);
     const queue = queues[shard] as Queue<InboundJobData>;
     const confirm = replicated?.(shard);
     // Sent before the add on the same (auto-pipelined) connection, so it sees the keys as they were: whether

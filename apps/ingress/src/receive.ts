@@ -116,6 +116,15 @@ function jsonStringEnd(body: string, start: number): number {
   throw new MessageFormatError('the envelope is not well-formed JSON');
 }
 
+/** A JSON string literal's value; MessageFormatError for a bad escape. */
+function jsonString(literal: string): string {
+  try {
+    return JSON.parse(literal) as string;
+  } catch {
+    throw new MessageFormatError('Encrypt is not a valid JSON string');
+  }
+}
+
 const skipSpace = (body: string, i: number) => {
   while (i < body.length && /\s/.test(body[i] as string)) i++;
   return i;
@@ -137,7 +146,7 @@ function jsonEnvelopeEncrypt(body: string): string | undefined {
         if (body[v] !== '"') throw new MessageFormatError('Encrypt is not a string');
         if (found !== undefined) throw new MessageFormatError('the envelope has more than one Encrypt');
         const vEnd = jsonStringEnd(body, v);
-        found = JSON.parse(body.slice(v, vEnd + 1)) as string;
+        found = jsonString(body.slice(v, vEnd + 1));
         i = vEnd;
       } else i = end;
     }

@@ -6,7 +6,7 @@ import { Conversations } from '@wx-kf/shared/conversation';
 import { Handoffs } from '@wx-kf/shared/handoff';
 import { createLogger } from '@wx-kf/shared/log';
 import { INBOUND_QUEUE, type InboundJobData, openQueue } from '@wx-kf/shared/queue';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace } from '@wx-kf/shared/redis';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { buildPush, type Push, sampleMessage } from '@wx-kf/wechat-sim';
 import type { Queue } from 'bullmq';
@@ -14,6 +14,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from './app.js';
+
+const keyspace = Keyspace.SINGLE;
 
 // A push the ingress has stored before is answered as it was the first time and changes nothing else: not the
 // send window, not the handoff, not the user's order. Each delivery goes through the real app and Redis.
@@ -102,32 +104,32 @@ describe('a re-delivered push changes nothing', () => {
     expect((await post(mp, first)).body).toContain('transfer_customer_service');
     expect(await handoffs.get(mp.appId, 'o_ho')).toMatchObject({ open: true, reason: 'rule' });
     await handoffs.close(mp.appId, 'o_ho', { reason: 'operator', force: true });
-    const closed = await redis.get(redisKeys.handoff(mp.appId, 'o_ho'));
-    const ttl = await redis.pttl(redisKeys.handoff(mp.appId, 'o_ho'));
+    const closed = await redis.get(keyspace.handoff(mp.appId, 'o_ho'));
+    const ttl = await redis.pttl(keyspace.handoff(mp.appId, 'o_ho'));
 
     const again = await post(mp, redeliver(mp, first));
     expect(again.body).toContain('transfer_customer_service'); // the same answer as the first time
-    expect(await redis.get(redisKeys.handoff(mp.appId, 'o_ho'))).toBe(closed);
-    expect(await redis.pttl(redisKeys.handoff(mp.appId, 'o_ho'))).toBeLessThanOrEqual(ttl);
+    expect(await redis.get(keyspace.handoff(mp.appId, 'o_ho'))).toBe(closed);
+    expect(await redis.pttl(keyspace.handoff(mp.appId, 'o_ho'))).toBeLessThanOrEqual(ttl);
     expect(outcomes()).toEqual(['transferred', 'duplicate']);
   });
 
   it('the handoff: a re-delivery of a message during a handoff does not extend it', async () => {
     await handoffs.open(mp.appId, 'o_ext', { reason: 'operator', force: true });
-    await redis.pexpire(redisKeys.handoff(mp.appId, 'o_ext'), 5_000);
+    await redis.pexpire(keyspace.handoff(mp.appId, 'o_ext'), 5_000);
     const first = buildPush({ account: mp, message: sampleMessage('text', { fromUser: 'o_ext' }) });
-    await redis.pexpire(redisKeys.handoff(mp.appId, 'o_ext'), 5_000);
+    await redis.pexpire(keyspace.handoff(mp.appId, 'o_ext'), 5_000);
     expect((await post(mp, first)).body).toContain('transfer_customer_service');
-    expect(await redis.pttl(redisKeys.handoff(mp.appId, 'o_ext'))).toBeGreaterThan(55_000); // a new message renews
-    await redis.pexpire(redisKeys.handoff(mp.appId, 'o_ext'), 5_000);
+    expect(await redis.pttl(keyspace.handoff(mp.appId, 'o_ext'))).toBeGreaterThan(55_000); // a new message renews
+    await redis.pexpire(keyspace.handoff(mp.appId, 'o_ext'), 5_000);
     expect((await post(mp, redeliver(mp, first))).body).toContain('transfer_customer_service');
-    expect(await redis.pttl(redisKeys.handoff(mp.appId, 'o_ext'))).toBeLessThanOrEqual(5_000);
+    expect(await redis.pttl(keyspace.handoff(mp.appId, 'o_ext'))).toBeLessThanOrEqual(5_000);
   });
 
   it("the order: a re-delivery after the user's entry was released does not queue it again", async () => {
     const first = buildPush({ account: mp, message: sampleMessage('text', { fromUser: 'o_order' }) });
     await post(mp, first);
-    const order = redisKeys.userOrder(mp.appId, 'o_order');
+    const order = keyspace.userOrder(mp.appId, 'o_order');
     const [entry] = await redis.lrange(order, 0, -1);
     expect(entry).toBeDefined();
     await conversations.settle(mp.appId, 'o_order', { release: entry }); // the worker finished the job
@@ -143,7 +145,7 @@ describe('a re-delivered push changes nothing', () => {
   it('the timeline: a re-delivery adds no entry', async () => {
     const first = buildPush({ account: mp, message: sampleMessage('text', { fromUser: 'o_tl' }) });
     await post(mp, first);
-    const entry = (await redis.lindex(redisKeys.userOrder(mp.appId, 'o_tl'), 0)) ?? '';
+    const entry = (await redis.lindex(keyspace.userOrder(mp.appId, 'o_tl'), 0)) ?? '';
     await conversations.settle(mp.appId, 'o_tl', { release: entry });
     await post(mp, redeliver(mp, first));
     expect((await conversations.view(mp.appId, 'o_tl')).timeline).toHaveLength(1);

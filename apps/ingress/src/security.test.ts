@@ -250,6 +250,7 @@ describe('authenticate first, answer briefly', () => {
     ['deeply nested elements', `<xml>${'<a>'.repeat(20_000)}`],
     ['a JSON envelope of repeated keys', `{${'"Encrypt":"A",'.repeat(4000)}"x":1}`],
     ['an unterminated JSON string', `{"Encrypt":"${'A\\'.repeat(20_000)}`],
+    ['a JSON string with a bad escape', '{"Encrypt":"\\x41"}'],
   ])('refuses a crafted body (%s) before any signature work', async (_, body) => {
     const push = buildPush({ account: keyed, message: sampleMessage('text'), mode: 'safe' });
     expect(Buffer.byteLength(body)).toBeLessThan(64 * 1024);

@@ -1,23 +1,12 @@
 import { createHash } from 'node:crypto';
-import { type RedisClient, redisKeys } from '@wx-kf/shared/redis';
+import { defineScript, keyspaceOf, type RedisClient, reply, whenWritable } from '@wx-kf/shared/redis';
 import { SignatureError } from '@wx-kf/shared/wechat';
 
-// First request wins: store its digest, or accept only the same digest again.
-const BIND_SIGNATURE = `
-local current = redis.call('GET', KEYS[1])
-if not current then
-  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-  return 1
-end
-if current == ARGV[1] then return 1 end
-return 0`;
+/** The first request with a signature wins (lua/bind-signature.lua). */
+const bindScript = defineScript('bind-signature', ['binding'], ['digest', 'expireAtMs']);
 
 /** Margin for clocks of several ingress replicas that differ a little. */
 const CLOCK_MARGIN_MS = 60_000;
-
-type BindingRedis = RedisClient & {
-  wxkfBindSignature(key: string, digest: string, expireAtMs: number): Promise<number>;
-};
 
 /** What a signature came with: a URL check (GET), a plaintext push, or an encrypted (compat or safe) push. */
 export type SignedRequestKind = 'get' | 'plain' | 'aes';
@@ -40,14 +29,14 @@ export interface SignatureUse {
  * and `msg_signature` dropped, a GET check's query as a POST) throws SignatureError. Other errors are Redis's.
  */
 export function signatureBinder(redis: RedisClient, toleranceSeconds: number) {
-  redis.defineCommand('wxkfBindSignature', { numberOfKeys: 1, lua: BIND_SIGNATURE });
-  const client = redis as BindingRedis;
+  bindScript.register(redis);
   return async (use: SignatureUse): Promise<void> => {
     const digest = createHash('sha256').update(`${use.kind}\n`).update(use.body).digest('hex');
     const acceptedUntil = (Number(use.timestamp) + toleranceSeconds) * 1000;
     const expireAt = Math.max(acceptedUntil, Date.now()) + CLOCK_MARGIN_MS;
-    const key = redisKeys.signatureBinding(use.appId, use.signature);
-    if ((await client.wxkfBindSignature(key, digest, expireAt)) !== 1) {
+    const binding = keyspaceOf(redis).signatureBinding(use.appId, use.signature);
+    await whenWritable(redis);
+    if (reply.int(await bindScript(redis, { binding }, { digest, expireAtMs: expireAt })) !== 1) {
       throw new SignatureError('this signature was already used with another request');
     }
   };

@@ -16,7 +16,7 @@ import {
   type OutboundJobData,
   openQueue,
 } from '@wx-kf/shared/queue';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace, TOKEN_EVENTS } from '@wx-kf/shared/redis';
 import type { FieldMap, InboundMessage } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, LogCapture } from '@wx-kf/testkit';
 import { type Fault, Simulator, sampleMessage } from '@wx-kf/wechat-sim';
@@ -25,6 +25,8 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PAUSE_CHECK_MS } from './processors/send.js';
 import { type RunningWorker, startWorker } from './worker.js';
+
+const keyspace = Keyspace.SINGLE;
 
 const MP = 'wxworkermp0000001';
 const OA = 'wxworkeroa0000002';
@@ -111,8 +113,8 @@ async function until<T>(check: () => T | Promise<T>, ms = 10_000): Promise<Truth
 }
 /** A cold start as the running worker sees it: no stored token, and the processes told so (as on a 40001). */
 async function forgetToken(appId: string): Promise<void> {
-  await redis.del(redisKeys.token(appId));
-  await redis.publish(redisKeys.tokenEvents, appId);
+  await redis.del(keyspace.token(appId));
+  await redis.publish(TOKEN_EVENTS, appId);
 }
 /** Sends left in the user's window. */
 const left = async (appId: string, openid: string) => (await new Conversations(redis).window(appId, openid)).left;
@@ -133,7 +135,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   sim.faults.clear();
-  await redis.del(redisKeys.paused(MP), redisKeys.paused(OA));
+  await redis.del(keyspace.paused(MP), keyspace.paused(OA));
 });
 afterAll(async () => {
   await worker.close();
@@ -238,7 +240,7 @@ describe('the send window with rules', () => {
     expect(await left(OA, String(plain.FromUserName))).toBe(4);
 
     // A permanent media upload failure: nothing sent, the send taken for it is back.
-    for (const key of await redis.keys(redisKeys.media(OA, '*', '*'))) await redis.del(key);
+    for (const key of await redis.keys(keyspace.media(OA, '*', '*'))) await redis.del(key);
     sim.fail({ path: '/cgi-bin/media/upload', appId: OA, script: [{ errcode: 40004, errmsg: 'invalid media type' }] });
     const qr = text('qr');
     const failed = await push(qr, OA);
@@ -255,7 +257,7 @@ describe('the send window with rules', () => {
     for (let i = 0; i < 4; i++) await conversations.take(OA, u);
     // A message of the same second grants nothing: its turn finds no send left. Its upload is slow, and the user
     // acts while it runs.
-    for (const key of await redis.keys(redisKeys.media(OA, '*', '*'))) await redis.del(key);
+    for (const key of await redis.keys(keyspace.media(OA, '*', '*'))) await redis.del(key);
     sim.fail({ path: '/cgi-bin/media/upload', appId: OA, script: [{ delayMs: 1500 }] });
     const jobId = await push({ ...text('qr', u), CreateTime: first.CreateTime } as FieldMap, OA);
     await until(async () => (await inbound.getJob(jobId))?.processedOn);
@@ -306,7 +308,7 @@ describe('errors', () => {
     const blocked = text('hello');
     const jobId = await push(blocked);
     await until(async () => (await outbound.getJob(`${jobId}-r`))?.isDelayed());
-    expect(await redis.pttl(redisKeys.paused(MP))).toBeGreaterThan(60_000);
+    expect(await redis.pttl(keyspace.paused(MP))).toBeGreaterThan(60_000);
     const other = text('hello');
     await push(other, OA);
     await until(() => contents(String(other.FromUserName)).length === 1);
@@ -316,7 +318,7 @@ describe('errors', () => {
     expect(contents(String(blocked.FromUserName))).toEqual([]);
     expect(contents(String(more.FromUserName))).toEqual([]);
     // The operator (or the pause's end) resumes: the delayed jobs are promoted and sent.
-    await redis.del(redisKeys.paused(MP));
+    await redis.del(keyspace.paused(MP));
     await (await outbound.getJob(`${jobId}-r`))?.promote();
     await (await outbound.getJob(`${held}-r`))?.promote();
     await until(
@@ -325,7 +327,7 @@ describe('errors', () => {
   });
 
   it("an operator's pause of one account holds its replies (within PAUSE_CHECK_MS) until resumed", async () => {
-    await redis.set(redisKeys.paused(OA), 'paused by an operator');
+    await redis.set(keyspace.paused(OA), 'paused by an operator');
     await new Promise((r) => setTimeout(r, PAUSE_CHECK_MS + 50));
     const m = text('hello');
     const jobId = await push(m, OA);
@@ -335,7 +337,7 @@ describe('errors', () => {
     });
     expect(contents(String(m.FromUserName))).toEqual([]);
     expect(await left(OA, String(m.FromUserName))).toBe(5); // the send the turn took went back
-    await redis.del(redisKeys.paused(OA));
+    await redis.del(keyspace.paused(OA));
     await held.promote();
     await until(() => contents(String(m.FromUserName)).length === 1);
     expect(await left(OA, String(m.FromUserName))).toBe(4);
@@ -392,7 +394,7 @@ describe('the shared access_token', () => {
     // Nothing left without a token: each user's send went back to the window, and is taken once it goes out.
     const lefts = () => Promise.all(users.map((m) => left(OA, String(m.FromUserName))));
     expect(new Set(await lefts())).toEqual(new Set([5]));
-    await redis.del(redisKeys.tokenCooldown(OA));
+    await redis.del(keyspace.tokenCooldown(OA));
     for (const id of ids) await (await outbound.getJob(`${id}-r`))?.promote();
     await until(() => users.every((m) => contents(String(m.FromUserName)).length === 1));
     expect(new Set(await lefts())).toEqual(new Set([4]));
@@ -404,7 +406,7 @@ describe('the shared access_token', () => {
       expect(keys.join('\n')).not.toContain(secret);
       expect(logs.text).not.toContain(secret);
     }
-    const token = JSON.parse((await redis.get(redisKeys.token(MP))) ?? '{}').token;
+    const token = JSON.parse((await redis.get(keyspace.token(MP))) ?? '{}').token;
     expect(token).toMatch(/^SIM_/);
     expect(logs.text).not.toContain(token);
   });

@@ -11,7 +11,7 @@ import {
   type OutboundJobData,
   openQueue,
 } from '@wx-kf/shared/queue';
-import { allShards, createRedis, queuePrefix } from '@wx-kf/shared/redis';
+import { createRedis, keyspaceOf } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
 import { type DefaultJobOptions, Worker } from 'bullmq';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
@@ -71,11 +71,12 @@ export async function startWorker(
   const wechat = new WeChatClient(http, tokens, redis);
   // Every shard is consumed: its inbound jobs, and the outbound jobs they create on the same (user's) shard.
   // WORKER_CONCURRENCY is the process's budget, split over the shards.
-  const shards = allShards();
+  const keys = keyspaceOf(connection);
+  const shards = keys.allShards();
   const concurrency = Math.max(1, Math.ceil(config.worker.concurrency / shards.length));
   const workerOptions = (shard: number) => ({
     connection,
-    prefix: queuePrefix(shard),
+    prefix: keys.queuePrefix(shard),
     concurrency,
     lockDuration: config.worker.lockMs,
     stalledInterval: config.worker.lockMs,

@@ -2,7 +2,7 @@ import { TokenUnavailableError, TransportError, WeChatApiError, type WeChatClien
 import { describeReply, type Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
-import { type RedisClient, redisKeys } from '@wx-kf/shared/redis';
+import { keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
 import { type ReplyItem, toCustomMessage } from '@wx-kf/shared/wechat';
 import type { WorkerMetrics } from '../metrics.js';
 import type { ConversationHooks } from './conversation.js';
@@ -65,7 +65,7 @@ export function replySender(deps: SendDeps) {
   const pausedFor = async (appId: string): Promise<number> => {
     const seen = unpausedAt.get(appId);
     if (seen !== undefined && Date.now() - seen < PAUSE_CHECK_MS) return 0;
-    const ttl = await redis.pttl(redisKeys.paused(appId));
+    const ttl = await redis.pttl(keyspaceOf(redis).paused(appId));
     if (ttl === -2) unpausedAt.set(appId, Date.now());
     else unpausedAt.delete(appId);
     return ttl === -2 ? 0 : ttl;
@@ -99,7 +99,7 @@ export function replySender(deps: SendDeps) {
       metrics.sends.inc({ app_id: appId, errcode: String(error.errcode) });
       log.warn({ errcode: error.errcode, errmsg: error.errmsg, reply: i, action: error.action }, 'send refused');
       if (error.action === 'pause_account') {
-        await redis.set(redisKeys.paused(appId), `${error.errcode} ${error.errmsg}`, 'PX', QUOTA_PAUSE_MS);
+        await redis.set(keyspaceOf(redis).paused(appId), `${error.errcode} ${error.errmsg}`, 'PX', QUOTA_PAUSE_MS);
         unpausedAt.delete(appId);
         log.error({ errcode: error.errcode }, 'daily quota reached: sending paused for this account');
         return wait(appId, QUOTA_PAUSE_MS, 'quota');

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import type { RedisClient } from '../redis/index.js';
-import { redisKeys } from '../redis/keys.js';
+import { keyspaceOf, type RedisClient } from '../redis/index.js';
 import type { CustomMessage } from '../wechat/custom-message.js';
 import { WeChatApiError } from './errors.js';
 import { FormData, type WeChatHttp } from './http.js';
@@ -62,7 +61,7 @@ export class WeChatClient {
     options: { fresh?: boolean } = {},
   ): Promise<string> {
     const data = await readMediaFile(file, type);
-    const key = redisKeys.media(appId, type, createHash('sha256').update(data).digest('hex'));
+    const key = keyspaceOf(this.redis).media(appId, type, createHash('sha256').update(data).digest('hex'));
     const running = this.uploads.get(key);
     if (running) return running;
     const upload = this.upload(appId, type, file, data, key, options.fresh ?? false).finally(() =>

@@ -1,11 +1,13 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { TokenManager, TokenUnavailableError, WeChatHttp } from '@wx-kf/shared/api';
 import { createLogger } from '@wx-kf/shared/log';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace, TOKEN_EVENTS } from '@wx-kf/shared/redis';
 import { isolatedRedisUrl } from '@wx-kf/testkit';
 import { Simulator } from '@wx-kf/wechat-sim';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
+const keyspace = Keyspace.SINGLE;
 
 const APP_ID = 'wxtokens000000001';
 const sim = new Simulator({ accounts: [{ appId: APP_ID, appSecret: 'tok-secret', type: 'miniprogram' }] });
@@ -28,8 +30,8 @@ function manager(options: Partial<ConstructorParameters<typeof TokenManager>[0]>
   managers.push(m);
   return m;
 }
-const tokenKey = redisKeys.token(APP_ID);
-const lockKey = redisKeys.tokenLock(APP_ID);
+const tokenKey = keyspace.token(APP_ID);
+const lockKey = keyspace.tokenLock(APP_ID);
 const listening = (m: TokenManager) => (m as unknown as { listening: boolean }).listening;
 
 async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
@@ -116,7 +118,7 @@ async function lateLeaseProxy(target: URL) {
     upstream.on('data', (chunk: Buffer) => {
       if (holding) held.push(chunk);
       else client.write(chunk);
-      if (state.heldLease && chunk.toString('latin1').includes(redisKeys.tokenEvents)) {
+      if (state.heldLease && chunk.toString('latin1').includes(TOKEN_EVENTS)) {
         // Delivered to the subscriber first, then the lease answer.
         state.noticed = true;
         setTimeout(() => {

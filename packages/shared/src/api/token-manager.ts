@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { TokenSource } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { type RedisClient, subscriberOf } from '../redis/index.js';
-import { redisKeys } from '../redis/keys.js';
+import { keyspaceOf, type RedisClient, subscriberOf } from '../redis/index.js';
+import { type Keyspace, TOKEN_EVENTS } from '../redis/keys.js';
+import { defineScript, releaseLockScript, reply } from '../redis/scripts.js';
 import { TokenUnavailableError, TransportError, WeChatApiError } from './errors.js';
 import type { WeChatHttp } from './http.js';
 
@@ -41,20 +42,9 @@ interface StoredToken {
   expiresAt: number;
 }
 
-// Stores only while the refresh lock is still ours: a fetch that outlived its lease may be older than a token
-// another process stored since, or than that token's deletion after a 40001 — either way it must not land.
-const STORE = `
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-return 1`;
-// Deletes the token only if it still is the one that failed (another process may already have replaced it).
-const INVALIDATE = `
-local cur = redis.call('GET', KEYS[1])
-if cur and cjson.decode(cur).token == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+// The token's scripts (lua/): store only while the refresh lock is ours; delete only the token that failed.
+const storeScript = defineScript('token-store', ['token', 'lock'], ['stored', 'owner', 'ttlMs']);
+const invalidateScript = defineScript('token-invalidate', ['token'], ['failed']);
 
 /**
  * One access_token per account for the whole cluster, kept in Redis. Refreshes are single-flight across
@@ -75,6 +65,8 @@ export class TokenManager {
   private connection = 0;
   /** Notices received so far: a read that a notice overtook is not kept. */
   private notices = 0;
+  /** The key layout of the Redis the tokens are shared in. */
+  private readonly keys: Keyspace;
 
   constructor(options: TokenManagerOptions) {
     this.options = {
@@ -86,10 +78,12 @@ export class TokenManager {
       ...options,
     };
     this.accounts = new Map(options.accounts.map((a) => [a.appId, a]));
+    this.keys = keyspaceOf(options.redis);
+    for (const script of [storeScript, invalidateScript, releaseLockScript]) script.register(options.redis);
   }
 
   private async read(appId: string): Promise<StoredToken | undefined> {
-    const raw = await this.options.redis.get(redisKeys.token(appId));
+    const raw = await this.options.redis.get(this.keys.token(appId));
     return raw ? (JSON.parse(raw) as StoredToken) : undefined;
   }
 
@@ -122,8 +116,9 @@ export class TokenManager {
    */
   async replace(appId: string, failedToken: string): Promise<string> {
     this.local.delete(appId);
-    if (await this.options.redis.eval(INVALIDATE, 1, redisKeys.token(appId), failedToken)) {
-      await this.options.redis.publish(redisKeys.tokenEvents, appId); // the other processes drop their copies too
+    const token = this.keys.token(appId);
+    if (reply.int(await invalidateScript(this.options.redis, { token }, { failed: failedToken }))) {
+      await this.options.redis.publish(TOKEN_EVENTS, appId); // the other processes drop their copies too
     }
     return this.refresh(appId, failedToken);
   }
@@ -154,7 +149,7 @@ export class TokenManager {
         if (this.usable(stored, failedToken)) return stored.token;
 
         const owner = randomBytes(12).toString('hex');
-        const lockKey = redisKeys.tokenLock(appId);
+        const lockKey = this.keys.tokenLock(appId);
         if ((await this.options.redis.set(lockKey, owner, 'PX', this.options.leaseMs, 'NX')) === 'OK') {
           try {
             const again = await this.read(appId);
@@ -162,10 +157,10 @@ export class TokenManager {
             const token = await this.fetch(appId, owner);
             if (token !== undefined) return token;
           } finally {
-            await this.options.redis.eval(RELEASE, 1, lockKey, owner);
+            await releaseLockScript(this.options.redis, { lock: lockKey }, { owner });
             // Announced after the release, whatever the outcome: a waiter that found the lock held gets the
             // notice, and one that looks later finds the lock free or the new token, so none sleeps out the lease.
-            await this.options.redis.publish(redisKeys.tokenEvents, appId).catch(() => undefined);
+            await this.options.redis.publish(TOKEN_EVENTS, appId).catch(() => undefined);
           }
           // The lease ran out during the fetch and the answer was not stored: look again.
         } else {
@@ -201,7 +196,7 @@ export class TokenManager {
       this.options.onRequest?.(appId, error instanceof WeChatApiError ? String(error.errcode) : 'transport');
       if (error instanceof WeChatApiError && (error.action === 'config' || error.action === 'pause_account')) {
         const cooldown = JSON.stringify({ errcode: error.errcode, errmsg: error.errmsg });
-        await this.options.redis.set(redisKeys.tokenCooldown(appId), cooldown, 'PX', this.options.cooldownMs);
+        await this.options.redis.set(this.keys.tokenCooldown(appId), cooldown, 'PX', this.options.cooldownMs);
         this.options.logger.error(
           { appId, errcode: error.errcode, errmsg: error.errmsg, retryInMs: this.options.cooldownMs },
           'access_token request refused: check the AppID, AppSecret and API IP whitelist; token requests paused',
@@ -213,8 +208,9 @@ export class TokenManager {
     this.options.onRequest?.(appId, 'ok');
     const ttlMs = answer.expires_in * 1000;
     const stored: StoredToken = { token: answer.access_token, expiresAt: Date.now() + ttlMs };
-    const keys = [redisKeys.token(appId), redisKeys.tokenLock(appId)];
-    if (!(await this.options.redis.eval(STORE, 2, ...keys, JSON.stringify(stored), owner, ttlMs))) {
+    const keys = { token: this.keys.token(appId), lock: this.keys.tokenLock(appId) };
+    const args = { stored: JSON.stringify(stored), owner, ttlMs };
+    if (!reply.int(await storeScript(this.options.redis, keys, args))) {
       this.options.logger.warn({ appId }, 'access_token answer came after the refresh lease ended: not stored');
       return undefined;
     }
@@ -226,7 +222,7 @@ export class TokenManager {
   }
 
   private async checkCooldown(appId: string): Promise<void> {
-    const key = redisKeys.tokenCooldown(appId);
+    const key = this.keys.tokenCooldown(appId);
     const [raw, ttl] = await Promise.all([this.options.redis.get(key), this.options.redis.pttl(key)]);
     if (!raw) return;
     const { errcode, errmsg } = JSON.parse(raw) as { errcode: number; errmsg: string };
@@ -253,7 +249,7 @@ export class TokenManager {
       /** Subscribes and, once Redis confirms it on this very connection, allows copies again. */
       const confirm = () => {
         const connection = this.connection;
-        return subscriber.subscribe(redisKeys.tokenEvents).then(() => {
+        return subscriber.subscribe(TOKEN_EVENTS).then(() => {
           if (connection === this.connection) this.listening = true;
         });
       };

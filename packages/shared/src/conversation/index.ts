@@ -1,2 +1,10 @@
 export * from './ledger.js';
 export * from './rules.js';
+export {
+  DEFAULT_TIMELINE,
+  describeReply,
+  type OutEntry,
+  type TimelineEntry,
+  type TimelineOptions,
+} from './timeline.js';
+export type { SettleEffect, Take, WindowView } from './window.js';

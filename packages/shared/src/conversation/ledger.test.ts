@@ -1,8 +1,10 @@
 import { Conversations, WINDOW_GRANTS, windowGrant } from '@wx-kf/shared/conversation';
-import { createRedis, redisKeys } from '@wx-kf/shared/redis';
+import { createRedis, Keyspace } from '@wx-kf/shared/redis';
 import { isolatedRedisUrl } from '@wx-kf/testkit';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const keyspace = Keyspace.SINGLE;
 
 const APP = 'wxledgertest0001';
 let redis: Redis;
@@ -114,7 +116,7 @@ describe('the ledger', () => {
     expect(await conv.take(APP, u)).toMatchObject({ ok: false, reason: 'exhausted' });
     await conv.settle(APP, u, { effect: 'closed' });
     expect(await conv.take(APP, u)).toMatchObject({ ok: false, reason: 'closed' });
-    expect(await redis.zscore(redisKeys.openWindows(APP, 0), u)).toBeNull();
+    expect(await redis.zscore(keyspace.openWindows(APP, 0), u)).toBeNull();
   });
 
   it('a refund applies only to the grant the send was taken from', async () => {
@@ -149,7 +151,7 @@ describe('the ledger', () => {
       },
       { receivedAt: now },
     );
-    const ttl = await redis.pttl(redisKeys.sendWindow(APP, u));
+    const ttl = await redis.pttl(keyspace.sendWindow(APP, u));
     expect(ttl).toBeGreaterThan(50_000);
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
@@ -206,7 +208,7 @@ describe('the ledger', () => {
     const off = new Conversations(redis, { now: () => clock, timeline: { entries: 0, maxAgeMs: 60_000 } });
     const v = user();
     await off.ingest(APP, 'miniprogram', 'off1', text(v), { receivedAt: clock });
-    expect(await redis.exists(redisKeys.timeline(APP, v))).toBe(0);
+    expect(await redis.exists(keyspace.timeline(APP, v))).toBe(0);
     expect((await off.window(APP, v)).left).toBe(5);
   });
 });

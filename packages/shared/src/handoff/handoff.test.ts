@@ -1,8 +1,10 @@
 import { isolatedRedisUrl } from '@wx-kf/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisKeys } from '../redis/keys.js';
+import { Keyspace } from '../redis/keys.js';
 import { type HandoffReason, Handoffs, usesHandoff } from './index.js';
+
+const keyspace = Keyspace.SINGLE;
 
 let redis: Redis;
 const changes: string[] = [];
@@ -57,7 +59,7 @@ describe('handoff state', () => {
     });
     changes.length = 0;
     await h.open(APP, 'o_user_d', { reason: 'rule', force: true });
-    const key = redisKeys.handoff(APP, 'o_user_d');
+    const key = keyspace.handoff(APP, 'o_user_d');
     expect(await redis.pttl(key)).toBeGreaterThan(50_000);
     // Idle time passes (the key expires in Redis; our clock moves past the timeout).
     await redis.del(key);
@@ -66,7 +68,7 @@ describe('handoff state', () => {
     const other = new Handoffs({ redis, idleMs: 60_000, now: () => now });
     const [a, b] = await Promise.all([h.sweep(APP), other.sweep(APP)]);
     expect(a + b).toBe(1);
-    expect(await redis.zcard(redisKeys.handoffIndex(APP))).toBeLessThanOrEqual(2);
+    expect(await redis.zcard(keyspace.handoffIndex(APP))).toBeLessThanOrEqual(2);
     expect(await h.get(APP, 'o_user_d')).toBeUndefined();
   });
 

@@ -1,8 +1,9 @@
 import { Counter, type Registry } from 'prom-client';
 import type { AccountConfig, Config } from '../config/index.js';
 import type { Logger } from '../log.js';
-import type { RedisClient } from '../redis/index.js';
-import { redisKeys } from '../redis/keys.js';
+import { keyspaceOf, type RedisClient } from '../redis/index.js';
+import type { Keyspace } from '../redis/keys.js';
+import { defineScript, reply } from '../redis/scripts.js';
 
 /**
  * Why a handoff opened or closed: a transfer rule, the user's handler, an operator (CLI / admin API), WeChat's
@@ -41,34 +42,12 @@ export interface HandoffChange {
 /** How long a closed record is kept to order late events against (WeChat re-delivers within seconds). */
 const CLOSED_RECORD_MS = 10 * 60_000;
 
-// One script for every change, so a change and the order check are atomic. KEYS[1] the user's state.
-// ARGV: op (open|close), force (1|0), at, now, agent, reason, idle ms, closed-record ms.
-// Returns the state before the change (JSON), and whether the change applied (1|0).
-const CHANGE = `
-local cur = redis.call('GET', KEYS[1])
-local c = cur and cjson.decode(cur) or nil
-local force, at, now = ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
--- Our own changes (rule, handler, operator) keep the events' order mark: a later kf event still applies.
-if force then at = c and c.at or 0 end
-if ARGV[1] == 'open' then
-  if c and not force and c.at > at then return {cur, 0} end
-  if c and not force and (not c.open) and c.at == at then return {cur, 0} end
-  local agent = ARGV[5]
-  if agent == '' and c and c.open and c.agent then agent = c.agent end
-  local s = {open = true, reason = ARGV[6], since = (c and c.open) and c.since or now, at = math.max(at, c and c.at or 0)}
-  if agent ~= '' then s.agent = agent end
-  local after = cjson.encode(s)
-  redis.call('SET', KEYS[1], after, 'PX', ARGV[7])
-  return {cur or false, 1, after}
-end
-if not c or not c.open then return {cur or false, 0} end
-if not force and c.at > at then return {cur, 0} end
-local s = {open = false, reason = ARGV[6], since = now, at = math.max(at, c.at)}
-redis.call('SET', KEYS[1], cjson.encode(s), 'PX', ARGV[8])
-return {cur, 1}`;
-
-/** {state before, applied (1/0), state after (an applied open only)} */
-type ChangeCommand = (key: string, ...args: (string | number)[]) => Promise<[string | null, number, string?]>;
+/** One script for every change, so a change and the order check are atomic (lua/handoff-change.lua). */
+const changeScript = defineScript(
+  'handoff-change',
+  ['state'],
+  ['op', 'force', 'at', 'now', 'agent', 'reason', 'idleMs', 'closedRecordMs'],
+);
 
 /** Whether an account keeps a handoff state: `on`/`off`, or `auto` (transfer rules, a handler, an Official Account). */
 export function usesHandoff(
@@ -106,7 +85,7 @@ export function parseHandoff(raw: string | null | undefined): HandoffState | und
 
 export interface HandoffsOptions {
   redis: RedisClient;
-  /** A handoff with no message from the user for this long closes (HANDOFF_IDLE_TIMEOUT). */
+  /** A handoff with no message from the user for this long closes (HANDOFF_IDLE_TIMEOUT_SECONDS). */
   idleMs: number;
   logger?: Logger | undefined;
   /** Called on every applied open or close (metrics: handoffs opened and closed, by reason). */
@@ -122,22 +101,21 @@ export interface HandoffsOptions {
  */
 export class Handoffs {
   private readonly redis: RedisClient;
-  private readonly change: ChangeCommand;
+  private readonly keys: Keyspace;
   readonly idleMs: number;
   private readonly now: () => number;
 
   constructor(private readonly options: HandoffsOptions) {
     this.redis = options.redis;
+    this.keys = keyspaceOf(options.redis);
+    changeScript.register(options.redis);
     this.idleMs = options.idleMs;
     this.now = options.now ?? Date.now;
-    const r = this.redis as RedisClient & { wxkfHandoffChange?: ChangeCommand };
-    if (!r.wxkfHandoffChange) r.defineCommand('wxkfHandoffChange', { numberOfKeys: 1, lua: CHANGE });
-    this.change = (r.wxkfHandoffChange as ChangeCommand).bind(r);
   }
 
   /** The user's state, without renewing it. */
   async get(appId: string, openid: string): Promise<HandoffState | undefined> {
-    return parseHandoff(await this.redis.get(redisKeys.handoff(appId, openid)));
+    return parseHandoff(await this.redis.get(this.keys.handoff(appId, openid)));
   }
 
   /** True while the user is with a human. */
@@ -150,7 +128,7 @@ export class Handoffs {
     const [before, applied, after] = await this.run('open', appId, openid, change);
     if (!applied) return undefined;
     const was = parseHandoff(before);
-    await this.redis.zadd(redisKeys.handoffIndex(appId), this.now(), openid);
+    await this.redis.zadd(this.keys.handoffIndex(appId), this.now(), openid);
     const state = parseHandoff(after);
     if (!was?.open) this.options.onChange?.('opened', appId, change.reason);
     this.options.logger?.info(
@@ -164,7 +142,7 @@ export class Handoffs {
   async close(appId: string, openid: string, change: HandoffChange): Promise<HandoffState | undefined> {
     const [before, applied] = await this.run('close', appId, openid, change);
     if (!applied) return undefined;
-    await this.redis.zrem(redisKeys.handoffIndex(appId), openid);
+    await this.redis.zrem(this.keys.handoffIndex(appId), openid);
     const was = parseHandoff(before);
     this.closed(appId, openid, change.reason, was);
     return was;
@@ -176,19 +154,26 @@ export class Handoffs {
     this.options.logger?.info({ appId, openid, agent: was?.agent, reason, minutes }, 'handoff closed');
   }
 
+  /** Runs a change: {state before, applied, state after (an applied open only)}. */
   private async run(op: 'open' | 'close', appId: string, openid: string, c: HandoffChange) {
     const now = this.now();
-    return this.change(
-      redisKeys.handoff(appId, openid),
-      op,
-      c.force ? '1' : '0',
-      Math.floor(c.at ?? now),
-      now,
-      c.agent ?? '',
-      c.reason,
-      this.idleMs,
-      CLOSED_RECORD_MS,
+    const [before, applied, after] = reply.list(
+      await changeScript(
+        this.redis,
+        { state: this.keys.handoff(appId, openid) },
+        {
+          op,
+          force: c.force ? '1' : '0',
+          at: Math.floor(c.at ?? now),
+          now,
+          agent: c.agent ?? '',
+          reason: c.reason,
+          idleMs: this.idleMs,
+          closedRecordMs: CLOSED_RECORD_MS,
+        },
+      ),
     );
+    return [reply.optionalText(before), reply.int(applied) === 1, reply.optionalText(after)] as const;
   }
 
   /**
@@ -196,12 +181,12 @@ export class Handoffs {
    * reports each once, cluster-wide (ZREM decides which process counts it). Resolves how many closed.
    */
   async sweep(appId: string, limit = 500): Promise<number> {
-    const index = redisKeys.handoffIndex(appId);
+    const index = this.keys.handoffIndex(appId);
     // Only entries older than the idle timeout can have expired; open ones are re-scored when seen.
     const due = await this.redis.zrangebyscore(index, '-inf', this.now() - this.idleMs, 'LIMIT', 0, limit);
     let closed = 0;
     for (const openid of due) {
-      const state = parseHandoff(await this.redis.get(redisKeys.handoff(appId, openid)));
+      const state = parseHandoff(await this.redis.get(this.keys.handoff(appId, openid)));
       if (state?.open) {
         await this.redis.zadd(index, 'XX', this.now(), openid);
         continue;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type DefaultJobOptions, Queue } from 'bullmq';
-import type { RedisClient } from '../redis/index.js';
-import { allShards, INBOUND_QUEUE, OUTBOUND_QUEUE, queuePrefix } from '../redis/keys.js';
+import { keyspaceOf, type RedisClient } from '../redis/index.js';
+import { INBOUND_QUEUE, OUTBOUND_QUEUE } from '../redis/keys.js';
 import type { PushFormat, PushMode } from '../wechat/body.js';
 import type { ReplyItem } from '../wechat/custom-message.js';
 import { dedupKey, type InboundMessage } from '../wechat/message.js';
@@ -125,12 +125,14 @@ export interface QueueData {
 
 /** One of wx-kf's queues on `connection`: shard `shard`'s (default 0, the only one of a one-shard layout). */
 export function openQueue<N extends keyof QueueData>(name: N, connection: RedisClient, shard = 0): Queue<QueueData[N]> {
-  const queue = new Queue<QueueData[N]>(name, { connection, prefix: queuePrefix(shard) });
+  const queue = new Queue<QueueData[N]>(name, { connection, prefix: keyspaceOf(connection).queuePrefix(shard) });
   queue.on('error', () => {}); // the connection's own listener (createRedis) logs an outage once
   return queue;
 }
 
 /** The queue `name` of every shard (index = shard). */
 export function openShardQueues<N extends keyof QueueData>(name: N, connection: RedisClient): Queue<QueueData[N]>[] {
-  return allShards().map((shard) => openQueue(name, connection, shard));
+  return keyspaceOf(connection)
+    .allShards()
+    .map((shard) => openQueue(name, connection, shard));
 }

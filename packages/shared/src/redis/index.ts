@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../log.js';
-import { setShardCount, shardTag } from './keys.js';
+import { Keyspace } from './keys.js';
 
 /**
  * - `producer`: the ingress; fails fast while Redis is unreachable (no offline queue, bounded command time),
@@ -101,18 +101,29 @@ function connect(target: RedisTarget, role: RedisRole): RedisClient {
   return new Cluster(target.nodes, options);
 }
 
+/** The key layout each connection made by `createRedis` serves (see `keyspaceOf`). */
+const layouts = new WeakMap<RedisClient, Keyspace>();
+
+/**
+ * The key layout of the deployment `client` talks to: the Keyspace its target's shard count gave when
+ * `createRedis` made it (a duplicate made by `subscriberOf` too), else the one-shard layout (a plain URL).
+ */
+export function keyspaceOf(client: RedisClient): Keyspace {
+  return layouts.get(client) ?? Keyspace.SINGLE;
+}
+
 /**
  * The one Redis connection factory: a URL (tools and tests) or the configured target (a single Redis,
- * Sentinel or a Cluster; it also sets this process's shard count). Reconnects with capped backoff and logs
- * each outage once.
+ * Sentinel or a Cluster, with its shard count: the connection carries that key layout, `keyspaceOf`).
+ * Reconnects with capped backoff and logs each outage once.
  */
 export function createRedis(target: string, role: RedisRole, log?: Logger): Redis;
 export function createRedis(target: RedisTarget, role: RedisRole, log?: Logger): RedisClient;
 export function createRedis(target: string | RedisTarget, role: RedisRole, log?: Logger): RedisClient {
   const resolved: RedisTarget =
     typeof target === 'string' ? { kind: 'single', url: target, shards: 1, durability: 'local' } : target;
-  if (typeof target !== 'string') setShardCount(target.shards);
   const redis = connect(resolved, role);
+  layouts.set(redis, new Keyspace(resolved.shards));
   let down = false;
   redis.on('error', (error: NodeJS.ErrnoException) => {
     if (down) return;
@@ -126,6 +137,23 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, log?:
   return redis;
 }
 
+const ready = new WeakMap<RedisClient, Promise<void>>();
+
+/**
+ * Resolves once `client` can take commands: at once when it is connected, else when it next is (a producer
+ * connection, which fails fast instead of queueing, refuses commands while it is still connecting). The caller
+ * bounds the wait.
+ */
+export function whenWritable(client: RedisClient): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  let waiting = ready.get(client);
+  if (!waiting) {
+    waiting = new Promise<void>((resolve) => client.once('ready', () => resolve())).finally(() => ready.delete(client));
+    ready.set(client, waiting);
+  }
+  return waiting;
+}
+
 /** The primaries: each node of a Cluster (for SCANs and counts that must visit every shard), else the one. */
 export function primaries(client: RedisClient): Redis[] {
   return client instanceof Cluster ? client.nodes('master') : [client];
@@ -133,13 +161,15 @@ export function primaries(client: RedisClient): Redis[] {
 
 /** A connection like `client` for pub/sub (waits for Redis instead of failing: it only listens). */
 export function subscriberOf(client: RedisClient): RedisClient {
-  if (client instanceof Cluster) {
-    return client.duplicate([], {
-      enableOfflineQueue: true,
-      redisOptions: { ...client.options.redisOptions, maxRetriesPerRequest: null },
-    });
-  }
-  return client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const subscriber =
+    client instanceof Cluster
+      ? client.duplicate([], {
+          enableOfflineQueue: true,
+          redisOptions: { ...client.options.redisOptions, maxRetriesPerRequest: null },
+        })
+      : client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  layouts.set(subscriber, keyspaceOf(client));
+  return subscriber;
 }
 
 // CRC16/XMODEM, the function Redis Cluster maps a key (its hash tag) to one of 16 384 slots with.
@@ -180,7 +210,7 @@ function closeCounter(node: Redis): { n: number } {
 /** The connection that takes writes to shard `shard`: the client itself, or the Cluster node owning the slot. */
 function writerOf(client: RedisClient, shard: number): Redis | undefined {
   if (!(client instanceof Cluster)) return client;
-  const owner = client.slots[keySlot(shardTag(shard))]?.[0];
+  const owner = client.slots[keySlot(keyspaceOf(client).shardTag(shard))]?.[0];
   return client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner);
 }
 
@@ -206,3 +236,4 @@ export function replicaWaiter(client: RedisClient, timeoutMs: number) {
 }
 
 export * from './keys.js';
+export { defineScript, loadScript, releaseLockScript, reply, type ScriptCall } from './scripts.js';

@@ -1,7 +1,7 @@
 /**
  * Every Redis key and pub/sub channel wx-kf uses, and nowhere else: the layout lives in this one file.
  *
- * The store is split into `shardCount()` shards. Each shard's queues and keys share one hash tag, so on a
+ * The store is split into `Keyspace.shards` shards. Each shard's queues and keys share one hash tag, so on a
  * Redis Cluster a shard sits in one slot (BullMQ's scripts and the token lock touch several keys at once,
  * which a cluster allows only within one slot) and the shards spread over the primaries:
  * - one shard (a single Redis, Sentinel; the default there): the tag is `{wx-kf}`, exactly the layout of
@@ -24,67 +24,6 @@ export const QUEUE_NAMES = [INBOUND_QUEUE, OUTBOUND_QUEUE] as const;
 /** Most shards a layout may have (a cluster has 16 384 slots; more shards than primaries buys nothing). */
 export const MAX_SHARDS = 1024;
 
-let shards = 1;
-
-/**
- * Sets this process's shard count (the Redis factory does, from REDIS_SHARDS). Every process of a deployment
- * must use the same count, and it must not change while jobs are stored (see docs/operating.md).
- */
-export function setShardCount(n: number): void {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_SHARDS) throw new RangeError(`shard count must be 1 to ${MAX_SHARDS}`);
-  shards = n;
-}
-
-/** The shard count in effect (1 until the Redis factory sets another). */
-export function shardCount(): number {
-  return shards;
-}
-
-/** Every shard index, 0 … shardCount()-1. */
-export function allShards(): number[] {
-  return Array.from({ length: shards }, (_, i) => i);
-}
-
-/** The hash tag of shard `i`: `{wx-kf}` in a one-shard layout (today's keys), else `{wx-kf:i}`. */
-export function shardTag(i: number): string {
-  return shards === 1 ? KEY_PREFIX : `{wx-kf:${i}}`;
-}
-
-/** BullMQ's `prefix` for the queues of shard `i`. */
-export function queuePrefix(i: number): string {
-  return shardTag(i);
-}
-
-// FNV-1a (32 bit): cheap, stable across processes and versions, and spreads short ids evenly.
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
-/** The shard of one user of one account: their pushes, jobs and per-user keys. */
-export function userShard(appId: string, openid: string): number {
-  return shards === 1 ? 0 : fnv1a(`${appId}\n${openid}`) % shards;
-}
-
-/** The shard of an account's own keys (token, lock, pause, media, idempotency, signature bindings). */
-function accountShard(appId: string): number {
-  return shards === 1 ? 0 : fnv1a(appId) % shards;
-}
-
-/**
- * The hash tag of every key about one user of one account (send window, order, handoff, timeline): a Lua script
- * may touch several of them, and the user's queue jobs, at once, so they share the slot of the user's shard.
- */
-export function userTag(appId: string, openid: string): string {
-  return shardTag(userShard(appId, openid));
-}
-
-/** The hash tag of an account's own keys. */
-export function accountTag(appId: string): string {
-  return shardTag(accountShard(appId));
-}
-
 /** SCAN pattern matching the pause key of every account on every shard (see `pausedAppId`). */
 export const PAUSED_PATTERN = '{wx-kf*}:paused:*';
 
@@ -93,35 +32,142 @@ export function pausedAppId(key: string): string | undefined {
   return /^\{wx-kf(?::\d+)?\}:paused:(.+)$/.exec(key)?.[1];
 }
 
-export const redisKeys = {
+/** Channel: every token store or invalidation is announced here (the message is the AppID); not slotted. */
+export const TOKEN_EVENTS = `${KEY_PREFIX}:token-events`;
+
+// FNV-1a (32 bit): cheap, stable across processes and versions, and spreads short ids evenly.
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * One deployment's key layout: its shard count and every key and queue prefix named from it. Built from the
+ * configuration (REDIS_SHARDS) by the Redis factory and carried by each connection it makes (`keyspaceOf`), so
+ * two layouts can live in one process and nothing depends on import order. Every process of a deployment must
+ * use the same count, and it must not change while jobs are stored (see docs/operating.md).
+ */
+export class Keyspace {
+  /** The one-shard layout: a single Redis or Sentinel unless REDIS_SHARDS says otherwise. */
+  static readonly SINGLE = new Keyspace(1);
+
+  constructor(readonly shards = 1) {
+    if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
+      throw new RangeError(`shard count must be 1 to ${MAX_SHARDS}`);
+    }
+  }
+
+  /** Every shard index, 0 … shards-1. */
+  allShards(): number[] {
+    return Array.from({ length: this.shards }, (_, i) => i);
+  }
+
+  /** The hash tag of shard `i`: `{wx-kf}` in a one-shard layout (the keys of every earlier release), else `{wx-kf:i}`. */
+  shardTag(i: number): string {
+    return this.shards === 1 ? KEY_PREFIX : `{wx-kf:${i}}`;
+  }
+
+  /** BullMQ's `prefix` for the queues of shard `i`. */
+  queuePrefix(i: number): string {
+    return this.shardTag(i);
+  }
+
+  /** The shard of one user of one account: their pushes, jobs and per-user keys. */
+  userShard(appId: string, openid: string): number {
+    return this.shards === 1 ? 0 : fnv1a(`${appId}\n${openid}`) % this.shards;
+  }
+
+  /** The shard of an account's own keys (token, lock, pause, media, idempotency, signature bindings). */
+  accountShard(appId: string): number {
+    return this.shards === 1 ? 0 : fnv1a(appId) % this.shards;
+  }
+
+  /**
+   * The hash tag of every key about one user of one account (send window, order, handoff, timeline): a Lua script
+   * may touch several of them, and the user's queue jobs, at once, so they share the slot of the user's shard.
+   */
+  userTag(appId: string, openid: string): string {
+    return this.shardTag(this.userShard(appId, openid));
+  }
+
+  /** The hash tag of an account's own keys. */
+  accountTag(appId: string): string {
+    return this.shardTag(this.accountShard(appId));
+  }
+
   /** BullMQ's de-duplication key for an inbound job id on its shard (present while a delivery is remembered). */
-  inboundDedup: (shard: number, jobId: string) => `${queuePrefix(shard)}:${INBOUND_QUEUE}:de:${jobId}`,
+  inboundDedup(shard: number, jobId: string): string {
+    return `${this.queuePrefix(shard)}:${INBOUND_QUEUE}:de:${jobId}`;
+  }
+
   /** BullMQ's hash of an inbound job on its shard. */
-  inboundJob: (shard: number, jobId: string) => `${queuePrefix(shard)}:${INBOUND_QUEUE}:${jobId}`,
-  /** The body digest a plaintext push's signature is bound to. */
-  signatureBinding: (appId: string, signature: string) => `${accountTag(appId)}:sig:${appId}:${signature}`,
-  /** The account's access_token (JSON: token, expiresAt), its refresh lock and its cool-down after a refusal. */
-  token: (appId: string) => `${accountTag(appId)}:token:${appId}`,
-  tokenLock: (appId: string) => `${accountTag(appId)}:lock:${appId}`,
-  tokenCooldown: (appId: string) => `${accountTag(appId)}:cooldown:${appId}`,
-  /** Channel: every token store or invalidation is announced here (the message is the AppID); not slotted. */
-  tokenEvents: `${KEY_PREFIX}:token-events`,
+  inboundJob(shard: number, jobId: string): string {
+    return `${this.queuePrefix(shard)}:${INBOUND_QUEUE}:${jobId}`;
+  }
+
+  /** The request kind and body digest a `signature` is bound to. */
+  signatureBinding(appId: string, signature: string): string {
+    return `${this.accountTag(appId)}:sig:${appId}:${signature}`;
+  }
+
+  /** The account's access_token (JSON: token, expiresAt). */
+  token(appId: string): string {
+    return `${this.accountTag(appId)}:token:${appId}`;
+  }
+
+  /** The account's token refresh lock. */
+  tokenLock(appId: string): string {
+    return `${this.accountTag(appId)}:lock:${appId}`;
+  }
+
+  /** The account's cool-down after WeChat refused a token request. */
+  tokenCooldown(appId: string): string {
+    return `${this.accountTag(appId)}:cooldown:${appId}`;
+  }
+
   /** A media_id uploaded for a file (by content hash), reused while WeChat keeps it. */
-  media: (appId: string, type: string, hash: string) => `${accountTag(appId)}:media:${appId}:${type}:${hash}`,
+  media(appId: string, type: string, hash: string): string {
+    return `${this.accountTag(appId)}:media:${appId}:${type}:${hash}`;
+  }
+
   /** While present, the account's sends wait (45009 quota, or an operator's pause). */
-  paused: (appId: string) => `${accountTag(appId)}:paused:${appId}`,
+  paused(appId: string): string {
+    return `${this.accountTag(appId)}:paused:${appId}`;
+  }
+
   /** The send API's idempotency marker for (account, sha256 of the Idempotency-Key). */
-  idempotency: (appId: string, keyDigest: string) => `${accountTag(appId)}:idempotency:${appId}:${keyDigest}`,
+  idempotency(appId: string, keyDigest: string): string {
+    return `${this.accountTag(appId)}:idempotency:${appId}:${keyDigest}`;
+  }
+
   /** A user's send window (hash: until, left, at, trigger, closed); it expires when the window closes. */
-  sendWindow: (appId: string, openid: string) => `${userTag(appId, openid)}:window:${appId}:${openid}`,
+  sendWindow(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:window:${appId}:${openid}`;
+  }
+
   /** A user's inbound job ids in arrival order: only the head's replies may go out (invariant 10). */
-  userOrder: (appId: string, openid: string) => `${userTag(appId, openid)}:order:${appId}:${openid}`,
+  userOrder(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:order:${appId}:${openid}`;
+  }
+
   /** A user's timeline (JSON entries, newest last), capped in length and age. */
-  timeline: (appId: string, openid: string) => `${userTag(appId, openid)}:timeline:${appId}:${openid}`,
+  timeline(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:timeline:${appId}:${openid}`;
+  }
+
   /** Users of an account with a send window (score: when it ends), read by the open-windows gauge. */
-  openWindows: (appId: string, shard: number) => `${shardTag(shard)}:windows:${appId}`,
+  openWindows(appId: string, shard: number): string {
+    return `${this.shardTag(shard)}:windows:${appId}`;
+  }
+
   /** A user's handoff to a human agent (JSON HandoffState); expires after the idle timeout. */
-  handoff: (appId: string, openid: string) => `${userTag(appId, openid)}:handoff:${appId}:${openid}`,
+  handoff(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:handoff:${appId}:${openid}`;
+  }
+
   /** The users of an account with a handoff opened (score: when), so idle expiries are noticed and counted. */
-  handoffIndex: (appId: string) => `${accountTag(appId)}:handoffs:${appId}`,
-} as const;
+  handoffIndex(appId: string): string {
+    return `${this.accountTag(appId)}:handoffs:${appId}`;
+  }
+}
