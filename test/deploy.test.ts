@@ -9,6 +9,7 @@ const root = new URL('../', import.meta.url);
 const read = (file: string) => readFileSync(new URL(file, root), 'utf8');
 
 interface Service {
+  profiles?: string[];
   image?: string;
   build?: string;
   command?: string[];
@@ -28,7 +29,11 @@ const compose = parse(read('docker-compose.yml'), { merge: true }) as {
   volumes: Record<string, unknown>;
   secrets: Record<string, { file: string }>;
 };
-const { services } = compose;
+// `docker compose up` starts the services without a profile; the observability profile's only on request.
+const services = Object.fromEntries(Object.entries(compose.services).filter(([, s]) => !s.profiles));
+const observability = Object.fromEntries(
+  Object.entries(compose.services).filter(([, s]) => s.profiles?.includes('observability')),
+);
 const apps = ['ingress', 'worker', 'admin'] as const;
 const readme = read('README.md');
 
@@ -42,8 +47,10 @@ const mounts = (service: Service) =>
 const isPathVariable = (name: string) => name.endsWith('_FILE') || name === 'WECHAT_HANDLER';
 
 describe('docker-compose.yml', () => {
-  it('has redis, ingress, worker and admin', () => {
+  it('has redis, ingress, worker and admin, and the optional observability profile', () => {
     expect(Object.keys(services).sort()).toEqual(['admin', 'ingress', 'redis', 'worker']);
+    expect(Object.keys(observability).sort()).toEqual(['grafana', 'prometheus', 'redis-exporter']);
+    expect(Object.keys(compose.services).length).toBe(7);
   });
 
   it('runs Redis 7 with AOF, a memory bound with noeviction, a volume and a health check', () => {
@@ -84,13 +91,15 @@ describe('docker-compose.yml', () => {
   });
 
   it('sets only variables the configuration knows', () => {
-    for (const service of Object.values(services)) {
-      for (const name of Object.keys(service.environment ?? {})) expect(CONFIG_VARIABLES, name).toContain(name);
+    for (const name of apps) {
+      for (const variable of Object.keys(services[name]?.environment ?? {})) {
+        expect(CONFIG_VARIABLES, `${name} ${variable}`).toContain(variable);
+      }
     }
   });
 
   it('rotates the logs of every service', () => {
-    for (const [name, service] of Object.entries(services)) {
+    for (const [name, service] of Object.entries(compose.services)) {
       expect(service.logging?.driver, name).toBe('json-file');
       expect(service.logging?.options?.['max-size'], name).toMatch(/^\d+[km]$/);
       expect(Number(service.logging?.options?.['max-file']), name).toBeGreaterThan(1);
@@ -128,7 +137,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('passes every secret as a *_FILE from compose secrets, never as an environment value', () => {
-    for (const [name, service] of Object.entries(services)) {
+    for (const [name, service] of Object.entries(compose.services)) {
       expect(service.env_file, `${name}: an env_file puts secrets in the environment`).toBeUndefined();
       const env = service.environment ?? {};
       for (const secret of SECRET_VARIABLES) {
@@ -151,6 +160,103 @@ describe('docker-compose.yml', () => {
     const ingress = services.ingress as Service;
     expect(Object.keys(ingress.environment ?? {}).filter((n) => n.startsWith('ADMIN_'))).toEqual([]);
     expect(ingress.secrets ?? []).not.toContain('admin_password');
+  });
+});
+
+describe('docker-compose.yml: the observability profile', () => {
+  const prometheus = observability.prometheus as Service;
+  const grafana = observability.grafana as Service;
+  const promConfig = parse(read('deploy/prometheus/prometheus.yml')) as {
+    rule_files: string[];
+    scrape_configs: {
+      job_name: string;
+      basic_auth?: { username: string; password_file: string };
+      static_configs?: { targets: string[] }[];
+      dns_sd_configs?: { names: string[]; type: string; port: number }[];
+    }[];
+  };
+  /** The file inside a service's bind mounts that `target` (a path in the container) is, on the host. */
+  const hostPath = (service: Service, target: string) => {
+    const mount = mounts(service).find((m) => target === m.target || target.startsWith(`${m.target}/`));
+    return mount && posix.normalize(posix.join(mount.host, posix.relative(mount.target, target)));
+  };
+
+  it('uses the official images, pinned, and publishes its UIs on the host loopback only', () => {
+    expect(prometheus.image).toMatch(/^prom\/prometheus:v\d+\.\d+\.\d+$/);
+    expect(grafana.image).toMatch(/^grafana\/grafana:\d+\.\d+\.\d+$/);
+    expect(observability['redis-exporter']?.image).toMatch(/^oliver006\/redis_exporter:v\d+\.\d+\.\d+$/);
+    for (const [name, service] of Object.entries(observability)) {
+      for (const port of service.ports ?? []) expect(port, name).toMatch(/^127\.0\.0\.1:/);
+    }
+  });
+
+  it('mounts only files of the repository that exist, read-only', () => {
+    for (const [name, service] of Object.entries(observability)) {
+      for (const m of mounts(service).filter((m) => m.host.startsWith('.'))) {
+        expect(m.readOnly, `${name} ${m.host}`).toBe(true);
+        expect(existsSync(new URL(m.host, root)), `${name} ${m.host}`).toBe(true);
+      }
+    }
+    expect(hostPath(prometheus, '/etc/prometheus/prometheus.yml')).toBe('deploy/prometheus/prometheus.yml');
+  });
+
+  it('starts Prometheus with the config and rules of deploy/prometheus', () => {
+    const config = (prometheus.command ?? []).find((a) => a.startsWith('--config.file='))?.split('=')[1] ?? '';
+    const hostConfig = hostPath(prometheus, config) ?? '';
+    expect(hostConfig).toBe('deploy/prometheus/prometheus.yml');
+    for (const file of promConfig.rule_files) {
+      const rules = posix.join(posix.dirname(hostConfig), file);
+      expect(existsSync(new URL(rules, root)), rules).toBe(true);
+    }
+    expect(promConfig.rule_files).toContain('alerts.yml');
+  });
+
+  it('scrapes each wx-kf service where it listens, and the admin listener with its password secret', () => {
+    const jobs = new Map(promConfig.scrape_configs.map((j) => [j.job_name, j]));
+    for (const [job, name, portVariable, hostVariable] of [
+      ['wx-kf-ingress', 'ingress', 'INGRESS_METRICS_PORT', 'INGRESS_METRICS_HOST'],
+      ['wx-kf-worker', 'worker', 'WORKER_METRICS_PORT', 'WORKER_METRICS_HOST'],
+    ] as const) {
+      const env = services[name]?.environment ?? {};
+      // Found by the service name, so every replica of a scaled worker is scraped.
+      expect(jobs.get(job)?.dns_sd_configs, job).toEqual([
+        { names: [name], type: 'A', port: Number(env[portVariable]) },
+      ]);
+      expect(env[hostVariable], `${name} listens on the compose network`).toBe('0.0.0.0');
+      expect(services[name]?.ports ?? [], `${name}'s metrics port is not published`).not.toContainEqual(
+        expect.stringContaining(env[portVariable] ?? '?'),
+      );
+    }
+    const admin = jobs.get('wx-kf-admin');
+    expect(admin?.static_configs).toEqual([{ targets: [`admin:${services.admin?.environment?.ADMIN_PORT}`] }]);
+    const secret = admin?.basic_auth?.password_file.match(/^\/run\/secrets\/([\w-]+)$/)?.[1];
+    expect(secret).toBe('admin_password');
+    expect(prometheus.secrets).toContain(secret);
+    expect(services.admin?.environment?.ADMIN_PASSWORD_FILE).toBe(`/run/secrets/${secret}`);
+    expect(jobs.get('redis')?.static_configs).toEqual([{ targets: ['redis-exporter:9121'] }]);
+  });
+
+  it('provisions Grafana with Prometheus and the dashboard file', () => {
+    const provisioning = hostPath(grafana, '/etc/grafana/provisioning') ?? '';
+    const datasources = parse(read(`${provisioning}/datasources/prometheus.yml`)) as {
+      datasources: { type: string; url: string; isDefault: boolean }[];
+    };
+    expect(datasources.datasources).toEqual([
+      expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090', isDefault: true }),
+    ]);
+    const providers = parse(read(`${provisioning}/dashboards/wx-kf.yml`)) as {
+      providers: { type: string; options: { path: string } }[];
+    };
+    const folder = providers.providers[0]?.options.path ?? '';
+    const dashboards = mounts(grafana).filter((m) => posix.dirname(m.target) === folder);
+    expect(dashboards.map((m) => posix.normalize(m.host))).toEqual(['deploy/grafana/wx-kf.json']);
+    expect(grafana.environment?.GF_SECURITY_ADMIN_PASSWORD__FILE).toBe('/run/secrets/admin_password');
+    expect(grafana.secrets).toContain('admin_password');
+  });
+
+  it('is documented: the README and docs/operating.md give the command', () => {
+    expect(readme).toContain('docker compose --profile observability up -d');
+    expect(read('docs/operating.md')).toContain('docker compose --profile observability up -d');
   });
 });
 

@@ -160,6 +160,15 @@ class LoginThrottled extends Error {
   }
 }
 
+/**
+ * The admin listener's own gauges (queues, pauses, open windows), read from Redis at each scrape and registered on
+ * `registry`; the listener adds process metrics and the handoff counter.
+ */
+export function adminMetrics(registry: Registry, queues: Queues, conversations: Conversations, appIds: string[]): void {
+  queueMetrics(registry, queues, appIds);
+  windowMetrics(registry, conversations, appIds);
+}
+
 /** 429 with a short reason and Retry-After. */
 function tooMany(reply: FastifyReply, seconds: number, what: string) {
   return reply
@@ -198,8 +207,7 @@ export async function buildAdminApp(
 
   const conversations = new Conversations(redis, { timeline: config.timeline });
   const own = new Registry();
-  queueMetrics(own, queues, [...accounts.keys()]);
-  windowMetrics(own, conversations, [...accounts.keys()]);
+  adminMetrics(own, queues, conversations, [...accounts.keys()]);
   const hosted = options.registries ?? [];
   if (!hosted.some((r) => r.getSingleMetric('process_cpu_user_seconds_total')))
     collectDefaultMetrics({ register: own });

@@ -1,6 +1,7 @@
 export {
   ADMIN_LIMITS,
   type AdminOptions,
+  adminMetrics,
   buildAdminApp,
   IDEMPOTENCY_TTL_MS,
   type RunningAdmin,

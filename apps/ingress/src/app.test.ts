@@ -18,6 +18,7 @@ import { buildPush, type PushMode, SAMPLE_TYPES, sampleMessage, type Tamper } fr
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import vectorFile from '../../../packages/shared/src/wechat/fixtures/vectors.json' with { type: 'json' };
 import { buildApp } from './app.js';
@@ -394,6 +395,43 @@ describe('logs', () => {
       JSON.parse(push.body).Encrypt,
     ]) {
       expect(logs.text).not.toContain(secret);
+    }
+  });
+});
+
+describe('metrics', () => {
+  it('counts the requests refused before a push is read, by status (404, 413, 503 …), apart from the pushes', async () => {
+    const registry = new Registry();
+    const counted = buildApp({
+      config: { accounts: [mp, oa], ingress: { timestampToleranceSeconds: 1200 } },
+      queue,
+      redis,
+      logger: createLogger('ingress-test', { destination: logs }),
+      registry,
+    });
+    // A 503 raised before the route, as load shedding (@fastify/under-pressure) raises it when the event loop
+    // lags: the app's error handler answers it, like every refusal outside the push route.
+    counted.get('/test/overloaded', async () => {
+      throw Object.assign(new Error('Service Unavailable'), { statusCode: 503, code: 'FST_UNDER_PRESSURE' });
+    });
+    try {
+      const big = buildPush({ account: mp, message: sampleMessage('text', { content: 'x'.repeat(300 * 1024) }) });
+      expect((await post(counted, mp.appId, big)).statusCode).toBe(413);
+      const unknown = buildPush({ account: mp, message: sampleMessage('text') });
+      expect((await post(counted, 'wxnobody', unknown)).statusCode).toBe(404);
+      expect((await post(counted, 'wxnobody', unknown)).statusCode).toBe(404);
+      expect((await counted.inject({ method: 'GET', url: '/test/overloaded' })).statusCode).toBe(503);
+      expect(
+        (await post(counted, mp.appId, buildPush({ account: mp, message: sampleMessage('text') }))).statusCode,
+      ).toBe(200);
+
+      const refused = await registry.getSingleMetric('wxkf_requests_refused_total')?.get();
+      const byStatus = Object.fromEntries((refused?.values ?? []).map((v) => [v.labels.status, v.value]));
+      expect(byStatus).toEqual({ '404': 2, '413': 1, '503': 1 });
+      const pushes = await registry.getSingleMetric('wxkf_pushes_total')?.get();
+      expect(pushes?.values.map((v) => [v.labels.result, v.value])).toEqual([['stored', 1]]);
+    } finally {
+      await counted.close();
     }
   });
 });

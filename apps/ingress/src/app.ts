@@ -80,6 +80,7 @@ export function buildApp(options: IngressOptions): FastifyInstance {
     // 4xx as they are; 503 (load shedding, closing) too, so WeChat retries; anything else is ours: 500.
     const status = error.statusCode && (error.statusCode < 500 || error.statusCode === 503) ? error.statusCode : 500;
     const reason = bounded(error.message);
+    metrics.refused.inc({ status: String(status) });
     req.log.warn({ route: req.routeOptions.url, status, code: error.code, reason }, 'request refused');
     return reply.code(status).send({ error: error.code ?? 'error', message: reason });
   });

@@ -6,6 +6,7 @@ export class IngressMetrics {
   readonly pushes: Counter<'app_id' | 'mode' | 'result'>;
   readonly ackSeconds: Histogram<'result'>;
   readonly enqueueFailures: Counter<'app_id'>;
+  readonly refused: Counter<'status'>;
   readonly handoffs: Counter<'app_id' | 'change' | 'reason'>;
 
   constructor(registry: Registry) {
@@ -26,6 +27,12 @@ export class IngressMetrics {
       name: 'wxkf_enqueue_failures_total',
       help: 'Pushes that could not be stored in Redis (answered 503)',
       labelNames: ['app_id'],
+      registers: [registry],
+    });
+    this.refused = new Counter({
+      name: 'wxkf_requests_refused_total',
+      help: 'Requests refused before a push was read, by status: 404 unknown account, 413 body too large, 400 malformed query, 503 load shedding (event loop overloaded); refusals of a read push count in wxkf_pushes_total',
+      labelNames: ['status'],
       registers: [registry],
     });
     this.handoffs = handoffCounter([registry]);

@@ -60,7 +60,10 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
 
   const accountFor = (appId: string | undefined, reply: FastifyReply): IngressAccount | undefined => {
     const account = accounts.get(appId ?? onlyAccount ?? '');
-    if (!account) void reply.code(404).send({ error: 'unknown_account', message: 'no account with this AppID' });
+    if (!account) {
+      metrics.refused.inc({ status: '404' });
+      void reply.code(404).send({ error: 'unknown_account', message: 'no account with this AppID' });
+    }
     return account;
   };
 
