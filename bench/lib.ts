@@ -24,7 +24,10 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-/** Starts a TypeScript entry point as its own process and waits until it prints `ready`. */
+/**
+ * Starts an entry point as its own process and waits until it prints `ready`: a TypeScript source through tsx,
+ * or built JavaScript (`.js`, as production runs it) with plain node.
+ */
 export async function spawnTarget(
   name: string,
   entry: string,
@@ -33,7 +36,8 @@ export async function spawnTarget(
   ready: string,
   nodeArgs: string[] = [],
 ): Promise<Target> {
-  const node = [...nodeArgs, '--conditions=wx-kf-source', '--import', 'tsx', join(ROOT, entry), ...args];
+  const loader = entry.endsWith('.ts') ? ['--conditions=wx-kf-source', '--import', 'tsx'] : [];
+  const node = [...nodeArgs, ...loader, join(ROOT, entry), ...args];
   const child = spawn(process.execPath, node, {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -92,10 +96,15 @@ export async function waitForReady(port: number): Promise<void> {
 }
 
 /** The wx-kf ingress as its own process, ready to take pushes; it logs at `info` as in production (a line per push). */
-export async function spawnIngress(port: number, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<Target> {
+export async function spawnIngress(
+  port: number,
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[] = [],
+  entry = 'apps/ingress/src/main.ts',
+): Promise<Target> {
   const target = await spawnTarget(
     'ingress',
-    'apps/ingress/src/main.ts',
+    entry,
     [],
     { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     '',

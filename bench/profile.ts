@@ -1,12 +1,15 @@
-// `pnpm bench profile`: the ingress under safe-mode JSON load with --cpu-prof, summarised: where its CPU goes,
-// by package (ours, each dependency, Node itself) and by function. The profile file is kept for a closer look.
+// `pnpm bench profile`: the ingress as production runs it (built JavaScript, `tsc -b` first) under safe-mode JSON
+// load with --cpu-prof, summarised over the steady state only (the samples of the warm-up, when modules compile and
+// the JIT settles, are left out): where its CPU goes, by package (ours, each dependency, Node) and by function.
+// The profile file is kept for a closer look.
+import { execSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, RedisServer } from '@wx-kf/testkit';
 import { buildPush, sampleMessage } from '@wx-kf/wechat-sim';
 import autocannon from 'autocannon';
-import { spawnIngress, table } from './lib.js';
+import { ROOT, spawnIngress, table } from './lib.js';
 
 const ACCOUNT = {
   appId: 'wxbenchprofile001',
@@ -14,6 +17,7 @@ const ACCOUNT = {
   aesKey: 'BenchmarkEncodingAESKeyForWxKfProfile000000',
 };
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const WARM_UP_S = 4;
 
 interface ProfileNode {
   id: number;
@@ -24,6 +28,21 @@ interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
+  startTime: number;
+}
+
+/** The profile without its first `skipMs` of samples (the warm-up). */
+function steadyState(profile: Profile, skipMs: number): Profile {
+  let at = 0;
+  const keep = profile.timeDeltas.map((d) => {
+    at += d / 1000;
+    return at >= skipMs;
+  });
+  return {
+    ...profile,
+    samples: profile.samples.filter((_, i) => keep[i]),
+    timeDeltas: profile.timeDeltas.filter((_, i) => keep[i]),
+  };
 }
 
 /** Where a frame's code lives: our source file, a dependency, or Node. */
@@ -65,6 +84,8 @@ export async function benchProfile(): Promise<string> {
   const redis = await RedisServer.start();
   const dir = mkdtempSync(join(tmpdir(), 'wx-kf-profile-'));
   const port = await freePort();
+  execSync('pnpm build', { cwd: ROOT, stdio: 'ignore' });
+  const spawned = Date.now();
   const target = await spawnIngress(
     port,
     {
@@ -75,6 +96,7 @@ export async function benchProfile(): Promise<string> {
       WECHAT_AES_KEY: ACCOUNT.aesKey,
     },
     ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+    'apps/ingress/dist/main.js',
   );
   const bodies = Array.from({ length: 40_000 }, (_, i) => {
     const message = sampleMessage('text', { fromUser: `o_bench_user_${i % 5000}` });
@@ -82,28 +104,33 @@ export async function benchProfile(): Promise<string> {
     return { path: `/wechat/${ACCOUNT.appId}?${new URLSearchParams(p.query)}`, body: p.body };
   });
   let i = 0;
-  const result = await autocannon({
-    url: `http://127.0.0.1:${port}`,
-    connections: 50,
-    duration: DURATION,
-    requests: [
-      {
-        method: 'POST',
-        setupRequest: (req) => {
-          const b = bodies[i++ % bodies.length] as (typeof bodies)[number];
-          return { ...req, path: b.path, body: b.body, headers: { 'content-type': 'application/json' } };
+  const load = (duration: number) =>
+    autocannon({
+      url: `http://127.0.0.1:${port}`,
+      connections: 50,
+      duration,
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (req) => {
+            const b = bodies[i++ % bodies.length] as (typeof bodies)[number];
+            return { ...req, path: b.path, body: b.body, headers: { 'content-type': 'application/json' } };
+          },
         },
-      },
-    ],
-  });
+      ],
+    });
+  await load(WARM_UP_S);
+  const warmedUpMs = Date.now() - spawned;
+  const result = await load(DURATION);
   await target.stop();
   await redis.dispose();
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error(`no profile written in ${dir}`);
-  const { byOwner, byFunction } = summarise(JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile);
+  const profile = steadyState(JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile, warmedUpMs);
+  const { byOwner, byFunction } = summarise(profile);
   const rows = (list: [string, number][], n: number) => list.slice(0, n).map(([k, v]) => [k, `${v.toFixed(1)} %`]);
   return [
-    `### Ingress profile: safe JSON, 50 connections, ${DURATION} s (${result.requests.average.toFixed(0)} req/s under --cpu-prof)`,
+    `### Ingress profile: built JavaScript, safe JSON, 50 connections, ${DURATION} s after a ${WARM_UP_S} s warm-up (${result.requests.average.toFixed(0)} req/s under --cpu-prof)`,
     '',
     'Self time by where the code lives (% of non-idle samples):',
     '',

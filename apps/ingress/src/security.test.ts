@@ -139,6 +139,8 @@ describe('a captured plaintext signature cannot carry another body', () => {
   it('an encrypted push: msg_signature covers Encrypt, so another body fails it', async () => {
     const genuine = buildPush({ account: keyed, message: sampleMessage('text'), mode: 'safe' });
     expect((await send(replicaA, keyed.appId, genuine)).statusCode).toBe(200);
+    // An account that takes only encrypted pushes binds nothing: its signatures cannot carry a plaintext body.
+    expect(await redis.keys('*:sig:*')).toEqual([]);
 
     // A ciphertext the attacker made with a stolen-looking key cannot be signed without the Token.
     const other = encryptMessage(decodeAesKey(AES), '<xml><MsgType>text</MsgType></xml>', keyed.appId);

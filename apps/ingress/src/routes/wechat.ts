@@ -41,6 +41,11 @@ const querystring = z.looseObject({
   echostr: field(128),
 });
 const params = z.object({ appId: z.string().max(64).optional() });
+/**
+ * Whether a captured `signature` could carry a body here: only if the account takes plaintext pushes. An
+ * account that takes only encrypted ones (security `safe`, the default with an AES key) need not bind any.
+ */
+const acceptsPlaintext = (account: IngressAccount) => account.config.security !== 'safe';
 /** Longest wait for Redis in a URL check (the push path has the store's own timeout). */
 const REDIS_WAIT_MS = 2500;
 /** A handoff write that Redis did not do: 503, so WeChat delivers the push again. */
@@ -79,14 +84,16 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
         verifySignature(account.config.token, req.query);
         if (!echostr) return reply.code(400).send({ error: 'format', message: 'echostr is required' });
         // Consumed here, so this query cannot be replayed as a plaintext push (its signature covers no body).
-        const use = {
-          appId,
-          signature: String(signature).toLowerCase(),
-          timestamp,
-          kind: 'get',
-          body: echostr,
-        } as const;
-        await withTimeout(bind(use), REDIS_WAIT_MS);
+        if (acceptsPlaintext(account)) {
+          const use: SignatureUse = {
+            appId,
+            signature: String(signature).toLowerCase(),
+            timestamp,
+            kind: 'get',
+            body: echostr,
+          };
+          await withTimeout(bind(use), REDIS_WAIT_MS);
+        }
       } catch (error) {
         const r = refusal(error);
         logger.warn({ appId, outcome: 'rejected', reason: r.message }, 'url verification refused');
@@ -130,9 +137,10 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
           msgKey: job.data.msgKey,
         });
         const kind = push.mode === 'plain' ? 'plain' : 'aes';
-        const signature: SignatureUse | undefined = push.signature
-          ? { appId, signature: push.signature, timestamp: query.timestamp, kind, body: raw }
-          : undefined;
+        const signature: SignatureUse | undefined =
+          push.signature && acceptsPlaintext(account)
+            ? { appId, signature: push.signature, timestamp: query.timestamp, kind, body: raw }
+            : undefined;
         // Handoff: the store's script reads the user's state (never for events) and renews it (not for a re-delivery).
         const readsHandoff = Boolean(handoff?.accounts.has(appId)) && message.MsgType !== 'event';
         const stored = await store(job, { signature, handoff: readsHandoff });
