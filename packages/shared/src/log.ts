@@ -1,4 +1,5 @@
-import { type Logger, type LoggerOptions, pino } from 'pino';
+import { type Bindings, type ChildLoggerOptions, type Logger, type LoggerOptions, pino } from 'pino';
+import { isRecord } from './record.js';
 
 export type { Logger } from 'pino';
 
@@ -28,8 +29,8 @@ function censorSecrets(fields: Record<string, unknown>, depth = 0): Record<strin
     const value = fields[key];
     let safe = value;
     if (SECRETS.has(key) || (depth > 0 && key === 'query')) safe = CENSOR;
-    else if (depth < 2 && typeof value === 'object' && value && !Array.isArray(value) && !ArrayBuffer.isView(value)) {
-      safe = censorSecrets(value instanceof Error ? pino.stdSerializers.err(value) : (value as never), depth + 1);
+    else if (depth < 2 && isRecord(value) && !ArrayBuffer.isView(value)) {
+      safe = censorSecrets(value instanceof Error ? pino.stdSerializers.err(value) : value, depth + 1);
     }
     if (safe !== value) {
       if (copy === fields) copy = { ...fields };
@@ -82,9 +83,17 @@ export function createLogger(
   }
   // Child bindings skip the log formatter: censor them on the way in (children inherit this `child`).
   const child = logger.child;
-  logger.child = function (this: Logger, bindings, childOptions) {
-    return child.call(this, censorSecrets(bindings), childOptions);
-  } as Logger['child'];
+  logger.child = function <Levels extends string = never>(
+    this: Logger,
+    bindings: Bindings,
+    options?: ChildLoggerOptions<Levels>,
+  ) {
+    return child.call<Logger, [Bindings, ChildLoggerOptions<Levels> | undefined], Logger<Levels>>(
+      this,
+      censorSecrets(bindings),
+      options,
+    );
+  };
   return logger;
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
+import { z } from 'zod';
 import { keyspaceOf, type RedisClient } from '../redis/index.js';
 import type { CustomMessage } from '../wechat/custom-message.js';
 import { WeChatApiError } from './errors.js';
@@ -9,6 +10,7 @@ import type { TokenManager } from './token-manager.js';
 
 /** media_ids live 3 days on WeChat's side; the cache forgets them well before. */
 export const MEDIA_CACHE_TTL_MS = 2.5 * 24 * 3600_000;
+const uploadAnswer = z.looseObject({ media_id: z.string() });
 
 /** The WeChat API calls wx-kf makes, each with the cluster's shared token and one retry after a stale token. */
 export class WeChatClient {
@@ -79,10 +81,7 @@ export class WeChatClient {
     const answer = await this.withToken(appId, (token) => {
       const form = new FormData();
       form.append('media', new Blob([data]), basename(file));
-      return this.http.call<{ media_id: string }>('/cgi-bin/media/upload', {
-        query: { access_token: token, type },
-        form,
-      });
+      return this.http.call('/cgi-bin/media/upload', { query: { access_token: token, type }, form }, uploadAnswer);
     });
     await this.redis.set(key, answer.media_id, 'PX', MEDIA_CACHE_TTL_MS);
     return answer.media_id;
@@ -91,7 +90,7 @@ export class WeChatClient {
   /** GET cgi-bin/media/get: the bytes of an incoming message's media. */
   async getTempMedia(appId: string, mediaId: string): Promise<Buffer> {
     return this.withToken(appId, (token) =>
-      this.http.call<Buffer>('/cgi-bin/media/get', { query: { access_token: token, media_id: mediaId }, binary: true }),
+      this.http.download('/cgi-bin/media/get', { query: { access_token: token, media_id: mediaId } }),
     );
   }
 }

@@ -1,4 +1,6 @@
 import { Agent, type Dispatcher, FormData, ProxyAgent, request } from 'undici';
+import type { z } from 'zod';
+import { isRecord } from '../record.js';
 import { TransportError, WeChatApiError } from './errors.js';
 
 export interface HttpOptions {
@@ -16,8 +18,12 @@ export interface CallOptions {
   query?: Record<string, string>;
   json?: unknown;
   form?: FormData;
-  /** Return the raw bytes instead of parsing JSON (media/get). */
-  binary?: boolean;
+}
+
+/** A JSON answer's errcode as WeChatApiError (errcode 0 or absent is no error). */
+function throwErrcode(answer: Record<string, unknown>, path: string): void {
+  const errcode = typeof answer.errcode === 'number' ? answer.errcode : 0;
+  if (errcode !== 0) throw new WeChatApiError(errcode, String(answer.errmsg ?? ''), path);
 }
 
 /** The one HTTP client for the WeChat API: a keep-alive pool with bounded timeouts, errcodes as typed errors. */
@@ -38,8 +44,31 @@ export class WeChatHttp {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
   }
 
-  /** Calls `path`; resolves the JSON answer (errcode 0 or absent), throws WeChatApiError or TransportError. */
-  async call<T = Record<string, unknown>>(path: string, options: CallOptions = {}): Promise<T> {
+  /**
+   * Calls `path`; resolves the JSON answer (errcode 0 or absent), read with `answer` when given (an answer it
+   * does not describe is a TransportError `body`); throws WeChatApiError or TransportError.
+   */
+  async call(path: string, options?: CallOptions): Promise<Record<string, unknown>>;
+  async call<T>(path: string, options: CallOptions, answer: z.ZodType<T>): Promise<T>;
+  async call<T>(path: string, options: CallOptions = {}, answer?: z.ZodType<T>): Promise<T | Record<string, unknown>> {
+    const { bytes } = await this.fetch(path, options);
+    const parsed = this.parse(path, bytes);
+    throwErrcode(parsed, path);
+    if (!answer) return parsed;
+    const read = answer.safeParse(parsed);
+    if (!read.success)
+      throw new TransportError(`${path}: unexpected answer (${read.error.issues[0]?.message})`, path, 'body');
+    return read.data;
+  }
+
+  /** Calls `path` for bytes (media/get): a JSON answer is an errcode, thrown as WeChatApiError, or the bytes. */
+  async download(path: string, options: CallOptions = {}): Promise<Buffer> {
+    const { bytes, json } = await this.fetch(path, options);
+    if (json) throwErrcode(this.parse(path, bytes), path);
+    return bytes;
+  }
+
+  private async fetch(path: string, options: CallOptions): Promise<{ bytes: Buffer; json: boolean }> {
     const url = `${this.baseUrl}${path}${options.query ? `?${new URLSearchParams(options.query)}` : ''}`;
     let res: Dispatcher.ResponseData;
     try {
@@ -53,26 +82,31 @@ export class WeChatHttp {
             : {}),
       });
     } catch (error) {
-      const code = (error as { code?: string }).code ?? '';
+      const code = isRecord(error) && typeof error.code === 'string' ? error.code : '';
       const kind = code.includes('TIMEOUT') ? 'timeout' : 'network';
-      throw new TransportError(`${path}: ${code || (error as Error).message}`, path, kind);
+      throw new TransportError(
+        `${path}: ${code || (error instanceof Error ? error.message : String(error))}`,
+        path,
+        kind,
+      );
     }
     if (res.statusCode >= 400) {
       await res.body.dump();
       throw new TransportError(`${path}: HTTP ${res.statusCode}`, path, 'http');
     }
     const bytes = Buffer.from(await res.body.arrayBuffer().catch(() => new ArrayBuffer(0)));
-    const isJson = String(res.headers['content-type'] ?? '').includes('json') || bytes[0] === 0x7b;
-    if (options.binary && !isJson) return bytes as T;
-    let parsed: Record<string, unknown>;
+    return { bytes, json: String(res.headers['content-type'] ?? '').includes('json') || bytes[0] === 0x7b };
+  }
+
+  private parse(path: string, bytes: Buffer): Record<string, unknown> {
+    let parsed: unknown;
     try {
       parsed = JSON.parse(bytes.toString('utf8'));
     } catch {
       throw new TransportError(`${path}: answer is not JSON`, path, 'body');
     }
-    const errcode = typeof parsed.errcode === 'number' ? parsed.errcode : 0;
-    if (errcode !== 0) throw new WeChatApiError(errcode, String(parsed.errmsg ?? ''), path);
-    return parsed as T;
+    if (!isRecord(parsed)) throw new TransportError(`${path}: answer is not a JSON object`, path, 'body');
+    return parsed;
   }
 
   close(): Promise<void> {

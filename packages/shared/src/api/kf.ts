@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { WeChatClient } from './client.js';
 import { FormData, type WeChatHttp } from './http.js';
 
@@ -21,6 +22,42 @@ export interface KfOnlineAgent {
   kf_id: string;
   accepted_case: number;
 }
+
+// WeChat's answers as documented (fields it adds are kept).
+const agentList = z.looseObject({
+  kf_list: z
+    .array(
+      z.looseObject({
+        kf_account: z.string(),
+        kf_nick: z.string(),
+        kf_id: z.string(),
+        kf_headimgurl: z.string(),
+        kf_wx: z.string().optional(),
+        invite_wx: z.string().optional(),
+        invite_expire_time: z.number().optional(),
+        invite_status: z.string().optional(),
+      }),
+    )
+    .optional(),
+});
+const onlineList = z.looseObject({
+  kf_online_list: z
+    .array(z.looseObject({ kf_account: z.string(), status: z.number(), kf_id: z.string(), accepted_case: z.number() }))
+    .optional(),
+});
+const sessionAnswer = z.looseObject({ kf_account: z.string().optional(), createtime: z.number().optional() });
+const sessionList = z.looseObject({
+  sessionlist: z.array(z.looseObject({ openid: z.string(), createtime: z.number() })).optional(),
+});
+const waitList = z.looseObject({
+  count: z.number().optional(),
+  waitcaselist: z.array(z.looseObject({ openid: z.string(), latest_time: z.number() })).optional(),
+});
+const code2sessionAnswer = z.looseObject({
+  openid: z.string(),
+  unionid: z.string().optional(),
+  session_key: z.string(),
+});
 
 /** `prefix@account`: a prefix of at most 10 letters, digits or `_`, then the account's WeChat ID (≤ 30). */
 export const AGENT_ACCOUNT = /^[A-Za-z0-9_]{1,10}@[A-Za-z0-9_-]{1,30}$/;
@@ -59,26 +96,23 @@ export class KfClient {
     private readonly http: WeChatHttp,
   ) {}
 
-  private get<T>(appId: string, path: string, query: Record<string, string> = {}): Promise<T> {
+  /** A GET with the account's token, its answer read with `answer`. */
+  private get<T>(appId: string, path: string, query: Record<string, string>, answer: z.ZodType<T>): Promise<T> {
     return this.wechat.withToken(appId, (token) =>
-      this.http.call<T>(path, { query: { access_token: token, ...query } }),
+      this.http.call(path, { query: { access_token: token, ...query } }, answer),
     );
   }
 
-  private post<T>(appId: string, path: string, json: unknown): Promise<T> {
-    return this.wechat.withToken(appId, (token) => this.http.call<T>(path, { query: { access_token: token }, json }));
+  private post(appId: string, path: string, json: unknown): Promise<unknown> {
+    return this.wechat.withToken(appId, (token) => this.http.call(path, { query: { access_token: token }, json }));
   }
 
   async agents(appId: string): Promise<KfAgent[]> {
-    return (await this.get<{ kf_list?: KfAgent[] }>(appId, '/cgi-bin/customservice/getkflist')).kf_list ?? [];
+    return (await this.get(appId, '/cgi-bin/customservice/getkflist', {}, agentList)).kf_list ?? [];
   }
 
   async onlineAgents(appId: string): Promise<KfOnlineAgent[]> {
-    const answer = await this.get<{ kf_online_list?: KfOnlineAgent[] }>(
-      appId,
-      '/cgi-bin/customservice/getonlinekflist',
-    );
-    return answer.kf_online_list ?? [];
+    return (await this.get(appId, '/cgi-bin/customservice/getonlinekflist', {}, onlineList)).kf_online_list ?? [];
   }
 
   async addAgent(appId: string, account: string, nickname: string): Promise<void> {
@@ -91,7 +125,9 @@ export class KfClient {
 
   /** customservice/kfaccount/del is a GET. */
   async deleteAgent(appId: string, account: string): Promise<void> {
-    await this.get(appId, '/customservice/kfaccount/del', { kf_account: account });
+    await this.wechat.withToken(appId, (token) =>
+      this.http.call('/customservice/kfaccount/del', { query: { access_token: token, kf_account: account } }),
+    );
   }
 
   /** Binds the agent to a person's WeChat ID: they accept the invitation in WeChat. */
@@ -121,29 +157,18 @@ export class KfClient {
 
   /** The agent holding the user's session, if any (WeChat answers an empty kf_account otherwise). */
   async session(appId: string, openid: string): Promise<{ agent?: string; createdAt?: number }> {
-    const s = await this.get<{ kf_account?: string; createtime?: number }>(
-      appId,
-      '/customservice/kfsession/getsession',
-      { openid },
-    );
+    const s = await this.get(appId, '/customservice/kfsession/getsession', { openid }, sessionAnswer);
     return s.kf_account ? { agent: s.kf_account, createdAt: s.createtime } : {};
   }
 
   async agentSessions(appId: string, agent: string): Promise<{ openid: string; createtime: number }[]> {
-    const answer = await this.get<{ sessionlist?: { openid: string; createtime: number }[] }>(
-      appId,
-      '/customservice/kfsession/getsessionlist',
-      { kf_account: agent },
-    );
+    const answer = await this.get(appId, '/customservice/kfsession/getsessionlist', { kf_account: agent }, sessionList);
     return answer.sessionlist ?? [];
   }
 
   /** Users waiting for an agent (WeChat lists at most 100). */
   async waiting(appId: string): Promise<{ count: number; users: { openid: string; latest_time: number }[] }> {
-    const answer = await this.get<{ count?: number; waitcaselist?: { openid: string; latest_time: number }[] }>(
-      appId,
-      '/customservice/kfsession/getwaitcase',
-    );
+    const answer = await this.get(appId, '/customservice/kfsession/getwaitcase', {}, waitList);
     return { count: answer.count ?? 0, users: answer.waitcaselist ?? [] };
   }
 }
@@ -164,7 +189,6 @@ export async function code2session(
   account: { appId: string; appSecret: string },
   code: string,
 ): Promise<Code2Session> {
-  return http.call<Code2Session>('/sns/jscode2session', {
-    query: { appid: account.appId, secret: account.appSecret, js_code: code, grant_type: 'authorization_code' },
-  });
+  const query = { appid: account.appId, secret: account.appSecret, js_code: code, grant_type: 'authorization_code' };
+  return http.call('/sns/jscode2session', { query }, code2sessionAnswer);
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import type { TokenSource } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { keyspaceOf, type RedisClient, subscriberOf } from '../redis/index.js';
@@ -6,6 +7,7 @@ import { type Keyspace, TOKEN_EVENTS } from '../redis/keys.js';
 import { defineScript, releaseLockScript, reply } from '../redis/scripts.js';
 import { TokenUnavailableError, TransportError, WeChatApiError } from './errors.js';
 import type { WeChatHttp } from './http.js';
+import { requestToken, type TokenAnswer } from './token-request.js';
 
 export interface TokenAccount {
   appId: string;
@@ -37,10 +39,9 @@ export interface TokenManagerOptions {
   localMs?: number;
 }
 
-interface StoredToken {
-  token: string;
-  expiresAt: number;
-}
+const storedToken = z.object({ token: z.string(), expiresAt: z.number() });
+type StoredToken = z.infer<typeof storedToken>;
+const storedCooldown = z.object({ errcode: z.number(), errmsg: z.string() });
 
 // The token's scripts (lua/): store only while the refresh lock is ours; delete only the token that failed.
 const storeScript = defineScript('token-store', ['token', 'lock'], ['stored', 'owner', 'ttlMs']);
@@ -84,7 +85,7 @@ export class TokenManager {
 
   private async read(appId: string): Promise<StoredToken | undefined> {
     const raw = await this.options.redis.get(this.keys.token(appId));
-    return raw ? (JSON.parse(raw) as StoredToken) : undefined;
+    return raw ? storedToken.safeParse(JSON.parse(raw)).data : undefined;
   }
 
   /**
@@ -182,16 +183,9 @@ export class TokenManager {
   private async fetch(appId: string, owner: string): Promise<string | undefined> {
     const account = this.accounts.get(appId);
     if (!account) throw new Error(`no account ${appId}`);
-    let answer: { access_token: string; expires_in: number };
+    let answer: TokenAnswer;
     try {
-      answer =
-        this.options.source === 'stable'
-          ? await this.options.http.call('/cgi-bin/stable_token', {
-              json: { grant_type: 'client_credential', appid: appId, secret: account.appSecret, force_refresh: false },
-            })
-          : await this.options.http.call('/cgi-bin/token', {
-              query: { grant_type: 'client_credential', appid: appId, secret: account.appSecret },
-            });
+      answer = await requestToken(this.options.http, this.options.source, account);
     } catch (error) {
       this.options.onRequest?.(appId, error instanceof WeChatApiError ? String(error.errcode) : 'transport');
       if (error instanceof WeChatApiError && (error.action === 'config' || error.action === 'pause_account')) {
@@ -225,7 +219,7 @@ export class TokenManager {
     const key = this.keys.tokenCooldown(appId);
     const [raw, ttl] = await Promise.all([this.options.redis.get(key), this.options.redis.pttl(key)]);
     if (!raw) return;
-    const { errcode, errmsg } = JSON.parse(raw) as { errcode: number; errmsg: string };
+    const { errcode, errmsg } = storedCooldown.parse(JSON.parse(raw));
     throw new TokenUnavailableError(appId, errcode, errmsg, Math.max(ttl, 0));
   }
 

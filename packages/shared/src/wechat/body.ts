@@ -1,5 +1,6 @@
 import { XMLParser } from 'fast-xml-parser';
 import { parse as parseLosslessJson } from 'lossless-json';
+import { isRecord } from '../record.js';
 import { MessageFormatError } from './errors.js';
 
 export type PushFormat = 'xml' | 'json';
@@ -53,13 +54,19 @@ export const LIST_FIELDS: ReadonlySet<string> = new Set(['item', 'List']);
 function normalize(value: unknown, depth: number): FieldValue {
   if (typeof value === 'string') return value;
   if (value === null || value === undefined) return '';
-  if (typeof value !== 'object') return String(value);
-  if (depth >= MAX_DEPTH) throw new MessageFormatError(`body nested deeper than ${MAX_DEPTH} levels`);
-  if (Array.isArray(value)) return value.map((v) => normalize(v, depth + 1));
+  if (isRecord(value)) return normalizeFields(value, depth);
+  if (!Array.isArray(value)) return String(value);
+  checkDepth(depth);
+  return value.map((v) => normalize(v, depth + 1));
+}
+
+/** An object's fields, normalized (see normalize). */
+function normalizeFields(value: Record<string, unknown>, depth: number): FieldMap {
+  checkDepth(depth);
   const out: FieldMap = {};
   for (const key of Object.keys(value)) {
     if (FORBIDDEN_KEYS.has(key)) throw new MessageFormatError(`field name "${key}" is not accepted`);
-    const v = (value as Record<string, unknown>)[key];
+    const v = value[key];
     if (key === '#text' && typeof v === 'string' && v.trim() === '') continue;
     const n = normalize(v, depth + 1);
     out[key] = LIST_FIELDS.has(key) && !Array.isArray(n) ? [n] : n;
@@ -67,21 +74,25 @@ function normalize(value: unknown, depth: number): FieldValue {
   return out;
 }
 
+function checkDepth(depth: number): void {
+  if (depth >= MAX_DEPTH) throw new MessageFormatError(`body nested deeper than ${MAX_DEPTH} levels`);
+}
+
+/** A parser's error message (anything thrown that is not an Error, as text). */
+const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 function parseXml(body: string, validate: boolean): FieldMap {
   // A DTD can define entities (billion laughs, external entities); WeChat never sends one.
   if (/<!DOCTYPE|<!ENTITY/i.test(body)) throw new MessageFormatError('XML with a DOCTYPE or ENTITY is not accepted');
-  let doc: Record<string, unknown>;
+  let doc: unknown;
   try {
-    doc = xmlParser.parse(body, validate) as Record<string, unknown>;
+    doc = xmlParser.parse(body, validate);
   } catch (err) {
-    throw new MessageFormatError(`malformed XML: ${(err as Error).message}`);
+    throw new MessageFormatError(`malformed XML: ${reasonOf(err)}`);
   }
-  const roots = Object.keys(doc);
-  const root = doc.xml;
-  if (roots.length !== 1 || typeof root !== 'object' || root === null || Array.isArray(root)) {
-    throw new MessageFormatError('XML must have a single <xml> root element');
-  }
-  const fields = normalize(root, 0) as FieldMap;
+  const root = isRecord(doc) && Object.keys(doc).length === 1 ? doc.xml : undefined;
+  if (!isRecord(root)) throw new MessageFormatError('XML must have a single <xml> root element');
+  const fields = normalizeFields(root, 0);
   delete fields['#text'];
   return fields;
 }
@@ -101,12 +112,10 @@ function parseJson(body: string): FieldMap {
     if (INEXACT_NUMBER.test(text)) text = text.replace(BARE_MSG_ID, '$1"$2"');
     doc = INEXACT_NUMBER.test(text) ? parseLosslessJson(body, null, (digits: string) => digits) : JSON.parse(text);
   } catch (err) {
-    throw new MessageFormatError(`malformed JSON: ${(err as Error).message}`);
+    throw new MessageFormatError(`malformed JSON: ${reasonOf(err)}`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-    throw new MessageFormatError('JSON body must be an object');
-  }
-  return normalize(doc, 0) as FieldMap;
+  if (!isRecord(doc)) throw new MessageFormatError('JSON body must be an object');
+  return normalizeFields(doc, 0);
 }
 
 export interface ParseOptions {

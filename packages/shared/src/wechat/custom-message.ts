@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isRecord } from '../record.js';
 import { MessageFormatError } from './errors.js';
 
 /** `miniprogram` covers Mini Programs and Mini Games; `officialaccount` covers subscription and service accounts. */
@@ -47,10 +48,10 @@ const url = z.url().max(URL_MAX_LENGTH);
  * A reference to media: a WeChat `media_id`, or (in reply rules only) a local `file` that the worker
  * uploads once and replaces with its media_id.
  */
-function mediaRef<K extends 'media_id' | 'thumb_media_id'>(idField: K, allowFile: boolean) {
-  const byId = z.object({ [idField]: id } as Record<K, typeof id>);
-  return allowFile ? z.union([byId, z.object({ file: text })]) : byId;
+function mediaRef<K extends keyof typeof byId>(idField: K, allowFile: boolean) {
+  return allowFile ? z.union([byId[idField], z.object({ file: text })]) : byId[idField];
 }
+const byId = { media_id: z.object({ media_id: id }), thumb_media_id: z.object({ thumb_media_id: id }) };
 
 function schemas(allowFile: boolean) {
   const kf = { customservice: z.strictObject({ kf_account: id }).optional() };
@@ -149,8 +150,8 @@ function describe(error: z.ZodError): string {
   return reason.length > 300 ? `${reason.slice(0, 299)}…` : reason;
 }
 
-function check(schema: z.ZodType, value: unknown, accountType: AccountType): unknown {
-  const msgtype = (value as { msgtype?: unknown } | null)?.msgtype;
+function check<T>(schema: z.ZodType<T>, value: unknown, accountType: AccountType): T {
+  const msgtype = isRecord(value) ? value.msgtype : undefined;
   if (typeof msgtype === 'string' && !SENDABLE_TYPES[accountType].includes(msgtype)) {
     const shown = msgtype.length > 32 ? `${msgtype.slice(0, 32)}…` : msgtype;
     throw new MessageFormatError(
@@ -168,12 +169,12 @@ function check(schema: z.ZodType, value: unknown, accountType: AccountType): unk
  * file (the send API, job data): a `file` media source is never accepted here.
  */
 export function validateReply(item: unknown, accountType: AccountType): ReplyItem {
-  return check(sendable[accountType], item, accountType) as ReplyItem;
+  return check<ReplyItem>(sendable[accountType], item, accountType);
 }
 
 /** Like validateReply, but a media field may be `{ file }` (reply rules: uploaded by the worker). */
 export function validateReplyTemplate(item: unknown, accountType: AccountType): unknown {
-  return check(templates[accountType], item, accountType);
+  return check<unknown>(templates[accountType], item, accountType);
 }
 
 /** The custom/send body for one user. */
