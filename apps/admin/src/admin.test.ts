@@ -9,8 +9,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAdminApp, SEND_API_BODY_LIMIT } from './admin.js';
+import { buildAdminApp } from './admin.js';
 import { Queues } from './queues.js';
+import { SEND_API_BODY_LIMIT } from './routes/schemas.js';
 
 const keyspace = Keyspace.SINGLE;
 

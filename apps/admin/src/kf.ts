@@ -1,32 +1,16 @@
-import {
-  agentProblem,
-  code2session,
-  errcodeRule,
-  KfClient,
-  TokenManager,
-  TokenUnavailableError,
-  TransportError,
-  WeChatApiError,
-  WeChatClient,
-  WeChatHttp,
-} from '@wx-kf/shared/api';
+import { agentProblem, code2session, KfClient, TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { type HandoffReason, type HandoffState, Handoffs, handoffAccounts } from '@wx-kf/shared/handoff';
 import { clip, type Logger } from '@wx-kf/shared/log';
 import type { RedisClient } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
+import { Refusal } from './refusal.js';
 
-/** A request refused before WeChat is asked (or when WeChat cannot be asked): an HTTP status and one line. */
-class KfRefusal extends Error {
-  override readonly name = 'KfRefusal';
-  constructor(
-    readonly status: number,
-    readonly error: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/** The queue CLI reads refusals as the admin API answers them. */
+export { describeError } from './refusal.js';
+
+/** A request refused before WeChat is asked: 400 and one line. */
+const refused = (error: string, message: string) => new Refusal(400, error, message);
 
 /** The one line for Mini Programs: they have no agent or session API. */
 const NO_SESSION_API =
@@ -80,12 +64,12 @@ export class KfOperations {
   /** The account named, or the only one configured. */
   account(appId?: string): AccountConfig {
     if (appId === undefined) {
-      if (this.accounts.size === 1) return [...this.accounts.values()][0] as AccountConfig;
-      throw new KfRefusal(400, 'account', `give the account (--account / appId): ${this.list()}`);
+      const [only, ...others] = this.accounts.values();
+      if (only && others.length === 0) return only;
+      throw refused('account', `give the account (--account / appId): ${this.list()}`);
     }
     const account = this.accounts.get(appId);
-    if (!account)
-      throw new KfRefusal(400, 'account', `unknown account "${appId.slice(0, 64)}" (configured: ${this.list()})`);
+    if (!account) throw refused('account', `unknown account "${appId.slice(0, 64)}" (configured: ${this.list()})`);
     return account;
   }
 
@@ -97,7 +81,7 @@ export class KfOperations {
   /** An Official Account, or the one-line refusal for a Mini Program (WeChat is not called). */
   official(appId?: string): AccountConfig {
     const account = this.account(appId);
-    if (account.type !== 'officialaccount') throw new KfRefusal(400, 'unsupported', NO_SESSION_API);
+    if (account.type !== 'officialaccount') throw refused('unsupported', NO_SESSION_API);
     return account;
   }
 
@@ -108,7 +92,7 @@ export class KfOperations {
 
   private check(fields: Parameters<typeof agentProblem>[0]) {
     const problem = agentProblem(fields);
-    if (problem) throw new KfRefusal(400, 'invalid', problem);
+    if (problem) throw refused('invalid', problem);
   }
 
   agents(appId?: string) {
@@ -150,15 +134,14 @@ export class KfOperations {
   async inviteAgent(appId: string | undefined, agent: string, wechatId: string) {
     const a = this.official(appId);
     this.check({ account: agent });
-    if (!/^[A-Za-z0-9_-]{1,40}$/.test(wechatId)) throw new KfRefusal(400, 'invalid', 'wechatId must be a WeChat ID');
+    if (!/^[A-Za-z0-9_-]{1,40}$/.test(wechatId)) throw refused('invalid', 'wechatId must be a WeChat ID');
     await this.client.kf.inviteAgent(a.appId, agent, wechatId);
     this.logger.info({ appId: a.appId, agent }, 'agent invited');
   }
 
   private needsHandoff(account: AccountConfig) {
     if (!this.handoffAccounts.has(account.appId)) {
-      throw new KfRefusal(
-        400,
+      throw refused(
         'handoff_off',
         `account ${account.appId} does not use handoff (handoff: off, or auto without a transfer rule or handler): set handoff: on`,
       );
@@ -172,7 +155,7 @@ export class KfOperations {
   async openSession(appId: string | undefined, openid: string, agent?: string): Promise<SessionView> {
     const account = this.account(appId);
     if (account.type === 'officialaccount') {
-      if (!agent) throw new KfRefusal(400, 'agent', 'an Official Account session needs the agent (--agent / agent)');
+      if (!agent) throw refused('agent', 'an Official Account session needs the agent (--agent / agent)');
       this.check({ account: agent });
       await this.client.kf.createSession(account.appId, agent, openid);
     } else {
@@ -226,11 +209,7 @@ export class KfOperations {
   ): Promise<{ openid: string; unionid?: string; session_key?: string }> {
     const account = this.account(appId);
     if (account.type !== 'miniprogram') {
-      throw new KfRefusal(
-        400,
-        'unsupported',
-        'code2session is for Mini Programs and Mini Games; nothing was sent to WeChat',
-      );
+      throw refused('unsupported', 'code2session is for Mini Programs and Mini Games; nothing was sent to WeChat');
     }
     const answer = await code2session(this.client.http, account, code);
     this.logger.info({ appId, sessionKeyReturned: includeSessionKey }, 'code2session: openid issued');
@@ -246,26 +225,4 @@ export class KfOperations {
     this.api.tokens.close();
     await this.api.http.close();
   }
-}
-
-/** An error as one line and an HTTP status: our refusals, WeChat's errcodes (status from the code's row), transport. */
-export function describeError(error: unknown): { status: number; body: Record<string, unknown> } | undefined {
-  if (error instanceof KfRefusal) return { status: error.status, body: { error: error.error, message: error.message } };
-  if (error instanceof WeChatApiError) {
-    return {
-      status: errcodeRule(error.errcode).http,
-      body: {
-        error: 'wechat',
-        errcode: error.errcode,
-        errmsg: error.errmsg.slice(0, 200),
-        message: error.message.slice(0, 200),
-      },
-    };
-  }
-  if (error instanceof TransportError)
-    return { status: 502, body: { error: 'wechat_unavailable', message: error.message } };
-  if (error instanceof TokenUnavailableError) {
-    return { status: 502, body: { error: 'wechat_unavailable', message: error.message.slice(0, 200) } };
-  }
-  return undefined;
 }
