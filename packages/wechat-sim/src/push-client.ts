@@ -98,12 +98,12 @@ export function buildPush(options: PushOptions): Push {
       tamper === 'ciphertext' ? `${encrypt.slice(0, 8)}${encrypt[8] === 'A' ? 'B' : 'A'}${encrypt.slice(9)}` : encrypt;
     query.encrypt_type = 'aes';
     query.msg_signature = tamper === 'msg_signature' ? flipHex(msgSignature) : msgSignature;
-    const envelope =
+    const envelope: FieldMap =
       mode === 'safe' ? { ToUserName: message.ToUserName ?? '', Encrypt: sent } : { ...message, Encrypt: sent };
     body =
       mode === 'compat' && options.plaintext && format === 'xml'
         ? options.plaintext.replace(/<\/xml>\s*$/, `<Encrypt><![CDATA[${sent}]]></Encrypt></xml>`)
-        : formatFields(envelope as FieldMap, format);
+        : formatFields(envelope, format);
   }
   return { query, body, contentType: format === 'xml' ? 'text/xml' : 'application/json', mode, format, message };
 }
@@ -143,8 +143,9 @@ export async function deliverPush(url: string, push: Push, options: DeliverOptio
       });
       delivery = { status: res.statusCode, body: await res.body.text(), ms: performance.now() - started };
     } catch (error) {
-      const status = (error as Error).name === 'TimeoutError' ? 'timeout' : 'error';
-      delivery = { status, body: (error as Error).message, ms: performance.now() - started };
+      const status = error instanceof Error && error.name === 'TimeoutError' ? 'timeout' : 'error';
+      const body = error instanceof Error ? error.message : String(error);
+      delivery = { status, body, ms: performance.now() - started };
     }
     deliveries.push(delivery);
     if (isAccepted(delivery)) break;
