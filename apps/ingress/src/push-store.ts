@@ -1,3 +1,4 @@
+import { errorMessage } from '@wx-kf/shared/log';
 import type { InboundJobData, inboundJob } from '@wx-kf/shared/queue';
 import { keyspaceOf, type RedisClient, replicaWaiter, whenWritable } from '@wx-kf/shared/redis';
 import { SignatureError } from '@wx-kf/shared/wechat';
@@ -73,7 +74,8 @@ export function pushStore(options: PushStoreOptions) {
     const binding = signature?.kind === 'aes' ? bind(signature).catch(ignoreSignatureError) : undefined;
     // The user's shard: their pushes keep their order and their keys share its slot.
     const shard = keys.userShard(job.data.appId, job.data.message.FromUserName);
-    const queue = queues[shard] as Queue<InboundJobData>;
+    const queue = queues[shard];
+    if (!queue) throw new Error(`no inbound queue for shard ${shard}`);
     const confirm = replicated?.(shard);
     // Sent before the add on the same (auto-pipelined) connection, so it sees the keys as they were: whether
     // this push was delivered before. The same script writes the user's window grant, order and timeline (no
@@ -92,7 +94,7 @@ export function pushStore(options: PushStoreOptions) {
       return await withTimeout(store(job, options), timeoutMs);
     } catch (error) {
       if (error instanceof SignatureError || error instanceof UnavailableError) throw error;
-      throw new UnavailableError((error as Error).message);
+      throw new UnavailableError(errorMessage(error));
     }
   };
 }

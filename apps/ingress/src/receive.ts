@@ -118,15 +118,18 @@ function jsonStringEnd(body: string, start: number): number {
 
 /** A JSON string literal's value; MessageFormatError for a bad escape. */
 function jsonString(literal: string): string {
+  let value: unknown;
   try {
-    return JSON.parse(literal) as string;
+    value = JSON.parse(literal);
   } catch {
-    throw new MessageFormatError('Encrypt is not a valid JSON string');
+    value = undefined;
   }
+  if (typeof value !== 'string') throw new MessageFormatError('Encrypt is not a valid JSON string');
+  return value;
 }
 
 const skipSpace = (body: string, i: number) => {
-  while (i < body.length && /\s/.test(body[i] as string)) i++;
+  while (i < body.length && /\s/.test(body.charAt(i))) i++;
   return i;
 };
 

@@ -97,6 +97,11 @@ export function createLogger(
   return logger;
 }
 
+/** An error's message (anything thrown that is not an Error, as text): what a log line or an answer quotes. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** `text` cut to at most `max` characters (an ellipsis marks the cut): what an answer or a log line may quote. */
 export function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Config } from '@wx-kf/shared/config';
 import { type Handoffs, parseHandoff } from '@wx-kf/shared/handoff';
-import type { Logger } from '@wx-kf/shared/log';
+import { errorMessage, type Logger } from '@wx-kf/shared/log';
 import { inboundJob } from '@wx-kf/shared/queue';
 import type { ReplyRules } from '@wx-kf/shared/rules';
 import { buildTransferReply, MessageFormatError, SUCCESS, sealReply, verifySignature } from '@wx-kf/shared/wechat';
@@ -10,7 +10,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { IngressMetrics } from '../metrics.js';
 import { type PushStore, UnavailableError, withTimeout } from '../push-store.js';
-import { checkTimestamp, type IngressAccount, receivePush } from '../receive.js';
+import { checkTimestamp, type IngressAccount, type ReceivedPush, receivePush } from '../receive.js';
 import { bounded, refusal } from '../refusal.js';
 import type { SignatureBinder, SignatureUse } from '../signature-binding.js';
 
@@ -54,16 +54,10 @@ const unavailable = (error: Error): never => {
 };
 const schema = { querystring, params };
 
-/**
- * The push URL: `GET /wechat/:appId` answers WeChat's URL check, `POST /wechat/:appId` receives a push
- * (authenticate, open, store, answer `success` or a transfer). With exactly one account, `/wechat` works too.
- */
-export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fastify, options) => {
-  const { config, accounts, transferRules, store, bind, now, metrics, logger, handoff } = options;
-  const app = fastify.withTypeProvider<ZodTypeProvider>();
+/** The account a request names (or the only one); undefined once the 404 is sent. */
+function accountLookup(accounts: Map<string, IngressAccount>, metrics: IngressMetrics) {
   const onlyAccount = accounts.size === 1 ? [...accounts.keys()][0] : undefined;
-
-  const accountFor = (appId: string | undefined, reply: FastifyReply): IngressAccount | undefined => {
+  return (appId: string | undefined, reply: FastifyReply): IngressAccount | undefined => {
     const account = accounts.get(appId ?? onlyAccount ?? '');
     if (!account) {
       metrics.refused.inc({ status: '404' });
@@ -71,36 +65,100 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
     }
     return account;
   };
+}
 
-  const paths = onlyAccount ? ['/wechat/:appId', '/wechat'] : ['/wechat/:appId'];
+/** WeChat's URL check: a signed GET whose `echostr` is echoed back; its signature is consumed (see bind). */
+async function answerUrlCheck(
+  { config, bind, now, logger }: WeChatRoutesOptions,
+  account: IngressAccount,
+  query: z.infer<typeof querystring>,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const { echostr, timestamp, signature } = query;
+  const appId = account.config.appId;
+  try {
+    checkTimestamp(timestamp, config.ingress.timestampToleranceSeconds, now());
+    verifySignature(account.config.token, query);
+    if (!echostr) return reply.code(400).send({ error: 'format', message: 'echostr is required' });
+    // Consumed here, so this query cannot be replayed as a plaintext push (its signature covers no body).
+    if (acceptsPlaintext(account)) {
+      const use: SignatureUse = {
+        appId,
+        signature: String(signature).toLowerCase(),
+        timestamp,
+        kind: 'get',
+        body: echostr,
+      };
+      await withTimeout(bind(use), REDIS_WAIT_MS);
+    }
+  } catch (error) {
+    const r = refusal(error);
+    logger.warn({ appId, outcome: 'rejected', reason: r.message }, 'url verification refused');
+    return reply.code(r.status).send({ error: r.error, message: r.message });
+  }
+  logger.info({ appId }, 'url verification answered');
+  return reply.type('text/plain; charset=utf-8').send(echostr);
+}
+
+/** The push's signature to bind to its body, where a captured one could carry a body (see acceptsPlaintext). */
+function signatureOf(
+  account: IngressAccount,
+  push: ReceivedPush,
+  timestamp: string | undefined,
+  body: Buffer,
+): SignatureUse | undefined {
+  if (!push.signature || !acceptsPlaintext(account)) return undefined;
+  const kind = push.mode === 'plain' ? 'plain' : 'aes';
+  return { appId: account.config.appId, signature: push.signature, timestamp, kind, body };
+}
+
+/** transfer_customer_service as the answer to a push, encrypted when the push was (and a nonce came with it). */
+function transferAnswer(
+  account: IngressAccount,
+  push: ReceivedPush,
+  nonce: string | undefined,
+  kfAccount: string | undefined,
+): string {
+  const answer = buildTransferReply(push.message, push.format, { kfAccount });
+  if (push.mode === 'plain' || !account.key || !nonce) return answer;
+  return sealReply(answer, push.format, {
+    token: account.config.token,
+    key: account.key,
+    appId: account.config.appId,
+    nonce,
+  });
+}
+
+/** Ends a push: counts it by result, times its answer and writes its one log line (`line`, as it is by then). */
+function pushOutcome(
+  { metrics, logger }: WeChatRoutesOptions,
+  appId: string,
+  line: Record<string, unknown>,
+  started: number,
+) {
+  return (result: string, status: number, level: 'info' | 'warn' | 'error', extra: object = {}) => {
+    const seconds = (performance.now() - started) / 1000;
+    metrics.pushes.inc({ app_id: appId, mode: String(line.mode), result });
+    metrics.ackSeconds.observe({ result }, seconds);
+    logger[level]({ ...line, outcome: result, status, ms: Math.round(seconds * 10_000) / 10, ...extra }, 'push');
+  };
+}
+
+/**
+ * The push URL: `GET /wechat/:appId` answers WeChat's URL check, `POST /wechat/:appId` receives a push
+ * (authenticate, open, store, answer `success` or a transfer). With exactly one account, `/wechat` works too.
+ */
+export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fastify, options) => {
+  const { config, accounts, transferRules, store, now, metrics, handoff } = options;
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+  const accountFor = accountLookup(accounts, metrics);
+
+  const paths = accounts.size === 1 ? ['/wechat/:appId', '/wechat'] : ['/wechat/:appId'];
   for (const url of paths) {
     app.get(url, { schema }, async (req, reply) => {
       const account = accountFor(req.params.appId, reply);
-      if (!account) return reply;
-      const { echostr, timestamp, signature } = req.query;
-      const appId = account.config.appId;
-      try {
-        checkTimestamp(timestamp, config.ingress.timestampToleranceSeconds, now());
-        verifySignature(account.config.token, req.query);
-        if (!echostr) return reply.code(400).send({ error: 'format', message: 'echostr is required' });
-        // Consumed here, so this query cannot be replayed as a plaintext push (its signature covers no body).
-        if (acceptsPlaintext(account)) {
-          const use: SignatureUse = {
-            appId,
-            signature: String(signature).toLowerCase(),
-            timestamp,
-            kind: 'get',
-            body: echostr,
-          };
-          await withTimeout(bind(use), REDIS_WAIT_MS);
-        }
-      } catch (error) {
-        const r = refusal(error);
-        logger.warn({ appId, outcome: 'rejected', reason: r.message }, 'url verification refused');
-        return reply.code(r.status).send({ error: r.error, message: r.message });
-      }
-      logger.info({ appId }, 'url verification answered');
-      return reply.type('text/plain; charset=utf-8').send(echostr);
+      return account ? answerUrlCheck(options, account, req.query, reply) : reply;
     });
 
     app.post(url, { schema }, async (req, reply) => {
@@ -111,12 +169,7 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
       const query = req.query;
       // The mode is known once the push is opened; until then, what the query string claims.
       const line: Record<string, unknown> = { appId, mode: query.encrypt_type === 'aes' ? 'encrypted' : 'plain' };
-      const finish = (result: string, status: number, level: 'info' | 'warn' | 'error', extra: object = {}) => {
-        const seconds = (performance.now() - started) / 1000;
-        metrics.pushes.inc({ app_id: appId, mode: String(line.mode), result });
-        metrics.ackSeconds.observe({ result }, seconds);
-        logger[level]({ ...line, outcome: result, status, ms: Math.round(seconds * 10_000) / 10, ...extra }, 'push');
-      };
+      const finish = pushOutcome(options, appId, line, started);
       try {
         checkTimestamp(query.timestamp, config.ingress.timestampToleranceSeconds, now());
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -136,11 +189,7 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
           msgType: message.MsgType,
           msgKey: job.data.msgKey,
         });
-        const kind = push.mode === 'plain' ? 'plain' : 'aes';
-        const signature: SignatureUse | undefined =
-          push.signature && acceptsPlaintext(account)
-            ? { appId, signature: push.signature, timestamp: query.timestamp, kind, body: raw }
-            : undefined;
+        const signature = signatureOf(account, push, query.timestamp, raw);
         // Handoff: the store's script reads the user's state (never for events) and renews it (not for a re-delivery).
         const readsHandoff = Boolean(handoff?.accounts.has(appId)) && message.MsgType !== 'event';
         const stored = await store(job, { signature, handoff: readsHandoff });
@@ -158,19 +207,19 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
           return reply.type('text/plain; charset=utf-8').send(SUCCESS);
         }
         if (handedOff?.open) line.handoff = handedOff.agent ?? true;
-        const kfAccount = handedOff?.open ? handedOff.agent : transfer?.kfAccount;
-        let answer = buildTransferReply(message, push.format, { kfAccount });
-        if (push.mode !== 'plain' && account.key && query.nonce) {
-          const seal = { token: account.config.token, key: account.key, appId, nonce: query.nonce };
-          answer = sealReply(answer, push.format, seal);
-        }
+        const answer = transferAnswer(
+          account,
+          push,
+          query.nonce,
+          handedOff?.open ? handedOff.agent : transfer?.kfAccount,
+        );
         finish(duplicate ? 'duplicate' : 'transferred', 200, 'info');
         return reply.type(push.format === 'json' ? 'application/json' : 'application/xml').send(answer);
       } catch (error) {
         const r = refusal(error);
         if (r.status === 503) {
           metrics.enqueueFailures.inc({ app_id: appId });
-          finish('unavailable', 503, 'error', { reason: bounded((error as Error).message) });
+          finish('unavailable', 503, 'error', { reason: bounded(errorMessage(error)) });
         } else if (r.status === 500) finish('error', 500, 'error', { err: error });
         else finish('rejected', r.status, 'warn', { reason: r.message });
         return reply.code(r.status).send({ error: r.error, message: r.message });
