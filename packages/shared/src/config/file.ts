@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument } from 'yaml';
+import { isNode, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { isRecord } from '../record.js';
 import { ConfigError } from './errors.js';
 
 /** The reason of a JSON.parse error without the file content V8 may quote in it, and where it happened. */
-function jsonSyntax(text: string, error: Error): { offset: number; reason: string } {
-  const at = /at position (\d+)/.exec(error.message);
-  const reason = (error.message.split(/ in JSON| after JSON|, "| \(|\n/)[0] ?? 'syntax error').slice(0, 80);
+function jsonSyntax(text: string, error: unknown): { offset: number; reason: string } {
+  const message = error instanceof Error ? error.message : String(error);
+  const at = /at position (\d+)/.exec(message);
+  const reason = (message.split(/ in JSON| after JSON|, "| \(|\n/)[0] ?? 'syntax error').slice(0, 80);
   return { offset: at ? Number(at[1]) : text.length, reason };
 }
 
@@ -20,7 +22,8 @@ export function loadStructuredFile<T>(file: string, schema: z.ZodType<T>, label:
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError([`${label} ${file}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`]);
+    const code = isRecord(error) && typeof error.code === 'string' ? error.code : 'error';
+    throw new ConfigError([`${label} ${file}: cannot be read (${code})`]);
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
@@ -34,7 +37,7 @@ export function loadStructuredFile<T>(file: string, schema: z.ZodType<T>, label:
     try {
       JSON.parse(text);
     } catch (error) {
-      const { offset, reason } = jsonSyntax(text, error as Error);
+      const { offset, reason } = jsonSyntax(text, error);
       throw new ConfigError([`${where(offset)}: invalid JSON: ${reason}`]);
     }
   }
@@ -47,9 +50,9 @@ export function loadStructuredFile<T>(file: string, schema: z.ZodType<T>, label:
       // Point at the deepest node that exists on the issue's path.
       let node: unknown;
       for (let n = issue.path.length; n >= 0 && !node; n--) {
-        node = n === 0 ? doc.contents : doc.getIn(issue.path.slice(0, n) as (string | number)[], true);
+        node = n === 0 ? doc.contents : doc.getIn(issue.path.slice(0, n), true);
       }
-      const range = (node as { range?: [number, number] } | undefined)?.range;
+      const range = isNode(node) ? node.range : undefined;
       const path = issue.path.length ? issue.path.join('.') : '(top level)';
       return `${where(range?.[0])}: ${path}: ${issue.message}`;
     }),
