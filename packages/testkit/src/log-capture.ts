@@ -1,5 +1,8 @@
 import { Writable } from 'node:stream';
 
+const isLogRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /** A destination for a pino logger that keeps every line, for tests that read the logs. */
 export class LogCapture extends Writable {
   readonly lines: string[] = [];
@@ -9,8 +12,13 @@ export class LogCapture extends Writable {
     done();
   }
 
+  /** The lines as the objects pino wrote (a line that is not a JSON object throws). */
   get records(): Record<string, unknown>[] {
-    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    return this.lines.map((line) => {
+      const record: unknown = JSON.parse(line);
+      if (!isLogRecord(record)) throw new Error(`not a log record: ${line.slice(0, 200)}`);
+      return record;
+    });
   }
 
   get text(): string {
