@@ -10,7 +10,7 @@ import { mediaUpload } from './upload.js';
 const validNickname = (nickname: string) => [...nickname].length > 0 && [...nickname].length <= MAX_NICKNAME;
 
 /** Agent accounts: the lists (`getkflist`, `getonlinekflist`) and `customservice/kfaccount/add|update|del`. */
-export function kfAgentRoutes(app: FastifyInstance, { kf, official }: KfContext): void {
+export function kfAgentRoutes(app: FastifyInstance, { kf, official, officialAgent }: KfContext): void {
   app.get('/cgi-bin/customservice/getkflist', async (req, reply) => {
     const appId = await official(req, reply);
     if (!appId) return reply;
@@ -47,12 +47,10 @@ export function kfAgentRoutes(app: FastifyInstance, { kf, official }: KfContext)
   });
 
   app.post('/customservice/kfaccount/update', async (req, reply) => {
-    const appId = await official(req, reply);
-    if (!appId) return reply;
-    const b = jsonFields(req);
-    const agent = kf.agentsOf(appId).get(stringField(b.kf_account));
-    if (!agent) return err(65401, 'invalid kf_account');
-    const nickname = stringField(b.nickname);
+    const call = await officialAgent(req, reply);
+    if (!call) return reply;
+    const { agent, body } = call;
+    const nickname = stringField(body.nickname);
     if (!validNickname(nickname)) return err(65403, 'invalid nickname');
     agent.kf_nick = nickname;
     return ok;
@@ -71,14 +69,12 @@ export function kfAgentRoutes(app: FastifyInstance, { kf, official }: KfContext)
  * An agent's person and face: `kfaccount/inviteworker` (bind a WeChat ID), `kfaccount/uploadheadimg`, and the
  * control route that stands in for the person (`/__sim/kf/agent`: comes online, accepts the invitation).
  */
-export function kfBindingRoutes(app: FastifyInstance, { state, kf, official }: KfContext): void {
+export function kfBindingRoutes(app: FastifyInstance, { state, kf, official, officialAgent }: KfContext): void {
   app.post('/customservice/kfaccount/inviteworker', async (req, reply) => {
-    const appId = await official(req, reply);
-    if (!appId) return reply;
-    const b = jsonFields(req);
-    const agent = kf.agentsOf(appId).get(stringField(b.kf_account));
-    if (!agent) return err(65401, 'invalid kf_account');
-    const wx = stringField(b.invite_wx);
+    const call = await officialAgent(req, reply);
+    if (!call) return reply;
+    const { agent, body } = call;
+    const wx = stringField(body.invite_wx);
     if (!/^[A-Za-z][A-Za-z0-9_-]{5,19}$/.test(wx)) return err(65409, 'invalid invite_wx');
     if (agent.kf_wx) return err(65412, 'kf_account already bound to a wechat id');
     if (agent.invite_status === 'waiting') return err(65411, 'an invitation is already waiting for this kf_account');

@@ -8,14 +8,12 @@ import type { KfContext } from './kf.js';
  * Sessions between users and agents (`customservice/kfsession/create|close|getsession|getsessionlist|
  * getwaitcase`), and the control route that puts a user in the waiting queue (`/__sim/kf/waiting`).
  */
-export function kfSessionRoutes(app: FastifyInstance, { state, kf, official }: KfContext): void {
+export function kfSessionRoutes(app: FastifyInstance, { state, kf, official, officialAgent }: KfContext): void {
   app.post('/customservice/kfsession/create', async (req, reply) => {
-    const appId = await official(req, reply);
-    if (!appId) return reply;
-    const b = jsonFields(req);
-    const agent = kf.agentsOf(appId).get(stringField(b.kf_account));
-    const openid = stringField(b.openid);
-    if (!agent) return err(65401, 'invalid kf_account');
+    const call = await officialAgent(req, reply);
+    if (!call) return reply;
+    const { appId, agent, body } = call;
+    const openid = stringField(body.openid);
     if (!OPENID_PATTERN.test(openid)) return err(40003, 'invalid openid');
     if (!agent.kf_wx) return err(65402, 'kf_account not bound to a wechat id yet');
     if (!agent.online) return err(65415, 'kf_account is offline');
@@ -27,12 +25,10 @@ export function kfSessionRoutes(app: FastifyInstance, { state, kf, official }: K
   });
 
   app.post('/customservice/kfsession/close', async (req, reply) => {
-    const appId = await official(req, reply);
-    if (!appId) return reply;
-    const b = jsonFields(req);
-    const agent = kf.agentsOf(appId).get(stringField(b.kf_account));
-    if (!agent) return err(65401, 'invalid kf_account');
-    const key = `${appId}:${stringField(b.openid)}`;
+    const call = await officialAgent(req, reply);
+    if (!call) return reply;
+    const { appId, agent, body } = call;
+    const key = `${appId}:${stringField(body.openid)}`;
     if (kf.sessions.get(key)?.agent !== agent.kf_account) return err(65416, 'invalid parameter: no such session');
     kf.sessions.delete(key);
     return ok;

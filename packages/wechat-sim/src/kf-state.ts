@@ -4,6 +4,16 @@ export interface SimAgent extends KfAgent {
   online: boolean;
 }
 
+/** The map under `key`, added empty when there is none. */
+function entryOf<K, V>(maps: Map<string, Map<K, V>>, key: string): Map<K, V> {
+  let map = maps.get(key);
+  if (!map) {
+    map = new Map();
+    maps.set(key, map);
+  }
+  return map;
+}
+
 /** A login code handed to a Mini Program. */
 interface LoginCode {
   appId: string;
@@ -35,23 +45,14 @@ export class KfState {
     this.sessionKeys.length = 0;
   }
 
+  /** The account's agents by kf_account (created empty on first use). */
   agentsOf(appId: string): Map<string, SimAgent> {
-    let agents = this.agents.get(appId);
-    if (!agents) {
-      agents = new Map();
-      this.agents.set(appId, agents);
-    }
-    return agents;
+    return entryOf(this.agents, appId);
   }
 
   /** The users waiting on the account, by openid (created empty on first use). */
   waitingOf(appId: string): Map<string, number> {
-    let waiting = this.waiting.get(appId);
-    if (!waiting) {
-      waiting = new Map();
-      this.waiting.set(appId, waiting);
-    }
-    return waiting;
+    return entryOf(this.waiting, appId);
   }
 
   /** The sessions an agent of the account holds: openid and creation time (s). */

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { err } from './answers.js';
+import { jsonFields, stringField } from './json-body.js';
 import { kfAgentRoutes, kfBindingRoutes } from './kf-agents.js';
 import { kfSessionRoutes } from './kf-sessions.js';
-import type { KfState } from './kf-state.js';
+import type { KfState, SimAgent } from './kf-state.js';
 import { loginRoutes } from './login.js';
 import type { SimState } from './state.js';
 
@@ -23,6 +24,15 @@ export interface KfContext {
   hooks: KfHooks;
   /** The Official Account calling, or undefined once the error was answered (48001 for a Mini Program). */
   official(req: FastifyRequest, reply: FastifyReply): Promise<string | undefined>;
+  /** The Official Account calling and the agent its JSON body names; undefined once an error was answered. */
+  officialAgent(req: FastifyRequest, reply: FastifyReply): Promise<AgentCall | undefined>;
+}
+
+/** A call about one agent: the account, the agent its body's `kf_account` names, and the body's fields. */
+export interface AgentCall {
+  appId: string;
+  agent: SimAgent;
+  body: Record<string, unknown>;
 }
 
 /**
@@ -40,7 +50,16 @@ export function kfRoutes(app: FastifyInstance, state: SimState, kf: KfState, hoo
     }
     return appId;
   };
-  const context: KfContext = { state, kf, hooks, official };
+  const officialAgent = async (req: FastifyRequest, reply: FastifyReply): Promise<AgentCall | undefined> => {
+    const appId = await official(req, reply);
+    if (!appId) return undefined;
+    const body = jsonFields(req);
+    const agent = kf.agentsOf(appId).get(stringField(body.kf_account));
+    if (agent) return { appId, agent, body };
+    await reply.send(err(65401, 'invalid kf_account'));
+    return undefined;
+  };
+  const context: KfContext = { state, kf, hooks, official, officialAgent };
   kfAgentRoutes(app, context);
   kfBindingRoutes(app, context);
   kfSessionRoutes(app, context);
