@@ -20,12 +20,12 @@ const managers: TokenManager[] = [];
 function manager(options: Partial<ConstructorParameters<typeof TokenManager>[0]> = {}): TokenManager {
   // Each manager has its own Redis connection, like a separate process.
   const m = new TokenManager({
-    redis: redis.duplicate(),
     http,
     accounts: [{ appId: APP_ID, appSecret: 'tok-secret' }],
     source: 'stable',
     logger,
     ...options,
+    redis: options.redis ?? redis.duplicate(),
   });
   managers.push(m);
   return m;
@@ -188,14 +188,7 @@ describe('TokenManager', () => {
     sim.faults.addLatency({ path: '/cgi-bin/stable_token', fixedMs: 300 });
     const proxy = await lateLeaseProxy(new URL(redisUrl));
     const conn = createRedis(proxy.url, 'client');
-    const waiter = new TokenManager({
-      redis: conn,
-      http,
-      accounts: [{ appId: APP_ID, appSecret: 'tok-secret' }],
-      source: 'stable',
-      logger,
-      leaseMs: 10_000,
-    });
+    const waiter = manager({ redis: conn, leaseMs: 10_000 });
     try {
       const refreshed = manager({ leaseMs: 10_000 }).getToken(APP_ID);
       await until(async () => (await redis.exists(lockKey)) === 1);
@@ -361,14 +354,7 @@ describe('TokenManager', () => {
   it('after a reconnect, copies are not reused until Redis confirms the re-subscription', async () => {
     const proxy = await subscribeHoldingProxy(new URL(redisUrl));
     const conn = createRedis(proxy.url, 'client');
-    const m = new TokenManager({
-      redis: conn,
-      http,
-      accounts: [{ appId: APP_ID, appSecret: 'tok-secret' }],
-      source: 'stable',
-      logger,
-      localMs: 60_000,
-    });
+    const m = manager({ redis: conn, localMs: 60_000 });
     try {
       const token = await m.getToken(APP_ID);
       await until(() => listening(m));
