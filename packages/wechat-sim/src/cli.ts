@@ -122,7 +122,8 @@ WeChat API served: GET /cgi-bin/token, POST /cgi-bin/stable_token, POST /cgi-bin
   POST /cgi-bin/message/custom/typing, POST /cgi-bin/media/upload, GET /cgi-bin/media/get,
   Official Accounts: GET /cgi-bin/customservice/getkflist|getonlinekflist, /customservice/kfaccount/
   add|update|del|inviteworker|uploadheadimg, /customservice/kfsession/create|close|getsession|getsessionlist|
-  getwaitcase; Mini Programs: GET /sns/jscode2session
+  getwaitcase; Mini Programs: GET /sns/jscode2session, POST /wxa/msg_sec_check (version 2: a text with
+  "#risky" is risky, with "#review" review, else pass)
 
 Fake model (OpenAI-compatible, base URL <url>/v1): POST /v1/chat/completions (plain and "stream": true),
   GET /v1/models. Answers start with a context line:

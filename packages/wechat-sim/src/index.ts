@@ -6,5 +6,6 @@ export * from './model-answer.js';
 export * from './push-client.js';
 export * from './samples.js';
 export * from './sandbox.js';
+export * from './sec-check.js';
 export * from './server.js';
 export * from './state.js';

@@ -14,6 +14,7 @@ import { type Fault, FaultPlan, type FaultRule, type LatencyRule } from './fault
 import { parseJsonBody } from './json-body.js';
 import { KfState, kfRoutes } from './kf.js';
 import { type ModelOptions, ModelState, modelRoutes } from './model.js';
+import { type SecCheckCall, secCheckRoutes } from './sec-check.js';
 import { type RecordedMessage, type SimOptions, SimState } from './state.js';
 
 export interface SimulatorOptions extends SimOptions {
@@ -43,6 +44,8 @@ export class Simulator {
   readonly kf = new KfState();
   /** The fake model's settings and calls. */
   readonly model: ModelState;
+  /** Every msg_sec_check call and its verdict. */
+  readonly secChecks: SecCheckCall[] = [];
   readonly app: FastifyInstance;
   /** Calls held open by a hang fault (ended when the simulator closes). */
   private readonly hanging = new Set<ServerResponse>();
@@ -101,6 +104,7 @@ export class Simulator {
     this.state.reset();
     this.kf.reset();
     this.model.reset();
+    this.secChecks.length = 0;
     this.faults.clear();
   }
 
@@ -243,6 +247,7 @@ export class Simulator {
       intercept: (req, reply, appId) => this.intercept(req, reply, appId),
     });
     modelRoutes(app, this.model, this.faults, state.now);
+    secCheckRoutes(app, state, this.secChecks, (req, reply) => this.authorise(req, reply));
 
     // Inspection and control (never part of WeChat's API).
     app.get('/__sim/state', async () => ({

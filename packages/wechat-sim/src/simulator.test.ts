@@ -310,3 +310,28 @@ describe('fault injection', () => {
     expect(await json('GET', '/__sim/state')).toMatchObject({ messages: 0, tokenRequests: {} });
   });
 });
+
+describe('msg_sec_check (version 2)', () => {
+  const check = async (appId: string, body: object) => {
+    const { access_token } = appId === 'wxmp' ? await classic() : await classic('wxoa', 'oa-secret');
+    return json('POST', `/wxa/msg_sec_check?access_token=${access_token}`, body);
+  };
+
+  it('gives a deterministic verdict by marker, records each call, and answers argument errors as WeChat does', async () => {
+    const base = { version: 2, scene: 2, openid: 'o_check' };
+    expect(await check('wxmp', { ...base, content: 'hello' })).toMatchObject({
+      errcode: 0,
+      result: { suggest: 'pass', label: 100 },
+    });
+    expect((await check('wxmp', { ...base, content: 'x #risky y' })).result).toEqual({
+      suggest: 'risky',
+      label: 20001,
+    });
+    expect((await check('wxmp', { ...base, content: '#review' })).result).toMatchObject({ suggest: 'review' });
+    expect(sim.secChecks.map((c) => c.suggest)).toEqual(['pass', 'risky', 'review']);
+    expect((await check('wxmp', { ...base, version: 1, content: 'x' })).errcode).toBe(47001);
+    expect((await check('wxmp', { ...base, scene: 9, content: 'x' })).errcode).toBe(40129);
+    expect((await check('wxmp', { ...base, content: '' })).errcode).toBe(44002);
+    expect((await check('wxoa', { ...base, content: 'x' })).errcode).toBe(48001);
+  });
+});
