@@ -7,6 +7,29 @@ import { answersPing, hasRedisServer, RedisServer } from '@wx-kf/testkit/local-r
 import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT, Simulator } from '@wx-kf/wechat-sim';
 import type { startAll } from './start.js';
 
+/**
+ * The first model a real endpoint lists (`GET /models`), so that AI_BASE_URL alone points the demo at it; undefined
+ * when it lists none (the start then asks for AI_MODEL).
+ */
+async function firstModel(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  try {
+    const headers = env.AI_API_KEY ? { authorization: `Bearer ${env.AI_API_KEY}` } : undefined;
+    const res = await fetch(`${env.AI_BASE_URL?.replace(/\/+$/, '')}/models`, {
+      headers,
+      signal: AbortSignal.timeout(5000),
+    });
+    const body: unknown = await res.json();
+    const data = typeof body === 'object' && body !== null && 'data' in body ? body.data : undefined;
+    const first: unknown = Array.isArray(data) ? data[0] : undefined;
+    const id = typeof first === 'object' && first !== null && 'id' in first ? first.id : undefined;
+    if (typeof id === 'string')
+      console.log(`[demo] AI_MODEL is not set: using ${id}, the first model the endpoint lists`);
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs the demo with `start` (the same composition as a real `pnpm start`). */
 export async function demo(start: typeof startAll): Promise<void> {
   let redisUrl = process.env.REDIS_URL;
@@ -40,7 +63,10 @@ export async function demo(start: typeof startAll): Promise<void> {
     REDIS_URL: redisUrl,
     WECHAT_API_BASE: simUrl,
     ...accountEnv(a),
-    REPLY_RULES_FILE: process.env.REPLY_RULES_FILE ?? 'examples/rules.yaml',
+    REPLY_RULES_FILE: process.env.REPLY_RULES_FILE ?? 'examples/rules-ai.yaml',
+    // Text no rule takes is answered by the simulator's fake model; AI_BASE_URL (and AI_MODEL) point elsewhere.
+    AI_BASE_URL: process.env.AI_BASE_URL ?? `${simUrl}/v1`,
+    AI_MODEL: process.env.AI_MODEL ?? (process.env.AI_BASE_URL ? await firstModel(process.env) : 'wx-kf-fake'),
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   };
   await runService(
@@ -54,6 +80,7 @@ export async function demo(start: typeof startAll): Promise<void> {
           'wx-kf DEMO: no WeChat credentials are configured, so replies go to a SIMULATOR, not to WeChat.',
           `  ingress    ${ingress.url}/wechat/${a.appId}   (the URL WeChat would push to)`,
           `  simulator  ${simUrl}   (fake WeChat API; recorded replies: ${simUrl}/__sim/messages)`,
+          `  model      ${env.AI_BASE_URL}   (${env.AI_BASE_URL?.startsWith(simUrl) ? "the simulator's FAKE model; AI_BASE_URL and AI_MODEL point at a real one" : env.AI_MODEL})`,
           `  redis      ${redisUrl}`,
           admin
             ? `  admin      ${admin.url}/ui   (dashboard; /metrics)`
@@ -62,6 +89,8 @@ export async function demo(start: typeof startAll): Promise<void> {
           'Push a message as WeChat would, in another terminal:',
           '  pnpm sim push --text hello          (the reply appears below as "[simulator] custom/send")',
           '  pnpm sim push --text "order 42" --format json',
+          '  pnpm sim push --text "what do you sell?"   (answered by the model; "#long 3000" for a long answer)',
+          '  pnpm sim push --text "#human"           (the model hands you to a person: the handoff opens)',
           '  pnpm sim push --text 人工            (answered with transfer_customer_service)',
           'Set WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN (see .env.example) to serve a real account.',
           '',

@@ -8,7 +8,7 @@ afterAll(async () => {
 });
 
 describe('pnpm start without credentials (the demo)', () => {
-  it('runs ingress, worker and simulator; a pushed "hello" gets its reply; SIGTERM exits cleanly', async () => {
+  it('runs ingress, worker and simulator; "hello" gets its rule reply, a question the fake model\'s; SIGTERM exits cleanly', async () => {
     const [port, simPort] = [await freePort(), await freePort()];
     const env = { REDIS_URL: await isolatedRedisUrl(), PORT: String(port), SIM_PORT: String(simPort) };
     const demo = ServiceProcess.start('start', env);
@@ -28,6 +28,12 @@ describe('pnpm start without credentials (the demo)', () => {
     expect(await push.exited).toBe(0);
     expect(push.output.join('\n')).toMatch(/← 200 in [\d.]+ ms: success/);
     await demo.waitFor('"content":"hi! this reply came through custom/send"');
+
+    // Any other text is answered by the simulator's fake model (AI_BASE_URL points the demo at a real one).
+    const question = ServiceProcess.start('sim', env, ['push', '--text', 'what do you sell?', '--format', 'json']);
+    expect(await question.exited).toBe(0);
+    // Its request carried the conversation so far: the "hello" exchange.
+    await demo.waitFor('[fake model] messages=4 system=1 user=2 assistant=1 tool=0 last=\\"what do you sell?\\"');
 
     const transfer = ServiceProcess.start('sim', env, ['push', '--text', '转人工']);
     expect(await transfer.exited).toBe(0);

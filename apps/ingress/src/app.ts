@@ -48,9 +48,10 @@ export function buildApp(options: IngressOptions): FastifyInstance {
   if (queues.length !== shards) throw new Error(`${queues.length} inbound queue(s) for ${shards} shard(s)`);
   const accounts = new Map<string, IngressAccount>(config.accounts.map((a) => [a.appId, ingressAccount(a)]));
   // Only transfer rules matter here (the worker decides replies): only accounts that have one consult rules.
-  const transferRules = new Map<string, ReplyRules>([...loadAccountRules(config)].filter(([, r]) => r.transfers));
-  // Only accounts that use handoff read its state: the others pay no Redis read for it.
-  const handoffIds = handoffAccounts(config, transferRules);
+  const allRules = loadAccountRules(config);
+  const transferRules = new Map<string, ReplyRules>([...allRules].filter(([, r]) => r.transfers));
+  // Only accounts that use handoff read its state (the model may hand a user over): the others pay no Redis read.
+  const handoffIds = handoffAccounts(config, allRules);
   const metrics = new IngressMetrics(options.registry ?? new Registry());
   for (const a of config.accounts) {
     const accepts = a.security === 'safe' ? 'encrypted pushes only (compat or safe mode)' : 'plaintext and encrypted';

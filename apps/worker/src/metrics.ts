@@ -1,5 +1,6 @@
 import { handoffCounter } from '@wx-kf/shared/handoff';
 import { Counter, type Registry } from 'prom-client';
+import { AiMetrics } from './replies/ai-metrics.js';
 
 /** The worker's Prometheus metrics. */
 export class WorkerMetrics {
@@ -9,6 +10,8 @@ export class WorkerMetrics {
   readonly jobs: Counter<'queue' | 'result'>;
   readonly windowRefusals: Counter<'app_id' | 'reason'>;
   readonly handoffs: Counter<'app_id' | 'change' | 'reason'>;
+  /** The AI reply source's: model latency, tokens, failures, answers split and clipped. */
+  readonly ai: AiMetrics;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -44,5 +47,6 @@ export class WorkerMetrics {
     });
     // The ingress's metric when one process hosts both (pnpm start shares the registry): one name, one series.
     this.handoffs = handoffCounter([registry]);
+    this.ai = new AiMetrics(registry);
   }
 }

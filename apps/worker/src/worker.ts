@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { aiAccounts } from '@wx-kf/shared/ai';
 import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
@@ -22,6 +23,7 @@ import { startHandoffSweeper, type WorkerHandoff } from './processors/handoff.js
 import { type InboundResult, inboundProcessor } from './processors/inbound.js';
 import { outboundProcessor } from './processors/outbound.js';
 import { replySender } from './processors/send.js';
+import { AiReplier, aiParts } from './replies/ai-reply.js';
 import { loadHandler } from './replies/handler.js';
 
 export interface RunningWorker {
@@ -50,6 +52,8 @@ export async function startWorker(
 ): Promise<RunningWorker> {
   const accounts = new Map<string, AccountConfig>(config.accounts.map((a) => [a.appId, a]));
   const rules = loadAccountRules(config);
+  // Every account whose rules answer with `ai` has an endpoint and a model, or the start stops here.
+  const aiSettings = aiAccounts(config, rules);
   const handler = config.handler ? await loadHandler(config.handler) : undefined;
 
   const registry = options.registry ?? new Registry();
@@ -93,7 +97,12 @@ export async function startWorker(
   };
   // Idle closes are noticed within half the timeout (at most 15 s late) and counted once across workers.
   const stopSweeper = startHandoffSweeper(handoff, Math.min(15_000, Math.max(250, config.handoff.idleMs / 2)), logger);
-  const conversations = new Conversations(redis, { timeline: config.timeline });
+  // The AI context is kept for the accounts that answer with the model (and AI_CONTEXT_ENTRIES > 0).
+  const conversations = new Conversations(redis, {
+    timeline: config.timeline,
+    context: { ...config.ai.context, accounts: new Set(aiSettings.keys()) },
+  });
+  const ai = aiParts(aiSettings, config.ai, redis, http, wechat);
   const outbounds = shards.map((shard) => openQueue(OUTBOUND_QUEUE, connection, shard));
   // A user's jobs all live on the user's shard: each shard's workers see their users' order through its queues.
   const inboundViews = shards.map((shard) => openQueue(INBOUND_QUEUE, redis, shard));
@@ -109,6 +118,18 @@ export async function startWorker(
       typingAfterMs: config.worker.typingAfterMs,
     });
     const sendReplies = replySender({ client: wechat, redis, logger, metrics, conversation });
+    const aiReplies =
+      ai &&
+      new AiReplier({
+        ...ai,
+        conversations,
+        conversation,
+        sendReplies,
+        client: wechat,
+        handoff,
+        metrics: metrics.ai,
+        logger,
+      });
     const inbound = new Worker<InboundJobData, InboundResult>(
       INBOUND_QUEUE,
       inboundProcessor({
@@ -122,6 +143,7 @@ export async function startWorker(
         outboundJobOptions: options.outboundJobOptions,
         conversation,
         handoff,
+        ai: aiReplies,
       }),
       workerOptions(shard),
     );
@@ -174,6 +196,7 @@ export async function startWorker(
       concurrency: config.worker.concurrency,
       shards: shards.length,
       handler: Boolean(handler),
+      ai: [...aiSettings.keys()],
       metricsUrl,
     },
     'worker started',

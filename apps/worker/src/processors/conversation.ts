@@ -5,7 +5,7 @@ import {
   WeChatApiError,
   type WeChatClient,
 } from '@wx-kf/shared/api';
-import type { Conversations, OutEntry, SettleEffect, Take } from '@wx-kf/shared/conversation';
+import type { Conversations, OutEntry, SentMessage, SettleEffect, Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData, OutboundJobData } from '@wx-kf/shared/queue';
 import type { AccountType } from '@wx-kf/shared/wechat';
@@ -37,6 +37,8 @@ export interface SendOutcome {
   error?: unknown;
   entry?: OutEntry;
   release?: string | undefined;
+  /** A message WeChat accepted: it joins the user's AI context (on accounts that keep one). */
+  sent?: SentMessage | undefined;
 }
 
 /**
@@ -139,7 +141,7 @@ export function conversationHooks(deps: ConversationDeps) {
 
     /** Records a send's outcome: the window learns from WeChat's answer, the timeline gets an entry. */
     async settle(appId: string, touser: string, outcome: SendOutcome): Promise<void> {
-      const { take, error, entry, release } = outcome;
+      const { take, error, entry, release, sent } = outcome;
       const effect = error === undefined ? undefined : effectOf(error);
       const taken = take?.ok ? take : undefined;
       // A refund only gives back what was taken; closing applies whatever was taken.
@@ -149,6 +151,7 @@ export function conversationHooks(deps: ConversationDeps) {
         ...(taken ? { taken } : {}),
         ...(entry ? { entry } : {}),
         ...(release ? { release } : {}),
+        ...(sent && error === undefined ? { sent } : {}),
       });
       await promote(next);
     },

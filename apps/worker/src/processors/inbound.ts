@@ -1,17 +1,18 @@
 import { TokenUnavailableError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
 import type { AccountConfig } from '@wx-kf/shared/config';
-import { actionTime } from '@wx-kf/shared/conversation';
+import { actionTime, type Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import { type InboundJobData, OUTBOUND_JOB_OPTIONS, type OutboundJobData, type ReplyPlan } from '@wx-kf/shared/queue';
 import type { Decision, ReplyRules, ReplyTemplate } from '@wx-kf/shared/rules';
 import { messageBuilders, type ReplyItem } from '@wx-kf/shared/wechat';
 import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
+import type { AiReplier } from '../replies/ai-reply.js';
 import type { MessageHandler } from '../replies/handler.js';
 import { hasFile, resolveMedia } from '../replies/media.js';
 import type { ConversationHooks } from './conversation.js';
 import { applyKfEvent, isKfEvent, type WorkerHandoff } from './handoff.js';
 import { checkInboundJob, checkReplies, invalid } from './job-data.js';
-import type { Reupload, SendReplies } from './send.js';
+import type { Reupload, SendReplies, SendReport } from './send.js';
 
 export interface InboundDeps {
   accounts: Map<string, AccountConfig>;
@@ -27,12 +28,21 @@ export interface InboundDeps {
   conversation?: ConversationHooks | undefined;
   /** Handoff to human agents: kf events change it; while open, the user gets no bot reply. */
   handoff?: WorkerHandoff | undefined;
+  /** The model, for rules that answer with `ai` (replies/ai-reply.ts). */
+  ai?: AiReplier | undefined;
 }
 
 export type InboundResult =
   | { action: 'transferred' | 'none' | 'handoff' }
   | { action: 'replied'; replies: number }
   | { action: 'handed_off'; replies: number; sent: number; outboundJobId: string; reason: string };
+
+/** What a plan's retry job carries over: the replies, their source, and a hand-over's pass through the handoff. */
+const carried = ({ replies, source, ignoreHandoff }: ReplyPlan) => ({
+  replies,
+  source,
+  ...(ignoreHandoff ? { ignoreHandoff } : {}),
+});
 
 /** A media upload: a permanent refusal fails the job at once (a retry would get the same answer). */
 async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
@@ -65,7 +75,7 @@ function handlerHandoff(handoff: WorkerHandoff, appId: string) {
  * A plan holds only custom/send bodies: a rules file's media are uploaded before, so no job names a file.
  */
 export function inboundProcessor(deps: InboundDeps) {
-  const { accounts, rules, handler, outbound, client, logger, sendReplies, conversation, handoff } = deps;
+  const { accounts, rules, handler, outbound, client, logger, sendReplies, conversation, handoff, ai } = deps;
   const jobOptions = deps.outboundJobOptions ?? OUTBOUND_JOB_OPTIONS;
   // The outbound job's first try is a retry of this send: BullMQ's backoff for it, as for its later retries.
   const firstRetryDelay = (job: Job, error: Error) => {
@@ -128,6 +138,28 @@ export function inboundProcessor(deps: InboundDeps) {
     };
   };
 
+  /** A message not planned before: the handler's or the rules' replies, showing typing while that takes. */
+  const planFresh = async (
+    job: Job<InboundJobData>,
+    token: string | undefined,
+    m: { data: InboundJobData; account: AccountConfig; decision: Decision | undefined; taken: Take | undefined },
+  ): Promise<Planned> => {
+    const { appId, receivedAt, message } = m.data;
+    // A slow plan shows "typing…" (once, best effort); the user's last interaction is this message.
+    const stopTyping = conversation?.typing(appId, message.FromUserName, actionTime(message.CreateTime) ?? receivedAt);
+    try {
+      return handler ? await handlerPlan(m.data, m.account) : await rulesPlan(m.data, m.account, m.decision);
+    } catch (error) {
+      await conversation?.giveBack(appId, message.FromUserName, m.taken);
+      // No token to upload with for a while: wait it out in this job (a file never goes into job data).
+      if (!(error instanceof TokenUnavailableError)) throw error;
+      await job.moveToDelayed(Date.now() + error.retryAfterMs, token);
+      throw new DelayedError();
+    } finally {
+      stopTyping?.();
+    }
+  };
+
   const process = async (job: Job<InboundJobData>, token?: string): Promise<InboundResult> => {
     const { data, account, touser } = checkInboundJob(job.data, accounts);
     const { appId, msgKey, transferred, receivedAt } = data;
@@ -141,7 +173,8 @@ export function inboundProcessor(deps: InboundDeps) {
     if (handoff?.accounts.has(appId)) {
       const kfEvent = isKfEvent(data.message);
       if (kfEvent) await applyKfEvent(handoff.state, appId, data.message);
-      if (kfEvent || (await handoff.state.isOpen(appId, touser))) {
+      // The model's hand-over replies (stored with the plan) still go: the model opened this handoff.
+      if (kfEvent || (!data.plan?.ignoreHandoff && (await handoff.state.isOpen(appId, touser)))) {
         await conversation?.release(appId, touser, job.id as string);
         return { action: 'handoff' };
       }
@@ -155,22 +188,19 @@ export function inboundProcessor(deps: InboundDeps) {
     // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
     const taken = await conversation?.awaitTurn(job, token, account.type, data, sends);
 
+    // The model's answer is stored before it is sent, and a retry sends the stored one (replies/ai-reply.ts).
+    let report: SendReport | undefined;
+    if (ai && (decision?.kind === 'ai' || plan?.source === 'ai')) {
+      const answered = await ai.reply(job, token, data, account, decision?.kind === 'ai' ? decision : undefined);
+      if (!answered) {
+        await conversation?.release(appId, touser, job.id as string);
+        return { action: 'none' };
+      }
+      ({ plan, report } = answered);
+    }
     let reupload: Reupload | undefined;
     if (!plan) {
-      let planned: Planned;
-      // A slow plan shows "typing…" (once, best effort); the user's last interaction is this message.
-      const stopTyping = conversation?.typing(appId, touser, actionTime(data.message.CreateTime) ?? receivedAt);
-      try {
-        planned = handler ? await handlerPlan(data, account) : await rulesPlan(data, account, decision);
-      } catch (error) {
-        await conversation?.giveBack(appId, touser, taken);
-        // No token to upload with for a while: wait it out in this job (a file never goes into job data).
-        if (!(error instanceof TokenUnavailableError)) throw error;
-        await job.moveToDelayed(Date.now() + error.retryAfterMs, token);
-        throw new DelayedError();
-      } finally {
-        stopTyping?.();
-      }
+      const planned = await planFresh(job, token, { data, account, decision, taken });
       if (planned.replies.length === 0) {
         await conversation?.release(appId, touser, job.id as string, taken);
         return { action: 'none' };
@@ -179,16 +209,21 @@ export function inboundProcessor(deps: InboundDeps) {
       reupload = planned.reupload;
     }
     const current = plan;
-    const { sent, stop } = await sendReplies(
-      { appId, touser, msgKey, replies: current.replies, receivedAt, release: job.id, taken },
-      current.sent,
-      (n) => job.updateData({ ...data, plan: { ...current, sent: n } }),
-      reupload,
-    );
-    if (!stop) return { action: 'replied', replies: current.replies.length };
+    const { sent, stop } = report?.stop
+      ? report
+      : await sendReplies(
+          { appId, touser, msgKey, replies: current.replies, receivedAt, release: job.id, taken },
+          current.sent,
+          (n) => job.updateData({ ...data, plan: { ...current, sent: n } }),
+          reupload,
+        );
+    if (!stop) {
+      if (current.source === 'ai') await ai?.done(appId, touser, job.id as string);
+      return { action: 'replied', replies: current.replies.length };
+    }
     if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);
     const outboundJobId = await enqueue(
-      { appId, touser, msgKey, replies: current.replies, sent, source: current.source, receivedAt },
+      { appId, touser, msgKey, sent, receivedAt, ...carried(current) },
       `${job.id}-r`,
       stop.kind === 'wait' ? stop.delayMs : firstRetryDelay(job, stop.error),
     );

@@ -10,7 +10,7 @@ import { UnrecoverableError } from 'bullmq';
 /** Replies one job may carry: the send API's limit (WeChat allows about 20 messages per user message). */
 export const MAX_JOB_REPLIES = 20;
 const MAX_KEY = 200;
-const SOURCES: readonly OutboundJobData['source'][] = ['rules', 'handler', 'api'];
+const SOURCES: readonly OutboundJobData['source'][] = ['rules', 'handler', 'api', 'ai'];
 
 /** A failed reason: bounded, whatever the job held. */
 export function invalid(reason: string): UnrecoverableError {
@@ -117,6 +117,7 @@ export function checkInboundJob(
     if (typeof p !== 'object' || p === null) throw invalid('plan is not an object');
     const replies = checkReplies(p.replies, account);
     plan = { replies, source: checkSource(p.source), sent: checkSent(p.sent, replies.length) };
+    if (p.ignoreHandoff === true) plan.ignoreHandoff = true;
   }
   return {
     account,

@@ -160,11 +160,15 @@ export function replySender(deps: SendDeps) {
       }
       metrics.sends.inc({ app_id: appId, errcode: '0' });
       const entry = { ...describeReply(item), jobId: msgKey, result: 'sent' };
-      await conversation?.settle(appId, touser, { take, entry, release: last ? job.release : undefined });
+      const sent = { item, jobId: msgKey };
+      await conversation?.settle(appId, touser, { take, entry, release: last ? job.release : undefined, sent });
       if (!last) await saveProgress(i + 1);
     }
     // Nothing left to send (every reply was accepted before a crash): the order still has to move on.
-    if (from >= replies.length && job.release) await conversation?.release(appId, touser, job.release);
+    if (from >= replies.length) {
+      if (job.release) await conversation?.release(appId, touser, job.release);
+      return { sent: replies.length };
+    }
     logger.info(
       {
         appId,

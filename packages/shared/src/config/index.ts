@@ -23,6 +23,7 @@ export const SECRET_VARIABLES = [
   'WECHAT_AES_KEY',
   'ADMIN_PASSWORD',
   'ADMIN_API_KEY',
+  'AI_API_KEY',
 ] as const;
 
 /** The environment with every `<NAME>_FILE` replaced by the file's content (trailing newline trimmed). */
@@ -91,6 +92,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): { config: Conf
           type: a.type ?? e.WECHAT_ACCOUNT_TYPE,
           security: a.security ?? e.WECHAT_SECURITY ?? (a.aesKey ? 'safe' : 'any'),
           handoff: a.handoff ?? e.WECHAT_HANDOFF,
+          ...(a.ai ? { ai: { ...a.ai, baseUrl: a.ai.baseUrl?.replace(/\/+$/, '') } } : {}),
         });
       }
     } catch (error) {
@@ -139,6 +141,22 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): { config: Conf
     api: { base: e.WECHAT_API_BASE.replace(/\/+$/, ''), proxy: e.WECHAT_API_PROXY, tokenSource: e.TOKEN_SOURCE },
     handoff: { idleMs: e.HANDOFF_IDLE_TIMEOUT_SECONDS * 1000 },
     timeline: { entries: e.TIMELINE_ENTRIES, maxAgeMs: e.TIMELINE_MAX_AGE_HOURS * 3600_000 },
+    ai: {
+      baseUrl: e.AI_BASE_URL?.replace(/\/+$/, ''),
+      model: e.AI_MODEL,
+      apiKey: e.AI_API_KEY,
+      maxInFlight: e.AI_MAX_IN_FLIGHT,
+      timeoutMs: e.AI_TIMEOUT_MS,
+      maxRetries: e.AI_MAX_RETRIES,
+      stream: e.AI_STREAM,
+      userCallsPerHour: e.AI_USER_CALLS_PER_HOUR,
+      dailyTokens: e.AI_DAILY_TOKENS,
+      context: {
+        entries: e.AI_CONTEXT_ENTRIES,
+        maxAgeMs: e.AI_CONTEXT_MAX_AGE_HOURS * 3600_000,
+        historyChars: e.AI_HISTORY_CHARS,
+      },
+    },
     logLevel: e.LOG_LEVEL,
   };
   return { config, warnings };

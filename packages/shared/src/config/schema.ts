@@ -62,6 +62,26 @@ export const redisSchema = {
   REDIS_DURABILITY: z.enum(['local', 'replicated']).default('local'),
 };
 
+/** A language model endpoint's origin and path prefix (`…/v1`), as the OpenAI client takes it. */
+const aiBaseUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. http://127.0.0.1:11434/v1' });
+const positive = (max: number) => z.coerce.number().int().min(1).max(max);
+
+/** The AI reply source (docs/ai.md): the model endpoint and the limits around it. */
+export const aiSchema = {
+  AI_BASE_URL: optional(aiBaseUrl),
+  AI_MODEL: optional(z.string().min(1).max(200)),
+  AI_API_KEY: optional(z.string().min(1)),
+  AI_MAX_IN_FLIGHT: positive(1000).default(4),
+  AI_TIMEOUT_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  AI_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  AI_STREAM: flag.default(true),
+  AI_USER_CALLS_PER_HOUR: z.coerce.number().int().min(0).max(100_000).default(30),
+  AI_DAILY_TOKENS: z.coerce.number().int().min(0).default(0),
+  AI_CONTEXT_ENTRIES: z.coerce.number().int().min(0).max(200).default(20),
+  AI_CONTEXT_MAX_AGE_HOURS: positive(24 * 90).default(24),
+  AI_HISTORY_CHARS: z.coerce.number().int().min(0).max(200_000).default(4000),
+};
+
 /** Every variable the configuration reads (a duration's name says its unit: _MS, _SECONDS, _HOURS). */
 export const envSchema = z.object({
   ...redisSchema,
@@ -124,6 +144,16 @@ export const envSchema = z.object({
   TYPING_AFTER_MS: z.coerce.number().int().min(0).max(14_000).default(1000),
   WECHAT_HANDOFF: handoff.default('auto'),
   HANDOFF_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(86_400).default(1800),
+  ...aiSchema,
+});
+
+/** An account's own model endpoint and limits in the accounts file (each overrides the AI_* variable). */
+const accountAi = z.strictObject({
+  baseUrl: aiBaseUrl.optional(),
+  model: z.string().min(1).max(200).optional(),
+  apiKey: z.string().min(1).optional(),
+  maxInFlight: positive(1000).optional(),
+  dailyTokens: z.number().int().min(0).optional(),
 });
 
 export const accountsFileSchema = z.strictObject({
@@ -138,6 +168,7 @@ export const accountsFileSchema = z.strictObject({
         security: security.optional(),
         replyRules: z.string().optional(),
         handoff: handoff.optional(),
+        ai: accountAi.optional(),
       }),
     )
     .min(1, 'must list at least one account'),

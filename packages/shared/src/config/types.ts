@@ -23,6 +23,41 @@ export interface AccountConfig {
   replyRules?: string | undefined;
   /** Handoff to human agents (see `@wx-kf/shared/handoff`); default `auto`. */
   handoff?: HandoffSetting | undefined;
+  /** This account's model endpoint and limits, each overriding the AI_* variable (docs/ai.md). */
+  ai?: AccountAi | undefined;
+}
+
+/** What an account may set for itself in the accounts file's `ai:` (the rest comes from the AI_* variables). */
+export interface AccountAi {
+  baseUrl?: string | undefined;
+  model?: string | undefined;
+  apiKey?: string | undefined;
+  maxInFlight?: number | undefined;
+  dailyTokens?: number | undefined;
+}
+
+/** The AI reply source's settings (AI_*): the endpoint, and the limits and context kept around it. */
+export interface AiConfig {
+  /** The OpenAI-compatible endpoint, e.g. `http://127.0.0.1:11434/v1`; unset = no account may use `ai`. */
+  baseUrl?: string | undefined;
+  /** The model to ask (a rule's `model` overrides it). */
+  model?: string | undefined;
+  /** Its bearer key; unset = no Authorization header (a local Ollama or vLLM). */
+  apiKey?: string | undefined;
+  /** Model calls in flight per account across every worker (a Redis semaphore). */
+  maxInFlight: number;
+  /** How long a model call may wait for its first byte, and between two streamed chunks. */
+  timeoutMs: number;
+  /** Retries of a call that failed with a timeout, a dropped connection, 429 or 5xx (with backoff). */
+  maxRetries: number;
+  /** Stream the answer (the first message goes out when its paragraph is complete). */
+  stream: boolean;
+  /** Model calls per user per hour; 0 = no limit. */
+  userCallsPerHour: number;
+  /** Tokens (in and out) per account per UTC day; 0 = no budget. */
+  dailyTokens: number;
+  /** What is kept per user for the model's context: entries (0 = none kept), their age, and how much is sent. */
+  context: { entries: number; maxAgeMs: number; historyChars: number };
 }
 
 /** A listener's address. */
@@ -83,5 +118,7 @@ export interface Config {
   };
   /** Per-user timeline caps: entries (0 = no timeline) and age in ms. */
   timeline: { entries: number; maxAgeMs: number };
+  /** The AI reply source (rules `ai:`): model endpoint, limits, context. */
+  ai: AiConfig;
   logLevel: string;
 }

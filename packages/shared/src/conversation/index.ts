@@ -1,3 +1,4 @@
+export { type Erasure, forgetUser } from './forget.js';
 export * from './ledger.js';
 export * from './rules.js';
 export {

@@ -1,3 +1,4 @@
+import { type ContextOptions, sentEntry, userEntry } from '../ai/context.js';
 import { keyspaceOf, type RedisClient } from '../redis/index.js';
 import type { Keyspace } from '../redis/keys.js';
 import { reply } from '../redis/scripts.js';
@@ -28,8 +29,21 @@ export interface UserView {
 /** A turn's answer: go (with the first send when asked for), or wait behind `head`. */
 export type Turn = { go: true; take?: Take } | { go: false; head: string };
 
+/** The AI context kept per user (docs/ai.md): its caps, and the accounts that keep one (those using the model). */
+export interface ConversationContext extends ContextOptions {
+  accounts: ReadonlySet<string>;
+}
+
+/** A message WeChat accepted, for the AI context: the reply and the inbound job (or send API call) it answered. */
+export interface SentMessage {
+  item: { msgtype?: unknown; [field: string]: unknown };
+  jobId: string;
+}
+
 export interface ConversationOptions {
   timeline?: TimelineOptions;
+  /** The AI context; unset (or no accounts, or 0 entries) = none is kept. */
+  context?: ConversationContext | undefined;
   /** The clock, in ms (tests move time with their own). */
   now?: () => number;
 }
@@ -49,6 +63,7 @@ function grantArgs(grant: WindowGrant | undefined, at: number | undefined) {
 export class Conversations {
   readonly timeline: TimelineOptions;
   readonly now: () => number;
+  readonly context: ConversationContext | undefined;
   private readonly keys: Keyspace;
 
   constructor(
@@ -59,6 +74,22 @@ export class Conversations {
     for (const script of [ingestScript, turnScript, takeScript, settleScript, dropHeadScript]) script.register(redis);
     this.timeline = options.timeline ?? DEFAULT_TIMELINE;
     this.now = options.now ?? Date.now;
+    this.context = options.context && options.context.entries > 0 ? options.context : undefined;
+  }
+
+  /** Whether this account keeps an AI context for its users. */
+  keepsContext(appId: string): boolean {
+    return this.context?.accounts.has(appId) === true;
+  }
+
+  /** The context script arguments for an entry (none when the account keeps no context). */
+  private contextArgs(appId: string, entry: string | undefined) {
+    const on = entry !== undefined && this.context !== undefined && this.keepsContext(appId);
+    return {
+      contextEntry: on ? entry : '',
+      contextMax: on ? (this.context?.entries ?? 0) : 0,
+      contextTtl: this.context?.maxAgeMs ?? 0,
+    };
   }
 
   /** The keys of one user's window, order and timeline, and their shard's open-windows index. */
@@ -68,6 +99,7 @@ export class Conversations {
       order: this.keys.userOrder(appId, openid),
       timeline: this.keys.timeline(appId, openid),
       openWindows: this.keys.openWindows(appId, this.keys.userShard(appId, openid)),
+      context: this.keys.aiContext(appId, openid),
     };
   }
 
@@ -127,10 +159,18 @@ export class Conversations {
     message: Record<string, unknown>,
     options: { take?: boolean } = {},
   ): Promise<Turn> {
-    const { window, order } = this.userKeys(appId, String(message.FromUserName));
+    const { window, order, context } = this.userKeys(appId, String(message.FromUserName));
     const grant = grantArgs(windowGrant(type, message), actionTime(message.CreateTime));
-    const args = { ...grant, jobId, now: this.now(), take: options.take ? 1 : 0 };
-    const [go, ...rest] = reply.list(await turnScript(this.redis, { window, order }, args));
+    const said = this.keepsContext(appId) ? userEntry(message, jobId, this.now()) : undefined;
+    const args = {
+      ...grant,
+      jobId,
+      now: this.now(),
+      take: options.take ? 1 : 0,
+      ...this.contextArgs(appId, said?.entry),
+      contextNeedle: said?.needle ?? '',
+    };
+    const [go, ...rest] = reply.list(await turnScript(this.redis, { window, order, context }, args));
     if (reply.int(go) !== 1) return { go: false, head: reply.text(rest[0]) };
     return rest.length === 4 ? { go: true, take: takeOf(rest) } : { go: true };
   }
@@ -143,8 +183,8 @@ export class Conversations {
 
   /**
    * After a send (or instead of one): changes the window as its outcome says (a refund gives back the send
-   * `taken`), records the timeline entry and, with `release`, takes that job out of the user's order. Resolves the
-   * order's new head ('' when none).
+   * `taken`), records the timeline entry (and, for a message WeChat accepted, `sent`, the AI context entry) and,
+   * with `release`, takes that job out of the user's order. Resolves the order's new head ('' when none).
    */
   async settle(
     appId: string,
@@ -154,10 +194,12 @@ export class Conversations {
       taken?: { until: number; grantAt: number };
       entry?: OutEntry;
       release?: string;
+      sent?: SentMessage;
     },
   ): Promise<string> {
-    const { effect, taken, entry, release } = outcome;
-    if (!effect && !release && (!entry || this.timeline.entries <= 0)) return '';
+    const { effect, taken, entry, release, sent } = outcome;
+    const context = this.contextArgs(appId, sent ? sentEntry(sent.item, sent.jobId, this.now()) : undefined);
+    if (!effect && !release && !context.contextEntry && (!entry || this.timeline.entries <= 0)) return '';
     const now = this.now();
     const head = await settleScript(this.redis, this.userKeys(appId, openid), {
       effect: effect ?? '',
@@ -169,6 +211,7 @@ export class Conversations {
       release: release ?? '',
       at: taken ? String(taken.grantAt) : '',
       openid,
+      ...context,
     });
     return reply.text(head);
   }
@@ -181,6 +224,12 @@ export class Conversations {
   /** The user's window without taking from it; `refusal` says why a send would be refused now. */
   async window(appId: string, openid: string): Promise<WindowView & { refusal?: string }> {
     return windowView(await this.redis.hgetall(this.keys.sendWindow(appId, openid)), this.now());
+  }
+
+  /** The AI context entries kept for the user (stored JSON, oldest first): what `readHistory` reads. */
+  async contextEntries(appId: string, openid: string): Promise<string[]> {
+    if (!this.keepsContext(appId)) return [];
+    return this.redis.lrange(this.keys.aiContext(appId, openid), 0, -1);
   }
 
   /** The window and the timeline (newest last, entries past the age cap left out). */
@@ -206,9 +255,20 @@ export class Conversations {
 
   /** Opens or widens a user's window as `trigger` would at `at` (tools and tests; pushes grant by themselves). */
   async grant(appId: string, openid: string, grant: WindowGrant, at = this.now()): Promise<void> {
-    const { window, order, openWindows } = this.userKeys(appId, openid);
+    const { window, order, openWindows, context } = this.userKeys(appId, openid);
     // A turn for a job in no order: only the grant takes effect.
-    await turnScript(this.redis, { window, order }, { ...grantArgs(grant, at), jobId: '', now: this.now(), take: 0 });
+    await turnScript(
+      this.redis,
+      { window, order, context },
+      {
+        ...grantArgs(grant, at),
+        jobId: '',
+        now: this.now(),
+        take: 0,
+        ...this.contextArgs(appId, undefined),
+        contextNeedle: '',
+      },
+    );
     await this.redis.zadd(openWindows, 'GT', at + grant.ms, openid);
   }
 }

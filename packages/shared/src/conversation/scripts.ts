@@ -24,21 +24,34 @@ export const ingestScript = defineScript(
   ],
 );
 
-/** Whether an inbound job heads its user's order (after its grant), optionally taking its first send. */
+/** Whether an inbound job heads its user's order (after its grant), optionally taking its first send; AI context. */
 export const turnScript = defineScript(
   'turn',
-  ['window', 'order'],
-  ['jobId', 'at', 'count', 'ms', 'trigger', 'now', 'take'],
+  ['window', 'order', 'context'],
+  ['jobId', 'at', 'count', 'ms', 'trigger', 'now', 'take', 'contextEntry', 'contextNeedle', 'contextMax', 'contextTtl'],
 );
 
 /** One send from a user's window. */
 export const takeScript = defineScript('take', ['window'], ['now']);
 
-/** A send's outcome: the window's change, the timeline entry, the job's release from the order. */
+/** A send's outcome: the window's change, the timeline and AI context entries, the job's release from the order. */
 export const settleScript = defineScript(
   'settle',
-  ['window', 'order', 'timeline', 'openWindows'],
-  ['effect', 'takenUntil', 'now', 'entry', 'max', 'ttl', 'release', 'at', 'openid'],
+  ['window', 'order', 'timeline', 'openWindows', 'context'],
+  [
+    'effect',
+    'takenUntil',
+    'now',
+    'entry',
+    'max',
+    'ttl',
+    'release',
+    'at',
+    'openid',
+    'contextEntry',
+    'contextMax',
+    'contextTtl',
+  ],
 );
 
 /** Drops a gone job from the head of its user's order. */

@@ -16,6 +16,7 @@ export type HandoffReason =
   | 'kf_create_session'
   | 'kf_switch_session'
   | 'kf_close_session'
+  | 'ai'
   | 'idle';
 
 /** A user's handoff as stored (JSON). A closed record stays a short while so late, older events do not reopen it. */
@@ -49,25 +50,31 @@ const changeScript = defineScript(
   ['op', 'force', 'at', 'now', 'agent', 'reason', 'idleMs', 'closedRecordMs'],
 );
 
-/** Whether an account keeps a handoff state: `on`/`off`, or `auto` (transfer rules, a handler, an Official Account). */
+/**
+ * Whether an account keeps a handoff state: `on`/`off`, or `auto` (transfer rules, rules that answer with the
+ * model, which may hand the user over, a handler, an Official Account).
+ */
 export function usesHandoff(
   account: Pick<AccountConfig, 'handoff' | 'type'>,
-  has: { transferRules: boolean; handler: boolean },
+  has: { transferRules: boolean; handler: boolean; ai?: boolean },
 ): boolean {
   const setting = account.handoff ?? 'auto';
   if (setting !== 'auto') return setting === 'on';
-  return has.transferRules || has.handler || account.type === 'officialaccount';
+  return has.transferRules || has.handler || has.ai === true || account.type === 'officialaccount';
 }
 
-/** The configured accounts that use handoff, given each account's rules (only whether they can transfer). */
+/** The configured accounts that use handoff, given each account's rules (whether they can transfer or use the model). */
 export function handoffAccounts(
   config: Pick<Config, 'accounts' | 'handler'>,
-  rules: ReadonlyMap<string, { transfers: boolean }>,
+  rules: ReadonlyMap<string, { transfers: boolean; usesAi?: boolean }>,
 ): Set<string> {
   const handler = Boolean(config.handler);
   return new Set(
     config.accounts
-      .filter((a) => usesHandoff(a, { transferRules: Boolean(rules.get(a.appId)?.transfers), handler }))
+      .filter((a) => {
+        const r = rules.get(a.appId);
+        return usesHandoff(a, { transferRules: Boolean(r?.transfers), handler, ai: Boolean(r?.usesAi) });
+      })
       .map((a) => a.appId),
   );
 }
@@ -209,7 +216,7 @@ export function handoffCounter(registries: Registry[]): Counter<'app_id' | 'chan
   if (existing) return existing as Counter<'app_id' | 'change' | 'reason'>;
   return new Counter({
     name: 'wxkf_handoffs_total',
-    help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason (rule, handler, operator, kf_create_session, kf_close_session, idle)',
+    help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason (rule, handler, operator, ai, kf_create_session, kf_close_session, idle)',
     labelNames: ['app_id', 'change', 'reason'],
     registers: registries.slice(0, 1),
   });

@@ -35,6 +35,8 @@ export interface ReplyPlan {
   replies: OutboundJobData['replies'];
   source: OutboundJobData['source'];
   sent: number;
+  /** The model handed the user to a person: its hand-over replies still go while the handoff is open. */
+  ignoreHandoff?: boolean;
 }
 
 /** Replies to send to one user, in order. */
@@ -46,7 +48,7 @@ export interface OutboundJobData {
   replies: ReplyItem[];
   /** Replies already accepted by WeChat; a retried job resumes after them. */
   sent: number;
-  source: 'rules' | 'handler' | 'api';
+  source: 'rules' | 'handler' | 'api' | 'ai';
   receivedAt?: number;
   /** Send even where the user's window or quota says no (the send API's `ignoreWindow`). */
   ignoreWindow?: boolean;

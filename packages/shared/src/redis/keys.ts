@@ -170,4 +170,34 @@ export class Keyspace {
   handoffIndex(appId: string): string {
     return `${this.accountTag(appId)}:handoffs:${appId}`;
   }
+
+  /** What the model sees of a user's conversation (JSON entries, newest last), capped in length and age. */
+  aiContext(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:ai-context:${appId}:${openid}`;
+  }
+
+  /** A user's model answers not yet fully sent (hash: inbound job id → the answer's messages), stored before a send. */
+  aiAnswers(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:ai-answers:${appId}:${openid}`;
+  }
+
+  /** The claim of the one worker calling the model for a user's message (`<job id> <owner>`, with a lease). */
+  aiClaim(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:ai-claim:${appId}:${openid}`;
+  }
+
+  /** A user's model calls in the current hour (the per-user rate). */
+  aiUserRate(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:ai-rate:${appId}:${openid}`;
+  }
+
+  /** The account's model calls in flight across workers (sorted set: holder → lease end), the semaphore. */
+  aiSlots(appId: string): string {
+    return `${this.accountTag(appId)}:ai-slots:${appId}`;
+  }
+
+  /** Tokens the account's model calls used on one UTC day (`YYYY-MM-DD`), against its daily budget. */
+  aiTokens(appId: string, day: string): string {
+    return `${this.accountTag(appId)}:ai-tokens:${appId}:${day}`;
+  }
 }

@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
+import { type AiAction, aiActionSchema, fallbackSchema } from '../ai/action.js';
 import { checkMediaFile, FILE_MEDIA } from '../api/media.js';
 import { ConfigError } from '../config/errors.js';
 import { loadStructuredFile } from '../config/file.js';
@@ -179,6 +180,7 @@ function replyItem(c: CompileContext) {
 
 function rulesSchema(c: CompileContext) {
   const item = replyItem(c);
+  const ai = aiActionSchema(item, c);
   return z.strictObject({
     rules: z
       .array(
@@ -190,10 +192,11 @@ function rulesSchema(c: CompileContext) {
               .optional(),
             // An empty list is an explicit "no reply" (e.g. for events, which the fallback would answer).
             reply: z.array(item).optional(),
+            ai: ai.optional(),
           })
           .refine(
-            (r) => (r.transfer === undefined) !== (r.reply === undefined),
-            'needs exactly one of reply or transfer',
+            (r) => [r.transfer, r.reply, r.ai].filter((a) => a !== undefined).length === 1,
+            'needs exactly one of reply, transfer or ai',
           )
           .refine(
             (r) => r.transfer === undefined || (r.when.event === undefined && r.when.msgType !== 'event'),
@@ -201,7 +204,7 @@ function rulesSchema(c: CompileContext) {
           ),
       )
       .default([]),
-    fallback: z.array(item).min(1).optional(),
+    fallback: fallbackSchema(z.array(item).min(1), z.strictObject({ ai })).optional(),
   });
 }
 
@@ -212,7 +215,11 @@ interface Rule {
   regex?: RegExp;
   transfer?: { kfAccount?: string | undefined };
   reply?: ReplyTemplate[];
+  ai?: AiAction;
 }
+
+/** What answers a message no rule took: replies, or the model. */
+type Fallback = ReplyTemplate[] | { ai: AiAction } | undefined;
 
 /**
  * What to do with a message. For a reply, `missing` names the template fields the message did not have
@@ -221,13 +228,22 @@ interface Rule {
 export type Decision =
   | { kind: 'transfer'; kfAccount?: string | undefined }
   | { kind: 'reply'; replies: ReplyTemplate[]; missing?: string[] }
+  | AiDecision
   | { kind: 'none' };
+
+/** The model answers: the rule's action, with its `onError` and `handover` replies filled in for this message. */
+export interface AiDecision {
+  kind: 'ai';
+  action: AiAction;
+  onError?: ReplyTemplate[] | undefined;
+  handover: ReplyTemplate[];
+}
 
 /** Compiled reply rules: the first rule that matches wins; otherwise the fallback, if any. */
 export class ReplyRules {
   private constructor(
     private readonly rules: Rule[],
-    private readonly fallback: ReplyTemplate[] | undefined,
+    private readonly fallback: Fallback,
   ) {}
 
   /** No rules at all: every message is stored and nothing is sent. */
@@ -267,6 +283,7 @@ export class ReplyRules {
         ...(r.when.regex ? { regex: new RegExp(r.when.regex, 'u') } : {}),
         ...(r.transfer ? { transfer: r.transfer === true ? {} : r.transfer } : {}),
         ...(r.reply ? { reply: r.reply } : {}),
+        ...(r.ai ? { ai: r.ai } : {}),
       }),
     );
     return new ReplyRules(rules, file.fallback);
@@ -277,15 +294,28 @@ export class ReplyRules {
     return this.rules.some((r) => r.transfer);
   }
 
-  /** The decision for a message: transfer, replies with templates filled in, or nothing. */
+  /** Every `ai` action of these rules (and the fallback's): the worker checks each has a model to ask. */
+  get aiActions(): AiAction[] {
+    const actions = this.rules.flatMap((r) => (r.ai ? [r.ai] : []));
+    return this.fallback && 'ai' in this.fallback ? [...actions, this.fallback.ai] : actions;
+  }
+
+  /** True when some rule (or the fallback) answers with the model. */
+  get usesAi(): boolean {
+    return this.aiActions.length > 0;
+  }
+
+  /** The decision for a message: transfer, replies with templates filled in, the model, or nothing. */
   decide(message: InboundMessage): Decision {
     for (const rule of this.rules) {
       const match = matchRule(rule, message);
       if (!match) continue;
       if (rule.transfer) return { kind: 'transfer', kfAccount: rule.transfer.kfAccount };
+      if (rule.ai) return aiDecision(rule.ai, message, match);
       return renderAll(rule.reply ?? [], message, match);
     }
-    return this.fallback ? renderAll(this.fallback, message, []) : { kind: 'none' };
+    if (!this.fallback) return { kind: 'none' };
+    return 'ai' in this.fallback ? aiDecision(this.fallback.ai, message, []) : renderAll(this.fallback, message, []);
   }
 }
 
@@ -305,6 +335,17 @@ function matchRule(rule: Rule, m: InboundMessage): string[] | undefined {
     return groups ? [...groups].map((g) => g ?? '') : undefined;
   }
   return [];
+}
+
+/** The model's decision, its fixed replies rendered like any rule's (templates filled from the message). */
+function aiDecision(action: AiAction, message: InboundMessage, match: string[]): AiDecision {
+  const fill = (templates: ReplyTemplate[]) => templates.map((t) => render(t, [], message, match, new Set()));
+  return {
+    kind: 'ai',
+    action,
+    handover: fill(action.handover),
+    ...(action.onError ? { onError: fill(action.onError) } : {}),
+  };
 }
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_.]+)\s*\}\}/g;
