@@ -1,3 +1,4 @@
+import { errcodeRule } from '@wx-kf/shared/errcodes';
 import { INBOUND_QUEUE, OUTBOUND_QUEUE, openShardQueues, QUEUE_NAMES } from '@wx-kf/shared/queue';
 import {
   type Keyspace,
@@ -30,6 +31,12 @@ export interface AccountPause {
 
 /** The value the CLI stores for an operator's pause (the worker stores "<errcode> <errmsg>" for 45009). */
 export const OPERATOR_PAUSE = 'paused by an operator';
+
+/** Who paused, from what the key holds: a worker, on an errcode whose rule pauses the account; else an operator. */
+function pauseReason(detail: string): AccountPause['reason'] {
+  const errcode = /^-?\d+(?= |$)/.exec(detail)?.[0];
+  return errcode !== undefined && errcodeRule(Number(errcode)).action === 'pause_account' ? 'quota' : 'operator';
+}
 
 /**
  * Both queues of every shard on one connection, for operators' tools: reads add the shards up, so a sharded
@@ -82,11 +89,16 @@ export class Queues {
             return { counts, paused };
           }),
         );
-        const stats = Object.fromEntries(
-          JOB_STATES.map((s) => [s, shards.reduce((n, { counts }) => n + (counts[s] ?? 0), 0)]),
-        ) as Record<JobState, number>;
-        stats.waiting += shards.reduce((n, { counts }) => n + (counts.prioritized ?? 0), 0);
-        return [name, { ...stats, paused: shards.some((s) => s.paused) }] as const;
+        const sum = (state: JobState | 'prioritized') => shards.reduce((n, { counts }) => n + (counts[state] ?? 0), 0);
+        const stats: QueueStats = {
+          waiting: sum('waiting') + sum('prioritized'),
+          active: sum('active'),
+          delayed: sum('delayed'),
+          completed: sum('completed'),
+          failed: sum('failed'),
+          paused: shards.some((s) => s.paused),
+        };
+        return [name, stats] as const;
       }),
     );
     return Object.fromEntries(entries);
@@ -111,22 +123,23 @@ export class Queues {
   async pauses(appIds: readonly string[]): Promise<AccountPause[]> {
     if (appIds.length === 0) return [];
     // Separate commands, not one pipeline: on a cluster the accounts' keys sit in different slots.
-    const results = await Promise.all(
-      appIds.map((appId) =>
-        Promise.all([this.connection.get(this.keys.paused(appId)), this.connection.pttl(this.keys.paused(appId))]),
-      ),
+    const stored = await Promise.all(
+      appIds.map(async (appId) => {
+        const key = this.keys.paused(appId);
+        const [detail, ttl] = await Promise.all([this.connection.get(key), this.connection.pttl(key)]);
+        return { appId, detail, ttl };
+      }),
     );
     const pauses: AccountPause[] = [];
-    appIds.forEach((appId, i) => {
-      const [detail, ttl] = results[i] as [string | null, number];
-      if (detail === null || detail === undefined) return;
+    for (const { appId, detail, ttl } of stored) {
+      if (detail === null || detail === undefined) continue;
       pauses.push({
         appId,
-        reason: detail.startsWith('45009') ? 'quota' : 'operator',
+        reason: pauseReason(detail),
         detail: detail.slice(0, 200),
         until: ttl > 0 ? new Date(Date.now() + ttl).toISOString() : null,
       });
-    });
+    }
     return pauses;
   }
 

@@ -276,7 +276,7 @@ describe('errors', () => {
     const jobId = await push(m);
     await until(() => contents(String(m.FromUserName)).length === 1);
     // The push's own job made the first attempt, then handed the reply to the outbound queue for the rest.
-    expect((await inbound.getJob(jobId))?.returnvalue).toMatchObject({ action: 'handed_off', sent: 0 });
+    expect((await inbound.getJob(jobId))?.returnvalue).toMatchObject({ action: 'requeued', sent: 0 });
     const job = await until(async () => {
       const j = await outbound.getJob(`${jobId}-r`);
       return (await j?.isCompleted()) && j;

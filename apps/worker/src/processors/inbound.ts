@@ -2,7 +2,13 @@ import { TokenUnavailableError, WeChatApiError, type WeChatClient } from '@wx-kf
 import type { AccountConfig } from '@wx-kf/shared/config';
 import { actionTime, type Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
-import { type InboundJobData, OUTBOUND_JOB_OPTIONS, type OutboundJobData, type ReplyPlan } from '@wx-kf/shared/queue';
+import {
+  type InboundJobData,
+  type InboundResult,
+  OUTBOUND_JOB_OPTIONS,
+  type OutboundJobData,
+  type ReplyPlan,
+} from '@wx-kf/shared/queue';
 import type { Decision, ReplyRules, ReplyTemplate } from '@wx-kf/shared/rules';
 import { messageBuilders, type ReplyItem } from '@wx-kf/shared/wechat';
 import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
@@ -32,10 +38,8 @@ export interface InboundDeps {
   ai?: AiReplier | undefined;
 }
 
-export type InboundResult =
-  | { action: 'transferred' | 'none' | 'handoff' }
-  | { action: 'replied'; replies: number }
-  | { action: 'handed_off'; replies: number; sent: number; outboundJobId: string; reason: string };
+/** How a job ended: the shared queue contract, which `pnpm queues show` reads back. */
+export type { InboundResult };
 
 /** What a plan's retry job carries over: the replies, their source, and a hand-over's pass through the handoff. */
 const carried = ({ replies, source, ignoreHandoff }: ReplyPlan) => ({
@@ -229,7 +233,7 @@ export function inboundProcessor(deps: InboundDeps) {
     );
     const reason = stop.kind === 'wait' ? stop.reason : stop.error.message;
     logger.info({ appId, msgKey, sent, outboundJobId, reason }, 'replies handed to the outbound queue');
-    return { action: 'handed_off', replies: current.replies.length, sent, outboundJobId, reason };
+    return { action: 'requeued', replies: current.replies.length, sent, outboundJobId, reason };
   };
 
   return async (job: Job<InboundJobData>, token?: string): Promise<InboundResult> => {

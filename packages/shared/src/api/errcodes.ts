@@ -1,3 +1,4 @@
+// No imports: the queue CLI loads this table alone (@wx-kf/shared/errcodes) and starts fast.
 /**
  * What a caller does about an errcode:
  * - `retry`: transient; back off and try again.

@@ -4,9 +4,11 @@ import { keyspaceOf, type RedisClient } from '../redis/index.js';
 import { INBOUND_QUEUE, OUTBOUND_QUEUE } from '../redis/keys.js';
 import type { PushFormat, PushMode } from '../wechat/body.js';
 import type { ReplyItem } from '../wechat/custom-message.js';
-import { dedupKey, type InboundMessage } from '../wechat/message.js';
+import { dedupKey } from '../wechat/dedup.js';
+import type { InboundMessage } from '../wechat/message.js';
 
 export { INBOUND_QUEUE, OUTBOUND_QUEUE, QUEUE_NAMES, QUEUE_PREFIX } from '../redis/keys.js';
+export { INBOUND_ACTIONS, type InboundAction, type InboundResult, readInboundResult } from './result.js';
 
 /**
  * WeChat re-delivers within ~15 s; an hour of de-duplication covers every retry by a wide margin, and every

@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import type { Config } from '@wx-kf/shared/config';
-import type { RedisClient } from '@wx-kf/shared/redis';
 import { Argument, type Command } from 'commander';
-import { print, say, table } from './cli-output.js';
-import type { KfOperations, SessionView } from './kf.js';
+import { print, say, table } from '../cli-output.js';
+import type { KfOperations, SessionView } from '../kf.js';
+import type { CliContext } from './context.js';
 
 const iso = (seconds: number | undefined) => (seconds ? new Date(seconds * 1000).toISOString() : '');
+
+const NOTE = 'Mini Programs have no session API, so WeChat was not called';
 
 function sessionLine(v: SessionView): string {
   const handoff = v.handoff
@@ -19,20 +20,18 @@ function sessionLine(v: SessionView): string {
   return `${v.appId} / ${v.openid}: ${handoff}${wechat}`;
 }
 
-/**
- * `agents …`, `session …` and `sessions …`: Official Account agents and sessions (Mini Programs get one line
- * saying they have no such API), with `--account` and `--json`. Each command makes its WeChat client and
- * closes it; the configuration is loaded only by these commands.
- */
-export function registerKfCommands(program: Command, redis: RedisClient, loadConfig: () => Config): void {
-  /** Runs `op` with the operations; WeChat's refusals become one line with the errcode. */
-  const withOps = async (op: (ops: KfOperations) => Promise<void>) => {
+/** Runs an operation with the accounts' WeChat operations; WeChat's refusals become one line with the errcode. */
+type WithOps = (op: (ops: KfOperations) => Promise<void>) => Promise<void>;
+
+/** Each call makes its WeChat client and closes it; the configuration is loaded only by these commands. */
+function withOpsOf({ redis, config }: CliContext): WithOps {
+  return async (op) => {
     // Loaded here, not at import: the queue commands start without the WeChat client's modules.
     const [{ KfOperations, describeError }, { createLogger }] = await Promise.all([
-      import('./kf.js'),
+      import('../kf.js'),
       import('@wx-kf/shared/log'),
     ]);
-    const ops = new KfOperations(loadConfig(), redis, createLogger('queues', { level: 'silent' }));
+    const ops = new KfOperations(config.get(), redis, createLogger('queues', { level: 'silent' }));
     try {
       await op(ops);
     } catch (error) {
@@ -44,10 +43,10 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
       await ops.close();
     }
   };
+}
 
-  const agents = program
-    .command('agents')
-    .description('Official Account agents (客服帐号): list, online, add, update, delete, avatar, invite');
+/** `agents list` and `agents online`. */
+function registerAgentReads(agents: Command, withOps: WithOps): void {
   agents
     .command('list')
     .description('every agent (getkflist)')
@@ -80,6 +79,10 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
         });
       }),
     );
+}
+
+/** `agents add`, `update`, `delete`, `avatar` and `invite`. */
+function registerAgentChanges(agents: Command, withOps: WithOps): void {
   agents
     .command('add <agent> <nickname>')
     .description('add an agent: prefix@account, nickname of at most 16 characters')
@@ -130,7 +133,10 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
         say(`invited ${wechatId} to be ${agent} (they accept in WeChat)`);
       }),
     );
+}
 
+/** `session open|close|show` and `sessions waiting|list`. */
+function registerSessions(program: Command, withOps: WithOps): void {
   program
     .command('session')
     .description("a user's session with a human: open (hand over), close (back to the bot), show")
@@ -188,4 +194,16 @@ export function registerKfCommands(program: Command, redis: RedisClient, loadCon
     );
 }
 
-const NOTE = 'Mini Programs have no session API, so WeChat was not called';
+/**
+ * `agents …`, `session …` and `sessions …`: Official Account agents and sessions (Mini Programs get one line
+ * saying they have no such API), with `--account` and `--json`.
+ */
+export function registerKfCommands(program: Command, ctx: CliContext): void {
+  const withOps = withOpsOf(ctx);
+  const agents = program
+    .command('agents')
+    .description('Official Account agents (客服帐号): list, online, add, update, delete, avatar, invite');
+  registerAgentReads(agents, withOps);
+  registerAgentChanges(agents, withOps);
+  registerSessions(program, withOps);
+}

@@ -1,0 +1,40 @@
+// No imports: the queue CLI reads stored results with this, and the worker writes them.
+
+/**
+ * How an inbound job ended: its return value, as the worker writes it and `pnpm queues show` reads it back. A job
+ * that fails has none (its failed reason says why).
+ * - `replied`: every reply was accepted by WeChat.
+ * - `requeued`: the replies still owed moved to the outbound job `outboundJobId` (`<id>-r`), which waits or retries.
+ * - `none`: nothing to send (no rule matched, or the handler chose no reply).
+ * - `transferred`: answered with transfer_customer_service at the ingress; the 客服 tool has the message.
+ * - `handoff`: the user is with a human agent (or the push was the agents' kf event): the bot sends nothing.
+ */
+export type InboundResult =
+  | { action: 'replied'; replies: number }
+  | { action: 'requeued'; replies: number; sent: number; outboundJobId: string; reason: string }
+  | { action: 'none' | 'transferred' | 'handoff' };
+
+/** An inbound job's outcome by name. */
+export type InboundAction = InboundResult['action'];
+
+/** Every outcome name an inbound job's result may hold. */
+export const INBOUND_ACTIONS: readonly InboundAction[] = ['replied', 'requeued', 'none', 'transferred', 'handoff'];
+
+/** Names older workers wrote, and the name each has now (jobs are kept for days: they are read back). */
+const FORMER_ACTIONS: ReadonlyMap<string, InboundAction> = new Map([['handed_off', 'requeued']]);
+
+const isInboundAction = (name: string): name is InboundAction => (INBOUND_ACTIONS as readonly string[]).includes(name);
+
+/**
+ * A stored inbound job's return value as an InboundResult, a former outcome name read as its current one;
+ * undefined when it holds none (a job not completed, or a result this version does not know).
+ */
+export function readInboundResult(value: unknown): InboundResult | undefined {
+  if (typeof value !== 'object' || value === null || !('action' in value) || typeof value.action !== 'string') {
+    return undefined;
+  }
+  const action = FORMER_ACTIONS.get(value.action) ?? value.action;
+  if (!isInboundAction(action)) return undefined;
+  // Written by a worker as an InboundResult; only its name may be a former one.
+  return { ...value, action } as InboundResult;
+}
