@@ -58,7 +58,7 @@ export const adminApp: FastifyPluginAsync<AdminAppOptions> = async (app, options
     auth.requireApiKey(api);
     const idempotency = new IdempotencyKeys(redis, queues.keys);
     await api.register(sendRoutes, { accounts, queues, conversations, idempotency, kf, logger });
-    await api.register(userRoutes, { conversations, appIds: new Set(accounts.keys()) });
+    await api.register(userRoutes, { conversations, redis, appIds: new Set(accounts.keys()) });
     await api.register(kfRoutes, { ops: kf });
   });
 };

@@ -55,7 +55,7 @@ function failure(error: unknown): number {
 export async function main(args: string[]): Promise<number> {
   if (args.length === 0) {
     console.error(
-      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean, user, agents, session, sessions); --help lists them',
+      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean, user, forget, agents, session, sessions); --help lists them',
     );
     return 1;
   }

@@ -1,4 +1,4 @@
-import type { UserView } from '@wx-kf/shared/conversation';
+import type { Erasure, UserView } from '@wx-kf/shared/conversation';
 import { OPENID_PATTERN } from '@wx-kf/shared/openid';
 import type { Command } from 'commander';
 import { clip, print } from '../cli-output.js';
@@ -21,21 +21,60 @@ export function formatUser(appId: string, openid: string, view: UserView): strin
   ].join('\n');
 }
 
-/** `user <appId> <openid>`: a user's send window and timeline (the ledger's modules load with the command). */
+/** `pnpm queues forget` for humans: what was erased, kind by kind. */
+export function formatErasure(e: Erasure): string {
+  const x = e.erased;
+  const kinds = [
+    `send window ${x.window}`,
+    `order ${x.order}`,
+    `timeline entries ${x.timelineEntries}`,
+    `AI context entries ${x.contextEntries}`,
+    `handoff ${x.handoff}`,
+    `stored model answers ${x.storedAnswers}`,
+    `model rate counter ${x.modelRate}`,
+    `model claim ${x.modelClaim}`,
+    `queue jobs ${x.jobs}`,
+  ];
+  const running = e.jobsRunning ? `\n${e.jobsRunning} job(s) being processed were left to finish` : '';
+  return `erased ${e.appId} / ${e.openid}: ${kinds.join(', ')}${running}`;
+}
+
+/** The checks `user` and `forget` share: an OpenID, and a configured account when the configuration loads. */
+function checkUser(config: CliContext['config'], appId: string, openid: string) {
+  if (!OPENID_PATTERN.test(openid)) throw new CliError(`"${clip(openid, 70)}" is not an OpenID`);
+  // The age cap and the accounts, when the configuration loads (without it, any appId is looked up).
+  const configured = config.ifLoads();
+  const known = configured?.accounts.map((a) => a.appId);
+  if (known && !known.includes(appId)) throw unknownAccount(appId, known);
+  return configured;
+}
+
+/**
+ * `user <appId> <openid>`: a user's send window and timeline; `forget <appId> <openid>`: erase everything kept
+ * about the user (the ledger's modules load with the command).
+ */
 export function registerUserCommands(program: Command, { redis, config }: CliContext): void {
   program
     .command('user <appId> <openid>')
     .description("a user's send window (open until, sends left, what opened it) and timeline, newest last")
     .option('--json', 'machine-readable output')
     .action(async (appId: string, openid: string, opts) => {
-      if (!OPENID_PATTERN.test(openid)) throw new CliError(`"${clip(openid, 70)}" is not an OpenID`);
+      const configured = checkUser(config, appId, openid);
       const { Conversations, DEFAULT_TIMELINE } = await import('@wx-kf/shared/conversation');
-      // The age cap and the accounts, when the configuration loads (without it, any appId is looked up).
-      const configured = config.ifLoads();
-      const known = configured?.accounts.map((a) => a.appId);
-      if (known && !known.includes(appId)) throw unknownAccount(appId, known);
       const timeline = configured?.timeline ?? DEFAULT_TIMELINE;
       const view = await new Conversations(redis, { timeline }).view(appId, openid);
       print(opts.json, view, () => formatUser(appId, openid, view));
+    });
+  program
+    .command('forget <appId> <openid>')
+    .description(
+      'erase everything kept about a user (send window, order, timeline, AI context, handoff, stored model answers, the queue jobs of their messages) and say what was erased',
+    )
+    .option('--json', 'machine-readable output')
+    .action(async (appId: string, openid: string, opts) => {
+      checkUser(config, appId, openid);
+      const { forgetUser } = await import('@wx-kf/shared/conversation');
+      const erasure = await forgetUser(redis, appId, openid);
+      print(opts.json, erasure, () => formatErasure(erasure));
     });
 }
