@@ -70,7 +70,7 @@ describe('secret redaction', () => {
     logger.child({ appId: 'wx1', token: 'bound-t0ken' }).warn(
       {
         access_token: 'ACCESS_T0KEN',
-        account: { appId: 'wx1', appSecret: 'app-s3cret', aesKey: 'a3s-key' },
+        account: { appId: 'wx1', appSecret: 'app-s3cret', aesKey: 'a3s-key', ai: { apiKey: 'sk-m0del' } },
         req: { method: 'POST', headers: { authorization: 'Basic c2VjcmV0', host: 'x' }, query: { nonce: 'n' } },
         err: failure,
         replies: ['{"token":"in-an-array-only-as-text"}'],
@@ -78,7 +78,7 @@ describe('secret redaction', () => {
       'something',
     );
     await new Promise((r) => setImmediate(r));
-    expect(text()).not.toMatch(/ACCESS_T0KEN|app-s3cret|a3s-key|c2VjcmV0|err-s3cret|bound-t0ken/);
+    expect(text()).not.toMatch(/ACCESS_T0KEN|app-s3cret|a3s-key|sk-m0del|c2VjcmV0|err-s3cret|bound-t0ken/);
     expect(lines[0]).toMatchObject({
       appId: 'wx1',
       token: '[redacted]',

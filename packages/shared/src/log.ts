@@ -15,6 +15,7 @@ const SECRETS = new Set([
   'msg_signature',
   'password',
   'authorization',
+  'apiKey', // a model endpoint's key (AI_API_KEY, an account's ai.apiKey)
 ]);
 const CENSOR = '[redacted]';
 
