@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -59,7 +59,9 @@ describe('pnpm start without credentials (the demo)', () => {
   });
 
   it('pnpm sim serve --help documents every control endpoint the simulator serves', async () => {
-    const server = readFileSync(new URL('../packages/wechat-sim/src/server.ts', import.meta.url), 'utf8');
+    const dir = new URL('../packages/wechat-sim/src/', import.meta.url);
+    const sources = readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+    const server = sources.map((f) => readFileSync(new URL(f, dir), 'utf8')).join('\n');
     const routes = [...server.matchAll(/app\.(get|post)\('(\/__sim\/[^']+)'/g)].map(
       ([, method, path]) => `${method?.toUpperCase()} ${path?.replace(/:(\w+)/g, '<$1>')}`,
     );

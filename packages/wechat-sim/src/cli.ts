@@ -8,11 +8,12 @@ import {
   printConfigError,
 } from '@wx-kf/shared/config';
 import { windowGrant } from '@wx-kf/shared/conversation';
-import { decodeAesKey, decryptMessage, type PushFormat, parseFields } from '@wx-kf/shared/wechat';
+import { errorMessage } from '@wx-kf/shared/log';
+import { decodeAesKey, decryptMessage, parseFields } from '@wx-kf/shared/wechat';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { request } from 'undici';
 import { buildPush, deliverPush, type PushMode, verifyUrl } from './push-client.js';
-import { SAMPLE_TYPES, type SampleType, sampleMessage } from './samples.js';
+import { SAMPLE_TYPES, sampleMessage } from './samples.js';
 import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT } from './sandbox.js';
 import { Simulator } from './server.js';
 
@@ -63,13 +64,15 @@ program
     const account = pickAccount(opts.account);
     const mode: PushMode = opts.mode ?? (account.aesKey ? 'safe' : 'plain');
     const url = opts.url ?? `http://127.0.0.1:${ingressPort()}/wechat/${account.appId}`;
-    const message = sampleMessage(opts.type as SampleType, {
+    // Commander checked the choice: the find gives it its type.
+    const type = SAMPLE_TYPES.find((t) => t === opts.type) ?? 'text';
+    const message = sampleMessage(type, {
       content: opts.text,
       fromUser: opts.from,
       kfAccount: opts.agent,
       toKfAccount: opts.toAgent,
     });
-    const push = buildPush({ account, message, mode, format: opts.format as PushFormat });
+    const push = buildPush({ account, message, mode, format: opts.format === 'json' ? 'json' : 'xml' });
     // The window this push opens on WeChat's side (none for a VIEW click or an unsubscribe).
     const action = windowGrant(account.type, message)?.trigger;
     if (action) {
@@ -86,8 +89,10 @@ program
     for (const d of deliveries) console.log(`← ${d.status} in ${d.ms.toFixed(1)} ms: ${d.body}`);
     const last = deliveries.at(-1);
     if (last?.status === 200 && account.aesKey && last.body.includes('Encrypt')) {
-      const encrypt = parseFields(last.body).Encrypt as string;
-      console.log(`  decrypted: ${decryptMessage(decodeAesKey(account.aesKey), encrypt, account.appId)}`);
+      const encrypt = parseFields(last.body).Encrypt;
+      if (typeof encrypt === 'string') {
+        console.log(`  decrypted: ${decryptMessage(decodeAesKey(account.aesKey), encrypt, account.appId)}`);
+      }
     }
     process.exitCode = deliveries.at(-1)?.status === 200 ? 0 : 1;
   });
@@ -195,7 +200,7 @@ program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError) {
     printConfigError('sim', error);
   } else {
-    console.error(`sim: ${(error as Error).message}`);
+    console.error(`sim: ${errorMessage(error)}`);
   }
   process.exit(1);
 });

@@ -1,3 +1,5 @@
+import { isRecord } from './json-body.js';
+
 /** What the simulator does instead of (or before) answering normally. */
 export type Fault =
   | { errcode: number; errmsg?: string }
@@ -96,4 +98,35 @@ export class FaultPlan {
     const { fixedMs, minMs = 0, maxMs = minMs } = active.rule;
     return fixedMs ?? minMs + active.random() * (maxMs - minMs);
   }
+}
+
+const optional = (value: unknown, type: 'string' | 'number') => value === undefined || typeof value === type;
+
+/** A fault as FaultRule documents it (what `POST /__sim/faults` accepts). */
+export function isFault(value: unknown): value is Fault {
+  if (value === 'ok') return true;
+  if (!isRecord(value)) return false;
+  if ('errcode' in value) return typeof value.errcode === 'number' && optional(value.errmsg, 'string');
+  if ('http' in value) return typeof value.http === 'number' && optional(value.retryAfterMs, 'number');
+  if ('delayMs' in value) return typeof value.delayMs === 'number';
+  return value.drop === true || value.hang === true;
+}
+
+/** A fault rule with a path, as FaultRule documents it. */
+export function isFaultRule(value: unknown): value is FaultRule {
+  if (!isRecord(value) || typeof value.path !== 'string' || !optional(value.appId, 'string')) return false;
+  const faults = (list: unknown) => list === undefined || (Array.isArray(list) && list.every(isFault));
+  return (
+    faults(value.script) && faults(value.faults) && optional(value.rate, 'number') && optional(value.seed, 'number')
+  );
+}
+
+/** A latency rule as LatencyRule documents it. */
+export function isLatencyRule(value: unknown): value is LatencyRule {
+  if (!isRecord(value)) return false;
+  const { path, appId, fixedMs, minMs, maxMs, seed } = value;
+  return (
+    [path, appId].every((v) => optional(v, 'string')) &&
+    [fixedMs, minMs, maxMs, seed].every((v) => optional(v, 'number'))
+  );
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { err } from './answers.js';
 import { parseJsonBody } from './json-body.js';
 import type { SimState } from './state.js';
 
@@ -14,8 +15,6 @@ export interface SecCheckCall {
   content: string;
   suggest: 'pass' | 'review' | 'risky';
 }
-
-const err = (errcode: number, errmsg: string) => ({ errcode, errmsg });
 
 /**
  * `POST /wxa/msg_sec_check` (version 2), deterministic: a text with `#risky` (or 违禁) is risky, with `#review`
