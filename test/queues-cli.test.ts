@@ -243,7 +243,7 @@ describe('pnpm queues', () => {
 });
 
 describe('pnpm queues: stored text on the operator’s terminal', () => {
-  it('prints control characters of job data as visible escapes; --json keeps the exact text', async () => {
+  it('prints control characters of job data as visible escapes; --json escapes them too and keeps the exact text', async () => {
     // Job data is untrusted (a user's message, an API caller's reply): an OSC title change, a CSI, C1 and a bidi override.
     const content = 'a\u001b]0;pwned\u0007b\u009b2J\u202ec\u007f\r';
     const touser = 'o\u001b[2Jx';
@@ -264,7 +264,11 @@ describe('pnpm queues: stored text on the operator’s terminal', () => {
         expect(out).toContain('o\\u001b[2Jx');
       }
       expect(humans[0]?.out).toContain('text: a\\u001b]0;pwned\\u0007b\\u009b2J\\u202ec\\u007f\\u000d');
-      const shown = JSON.parse((await cli('show', 'job-escape', '--json')).out);
+      // --json escapes them too (JSON.stringify leaves C1, DEL and bidi raw), and still parses to the exact text.
+      const json = (await cli('show', 'job-escape', '--json')).out;
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+      expect(json).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+      const shown = JSON.parse(json);
       expect(shown.data.replies[0].text.content).toBe(content);
       expect(shown.user).toBe(touser);
     } finally {

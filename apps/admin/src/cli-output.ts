@@ -19,9 +19,12 @@ export const terminalSafe = (text: string) =>
 /** One line (or block) of human output, made terminal-safe. */
 export const say = (text: string) => console.log(terminalSafe(text));
 
-/** JSON for `--json` (exact: JSON escapes control characters itself), else the human text, terminal-safe. */
+/**
+ * JSON for `--json`, else the human text, terminal-safe. JSON.stringify escapes only C0 controls; the rest
+ * (DEL, C1, bidi overrides) are escaped here too, which is still JSON: it parses back to the exact text.
+ */
 export const print = (json: boolean | undefined, data: unknown, human: () => string) =>
-  json ? console.log(JSON.stringify(data, null, 2)) : say(human());
+  json ? console.log(terminalSafe(JSON.stringify(data, null, 2))) : say(human());
 
 /**
  * A table, without colour: its text goes through `terminalSafe`, which would show colour codes as text (and

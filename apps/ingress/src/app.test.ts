@@ -1,4 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AccountConfig } from '@wx-kf/shared/config';
@@ -432,6 +433,36 @@ describe('metrics', () => {
       expect(pushes?.values.map((v) => [v.labels.result, v.value])).toEqual([['stored', 1]]);
     } finally {
       await counted.close();
+    }
+  });
+});
+
+describe('slow clients', () => {
+  it('answers a request whose body stalls with 408 within seconds, not after a minute', async () => {
+    const slow = buildApp({
+      config: { accounts: [mp], ingress: { timestampToleranceSeconds: 1200 } },
+      queue,
+      redis,
+      logger: createLogger('ingress-test', { destination: logs }),
+    });
+    await slow.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const { port } = slow.server.address() as { port: number };
+      const started = Date.now();
+      const answer = await new Promise<string>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.write(`POST /wechat/${mp.appId} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n<xml>`);
+        });
+        let data = '';
+        socket.on('data', (chunk) => {
+          data += chunk.toString();
+        });
+        socket.on('close', () => resolve(data));
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 408/);
+      expect(Date.now() - started).toBeLessThan(10_000); // was 30 to 60 s: Node checked timeouts every 30 s
+    } finally {
+      await slow.close();
     }
   });
 });

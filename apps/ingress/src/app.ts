@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import underPressure from '@fastify/under-pressure';
 import type { Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
@@ -40,6 +41,9 @@ export interface IngressOptions {
 /** WeChat's pushes are a few kB; the largest (a mass-send result with its copyright checks) stay under 20 kB. */
 const DEFAULT_BODY_LIMIT = 64 * 1024;
 
+/** A request whose headers and body have not arrived by then is answered 408 (WeChat waits 5 s in all). */
+const REQUEST_TIMEOUT_MS = 4000;
+
 /** The ingress as a Fastify instance: tests `inject` into it, `server.ts` listens with it. */
 export function buildApp(options: IngressOptions): FastifyInstance {
   const { config, redis, logger } = options;
@@ -64,8 +68,15 @@ export function buildApp(options: IngressOptions): FastifyInstance {
     childLoggerFactory: (parent) => parent,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    requestTimeout: 4000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
     return503OnClosing: true,
+    // Node checks request timeouts only every `connectionsCheckingInterval` (30 s by default): a client that
+    // stalls mid-body held its connection for up to a minute. Checked each second, 4 s means 4 to 5 s.
+    serverFactory: (handler) =>
+      createServer(
+        { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
+        handler,
+      ),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

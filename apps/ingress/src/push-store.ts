@@ -67,9 +67,8 @@ export function pushStore(options: PushStoreOptions) {
   const replicated = options.durability === 'replicated' ? replicaWaiter(redis, REPLICA_WAIT_MS) : undefined;
   const store = async (job: ReturnType<typeof inboundJob>, { signature, handoff }: StoreOptions): Promise<Ingested> => {
     await whenWritable(redis); // a connection still connecting at start is waited for, not failed (within the timeout)
-    // A plaintext body is believed only once its signature is bound to it. An encrypted push is authenticated
-    // by msg_signature: its binding (which keeps its query from being reused) goes out with the store.
-    if (signature?.kind === 'plain') await bind(signature);
+    // An encrypted push is authenticated by msg_signature: its binding (which keeps its query from being reused)
+    // goes out with the store. (A plaintext push's was bound before its body was parsed, by the route.)
     // If it was bound to another request first, that one was refused or came after the genuine push it copies.
     const binding = signature?.kind === 'aes' ? bind(signature).catch(ignoreSignatureError) : undefined;
     // The user's shard: their pushes keep their order and their keys share its slot.
@@ -89,14 +88,19 @@ export function pushStore(options: PushStoreOptions) {
     await confirm?.();
     return ingested;
   };
-  return async (job: ReturnType<typeof inboundJob>, options: StoreOptions = {}): Promise<Ingested> => {
+  /** Within the timeout; anything but a refused signature is Redis not doing it (503). */
+  const guarded = async <T>(work: Promise<T>): Promise<T> => {
     try {
-      return await withTimeout(store(job, options), timeoutMs);
+      return await withTimeout(work, timeoutMs);
     } catch (error) {
       if (error instanceof SignatureError || error instanceof UnavailableError) throw error;
       throw new UnavailableError(errorMessage(error));
     }
   };
+  const storePush = (job: ReturnType<typeof inboundJob>, options: StoreOptions = {}) => guarded(store(job, options));
+  /** Binds a plaintext push's signature to its body, before the body is even parsed. */
+  const bindPlaintext = (use: SignatureUse) => guarded(bind(use));
+  return Object.assign(storePush, { bindPlaintext });
 }
 
 export type PushStore = ReturnType<typeof pushStore>;

@@ -152,6 +152,17 @@ describe('a re-delivered push changes nothing', () => {
   });
 });
 
+describe('a push dated in the future', () => {
+  it("one dated years ahead grants nothing, so it cannot hold the window's mark there and silence the user", async () => {
+    const ahead = sampleMessage('text', { fromUser: 'o_future', createTime: 16725225600 }); // the year 2500
+    expect((await post(mp, buildPush({ account: mp, message: ahead }))).statusCode).toBe(200);
+    expect(await conversations.window(mp.appId, 'o_future')).toMatchObject({ open: false });
+    const now = sampleMessage('text', { fromUser: 'o_future', content: 'a real message' });
+    await post(mp, buildPush({ account: mp, message: now }));
+    expect(await conversations.window(mp.appId, 'o_future')).toMatchObject({ open: true, left: 5 });
+  });
+});
+
 describe('only the user actions WeChat documents open a window', () => {
   it.each([
     ['a device event (bind)', oa, { MsgType: 'device_event', Event: 'bind', DeviceType: 'gh_x', DeviceID: 'd1' }],

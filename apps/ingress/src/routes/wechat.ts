@@ -100,16 +100,18 @@ async function answerUrlCheck(
   return reply.type('text/plain; charset=utf-8').send(echostr);
 }
 
-/** The push's signature to bind to its body, where a captured one could carry a body (see acceptsPlaintext). */
+/**
+ * An encrypted push's signature to bind with its store, where a captured one could carry a body (see
+ * acceptsPlaintext). A plaintext push's was bound before its body was parsed (bindPlaintext).
+ */
 function signatureOf(
   account: IngressAccount,
   push: ReceivedPush,
   timestamp: string | undefined,
   body: Buffer,
 ): SignatureUse | undefined {
-  if (!push.signature || !acceptsPlaintext(account)) return undefined;
-  const kind = push.mode === 'plain' ? 'plain' : 'aes';
-  return { appId: account.config.appId, signature: push.signature, timestamp, kind, body };
+  if (!push.signature || push.mode === 'plain' || !acceptsPlaintext(account)) return undefined;
+  return { appId: account.config.appId, signature: push.signature, timestamp, kind: 'aes', body };
 }
 
 /** transfer_customer_service as the answer to a push, encrypted when the push was (and a nonce came with it). */
@@ -174,6 +176,19 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
         checkTimestamp(query.timestamp, config.ingress.timestampToleranceSeconds, now());
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         if (!isUtf8(raw)) throw new MessageFormatError('body is not valid UTF-8');
+        // A plaintext body is believed, and even parsed, only once its signature is bound to it: a captured
+        // signature buys at most one parse of one body.
+        if (query.encrypt_type === undefined && acceptsPlaintext(account)) {
+          verifySignature(account.config.token, query);
+          const use: SignatureUse = {
+            appId,
+            signature: String(query.signature).toLowerCase(),
+            timestamp: query.timestamp,
+            kind: 'plain',
+            body: raw,
+          };
+          await store.bindPlaintext(use);
+        }
         const push = receivePush(account, query, raw.toString('utf8'));
         const { message } = push;
         const decision = transferRules.get(appId)?.decide(message);

@@ -4,8 +4,10 @@ local function n(x) return string.format('%d', x) end
 -- A grant resets, never adds: the sends left become the larger of what is left and what the action allows, the
 -- end the later of both (WeChat: 条数不累加 … 更新为最大值 … 最长有效时间). An action at or before the last one
 -- applied changes nothing, so a grant written twice (ingress, then worker) counts once. Returns the new end, or 0.
+-- An action dated more than 5 minutes past our clock grants nothing: no genuine push is, and one dated years ahead
+-- would otherwise hold the window's mark there, so the user's real messages could never grant again.
 local function grant(w, at, count, ms, trigger, now)
-  if count <= 0 then return 0 end
+  if count <= 0 or at > now + 300000 then return 0 end
   local cur = redis.call('HMGET', w, 'until', 'left', 'at', 'trigger', 'closed')
   if at <= (tonumber(cur[3]) or 0) then return 0 end
   local untilNew = at + ms

@@ -70,8 +70,8 @@ describe('loadConfig', () => {
     const accounts = file(
       'security.yaml',
       `accounts:\n  - { appId: wxa, appSecret: s, token: tok123, aesKey: ${AES} }\n` +
-        `  - { appId: wxb, appSecret: s, token: tok123, aesKey: ${AES}, security: any }\n` +
-        '  - { appId: wxc, appSecret: s, token: tok123 }\n',
+        `  - { appId: wxb, appSecret: s, token: tok456, aesKey: ${AES}, security: any }\n` +
+        '  - { appId: wxc, appSecret: s, token: tok789 }\n',
     );
     expect(loadConfig({ WECHAT_ACCOUNTS_FILE: accounts }).accounts.map((a) => a.security)).toEqual([
       'safe',
@@ -198,6 +198,34 @@ describe('loadConfig', () => {
     expect(problems({ ...one, WECHAT_ACCOUNTS_FILE: path })).toEqual([
       `account ${one.WECHAT_APP_ID}: configured twice`,
     ]);
+  });
+
+  it("refuses one Token for two accounts when one takes plaintext: the other's captured signature would pass", () => {
+    const path = file(
+      'same-token.json',
+      JSON.stringify({
+        accounts: [
+          { appId: 'wxsametoken00001', appSecret: 's', token: 'sharedTok1' },
+          { appId: 'wxsametoken00002', appSecret: 's', token: 'sharedTok1' },
+        ],
+      }),
+    );
+    expect(problems({ WECHAT_ACCOUNTS_FILE: path })).toEqual([
+      'account wxsametoken00002: has the same Token as wxsametoken00001, and one of them takes plaintext pushes; give each its own Token',
+    ]);
+    // Two accounts that take only encrypted pushes may share one: a signature alone opens nothing there.
+    const safe = file(
+      'same-token-safe.json',
+      JSON.stringify({
+        accounts: ['wxsametoken00001', 'wxsametoken00002'].map((appId) => ({
+          appId,
+          appSecret: 's',
+          token: 'sharedTok1',
+          aesKey: AES,
+        })),
+      }),
+    );
+    expect(loadConfig({ WECHAT_ACCOUNTS_FILE: safe }).accounts).toHaveLength(2);
   });
 
   it('knows when to run the demo', () => {

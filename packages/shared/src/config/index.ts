@@ -104,9 +104,19 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): { config: Conf
     problems.push('no WeChat account: set WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN, or WECHAT_ACCOUNTS_FILE');
   }
   const seen = new Set<string>();
+  // A signature is sha1(token, timestamp, nonce): with one Token, one account's captured signature passes the
+  // other's check too, and carries any body to it if it takes plaintext. Such an account needs its own Token.
+  const tokens = new Map<string, AccountConfig>();
   for (const account of accounts) {
     if (seen.has(account.appId)) problems.push(`account ${account.appId}: configured twice`);
     seen.add(account.appId);
+    const other = tokens.get(account.token);
+    if (other && other.appId !== account.appId && (account.security === 'any' || other.security === 'any')) {
+      problems.push(
+        `account ${account.appId}: has the same Token as ${other.appId}, and one of them takes plaintext pushes; give each its own Token`,
+      );
+    }
+    tokens.set(account.token, account);
     if (account.security === 'safe' && !account.aesKey) {
       problems.push(`account ${account.appId}: security "safe" needs an EncodingAESKey (aesKey / WECHAT_AES_KEY)`);
     }
