@@ -1,8 +1,9 @@
-// `pnpm bench [ingress|sync|worker|soak|cluster|profile]`: runs the benchmarks, prints the tables and writes bench/results/<date>.md.
+// `pnpm bench [ingress|sync|worker|soak|cluster|profile|ai]`: runs the benchmarks, prints the tables and writes bench/results/<date>.md.
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { benchAi } from './ai.js';
 import { benchCluster } from './cluster.js';
 import { benchIngress } from './ingress.js';
 import { ROOT } from './lib.js';
@@ -18,6 +19,7 @@ if (!which || which === 'sync') sections.push(await benchSync());
 if (!which || which === 'worker') sections.push(await benchWorker());
 if (!which || which === 'soak') sections.push(await benchSoak());
 if (!which || which === 'cluster') sections.push(await benchCluster());
+if (!which || which === 'ai') sections.push(await benchAi());
 // Not part of the full run: a diagnosis, not a figure to compare.
 if (which === 'profile') sections.push(await benchProfile());
 
