@@ -16,8 +16,7 @@ export const MAX_TIMESTAMP_TOLERANCE_SECONDS = 1200;
 export const DEFAULT_WORKER_CONCURRENCY = 50;
 
 const port = z.coerce.number().int().min(0).max(65535);
-const optional = <T extends z.ZodType>(schema: T) =>
-  z.preprocess((v) => (v === '' ? undefined : v), schema.optional()) as unknown as z.ZodOptional<T>;
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
 const accountType = z.enum(['miniprogram', 'officialaccount']);
 const security = z.enum(['any', 'safe']);
 const handoff = z.enum(['auto', 'on', 'off']);

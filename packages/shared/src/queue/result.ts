@@ -23,8 +23,6 @@ export const INBOUND_ACTIONS: readonly InboundAction[] = ['replied', 'requeued',
 /** Names older workers wrote, and the name each has now (jobs are kept for days: they are read back). */
 const FORMER_ACTIONS: ReadonlyMap<string, InboundAction> = new Map([['handed_off', 'requeued']]);
 
-const isInboundAction = (name: string): name is InboundAction => (INBOUND_ACTIONS as readonly string[]).includes(name);
-
 /**
  * A stored inbound job's return value as an InboundResult, a former outcome name read as its current one;
  * undefined when it holds none (a job not completed, or a result this version does not know).
@@ -33,8 +31,25 @@ export function readInboundResult(value: unknown): InboundResult | undefined {
   if (typeof value !== 'object' || value === null || !('action' in value) || typeof value.action !== 'string') {
     return undefined;
   }
+  // Written by a worker as an InboundResult (only its name may be a former one): its fields are checked all the same.
   const action = FORMER_ACTIONS.get(value.action) ?? value.action;
-  if (!isInboundAction(action)) return undefined;
-  // Written by a worker as an InboundResult; only its name may be a former one.
-  return { ...value, action } as InboundResult;
+  const replies = 'replies' in value ? value.replies : undefined;
+  switch (action) {
+    case 'replied':
+      return typeof replies === 'number' ? { ...value, action, replies } : undefined;
+    case 'requeued': {
+      const sent = 'sent' in value ? value.sent : undefined;
+      const outboundJobId = 'outboundJobId' in value ? value.outboundJobId : undefined;
+      const reason = 'reason' in value ? value.reason : undefined;
+      const complete = typeof replies === 'number' && typeof sent === 'number';
+      if (!complete || typeof outboundJobId !== 'string' || typeof reason !== 'string') return undefined;
+      return { ...value, action, replies, sent, outboundJobId, reason };
+    }
+    case 'none':
+    case 'transferred':
+    case 'handoff':
+      return { ...value, action };
+    default:
+      return undefined;
+  }
 }

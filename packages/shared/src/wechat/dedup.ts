@@ -1,10 +1,10 @@
 // Apart from the parsers (body.ts): the queue contracts name jobs by this key, and the queue CLI loads them.
 import { createHash } from 'node:crypto';
-import type { FieldMap, FieldValue } from './body.js';
+import type { FieldValue } from './body.js';
 import type { InboundMessage } from './message.js';
 
 /** The fields in one canonical text (keys sorted at every level), so equal messages digest alike. */
-function canonical(value: FieldValue | undefined): string {
+function canonical(value: FieldValue | undefined | { readonly [field: string]: FieldValue | undefined }): string {
   if (typeof value === 'string' || value === undefined) return JSON.stringify(value ?? '');
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   const keys = Object.keys(value).sort();
@@ -35,7 +35,5 @@ export function dedupKey(message: InboundMessage): string {
     const id = eventId(message);
     if (id !== undefined) return `e:${message.Event}:${id}`;
   }
-  return `d:${createHash('sha256')
-    .update(canonical(message as FieldMap))
-    .digest('hex')}`;
+  return `d:${createHash('sha256').update(canonical(message)).digest('hex')}`;
 }

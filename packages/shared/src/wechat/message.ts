@@ -149,6 +149,12 @@ const SCALAR_FIELDS = new Set([
 
 /** Checks a push's fields and types them as a message; unknown MsgTypes pass as OtherMessage. */
 export function toMessage(fields: FieldMap): InboundMessage {
+  checkMessage(fields);
+  return fields;
+}
+
+/** Throws MessageFormatError unless the fields are a message: single values, the common fields, its type's own. */
+function checkMessage(fields: FieldMap): asserts fields is FieldMap & InboundMessage {
   for (const name of Object.keys(fields)) {
     if (SCALAR_FIELDS.has(name) && typeof fields[name] !== 'string') {
       throw new MessageFormatError(`message field ${name} must be a single value`);
@@ -159,18 +165,21 @@ export function toMessage(fields: FieldMap): InboundMessage {
       throw new MessageFormatError(`message field ${name} is missing or not a string`);
     }
   }
-  if (!/^\d{1,12}$/.test(fields.CreateTime as string)) throw new MessageFormatError('CreateTime is not a unix time');
+  const { CreateTime, MsgType } = fields;
+  if (typeof CreateTime !== 'string' || !/^\d{1,12}$/.test(CreateTime)) {
+    throw new MessageFormatError('CreateTime is not a unix time');
+  }
   for (const name of ['MsgId', 'MsgID'] as const) {
-    if (fields[name] !== undefined && !/^\d{1,20}$/.test(fields[name] as string)) {
+    const id = fields[name];
+    if (id !== undefined && (typeof id !== 'string' || !/^\d{1,20}$/.test(id))) {
       throw new MessageFormatError(`${name} is not a decimal id`);
     }
   }
-  for (const name of REQUIRED_BY_TYPE[fields.MsgType as string] ?? []) {
+  for (const name of (typeof MsgType === 'string' && REQUIRED_BY_TYPE[MsgType]) || []) {
     if (typeof fields[name] !== 'string') {
-      throw new MessageFormatError(`${fields.MsgType} message field ${name} is missing or not a string`);
+      throw new MessageFormatError(`${MsgType} message field ${name} is missing or not a string`);
     }
   }
-  return fields as InboundMessage;
 }
 
 /** Parses a plaintext (or decrypted) message body in XML or JSON. */
