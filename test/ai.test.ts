@@ -18,7 +18,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 const APP = 'wxaitest00000001'; // one worker: rules with ai
 const LIMITED = 'wxaitest00000002'; // two workers, at most 2 model calls in flight
-const TOKEN = 'aiTestToken';
+const TOKENS: Record<string, string> = { wxaitest00000001: 'aiTestToken1', wxaitest00000002: 'aiTestToken2' };
 const MODEL_KEY = 'sk-wx-kf-test-key-0123456789';
 const SORRY = 'sorry, the assistant cannot answer right now';
 const PERSON = 'a person will answer you soon';
@@ -48,8 +48,8 @@ fallback:
 const accounts = file(
   'accounts.yaml',
   `accounts:
-  - { appId: ${APP}, appSecret: ai-secret, token: ${TOKEN}, replyRules: ${rules} }
-  - { appId: ${LIMITED}, appSecret: ai-secret, token: ${TOKEN}, replyRules: ${rules}, ai: { maxInFlight: 2 } }
+  - { appId: ${APP}, appSecret: ai-secret, token: ${TOKENS[APP]}, replyRules: ${rules} }
+  - { appId: ${LIMITED}, appSecret: ai-secret, token: ${TOKENS[LIMITED]}, replyRules: ${rules}, ai: { maxInFlight: 2 } }
 `,
 );
 const sim = new Simulator({
@@ -118,7 +118,7 @@ afterAll(async () => {
 /** Pushes a user's text through the ingress, as WeChat would (it opens the user's window); the answer body. */
 async function push(message: FieldMap, appId = APP): Promise<string> {
   sim.state.observe(appId, message);
-  const p = buildPush({ account: { appId, token: TOKEN }, message, mode: 'plain', format: 'json' });
+  const p = buildPush({ account: { appId, token: TOKENS[appId] ?? '' }, message, mode: 'plain', format: 'json' });
   const res = await ingress.inject({
     method: 'POST',
     url: `/wechat/${appId}?${new URLSearchParams(p.query)}`,
@@ -244,7 +244,11 @@ describe('AI replies', () => {
     sim.state.observe(APP, message);
     const job = inboundJob(APP, message, { mode: 'plain', format: 'json' });
     // What a worker killed mid-stream leaves: part of the answer stored (its claim lapsed since), nothing sent.
-    const stored = { kind: 'answer', replies: [{ msgtype: 'text', text: { content: 'the stored part' } }], done: false };
+    const stored = {
+      kind: 'answer',
+      replies: [{ msgtype: 'text', text: { content: 'the stored part' } }],
+      done: false,
+    };
     await redis.hset(keyspaceOf(redis).aiAnswers(APP, u), job.data.msgKey, JSON.stringify(stored));
     await conversations.grant(APP, u, WINDOW_GRANTS.message);
     await inbound.add(job.name, job.data, job.opts);
@@ -299,5 +303,9 @@ describe('AI limits across workers', () => {
     await until(() => users.every((u) => received(u, LIMITED).length === 1), 30_000);
     expect(sim.model.maxInFlight).toBe(2);
     expect(sim.model.calls).toHaveLength(8);
+    // Each user saw "typing…" while the model thought (TYPING_AFTER_MS 100), and no "please wait" message.
+    for (const u of users) {
+      expect(sim.state.typing.filter((t) => t.touser === u).map((t) => t.command)).toEqual(['Typing']);
+    }
   });
 });
