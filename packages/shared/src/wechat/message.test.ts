@@ -103,6 +103,13 @@ describe('parseMessage', () => {
     expect(parseMessage(formatFields(fields, 'json'))).toEqual(fields);
   });
 
+  it('passes a message type named like an Object property through as well', () => {
+    for (const MsgType of ['toString', 'constructor', '__defineGetter__']) {
+      const fields = { ...base, MsgType, MsgId: '42' };
+      expect(parseMessage(formatFields(fields, 'json'))).toEqual(fields);
+    }
+  });
+
   it('keeps whitespace inside values and ignores it between tags', () => {
     const xml = `<xml>\n  <ToUserName><![CDATA[gh]]></ToUserName>\n  <FromUserName>o</FromUserName>\n  <CreateTime>1</CreateTime>\n  <MsgType>text</MsgType>\n  <Content><![CDATA[  two  spaces  ]]></Content>\n</xml>\n`;
     expect(parseMessage(xml)).toEqual({

@@ -175,7 +175,8 @@ function checkMessage(fields: FieldMap): asserts fields is FieldMap & InboundMes
       throw new MessageFormatError(`${name} is not a decimal id`);
     }
   }
-  for (const name of (typeof MsgType === 'string' && REQUIRED_BY_TYPE[MsgType]) || []) {
+  const required = typeof MsgType === 'string' && Object.hasOwn(REQUIRED_BY_TYPE, MsgType) && REQUIRED_BY_TYPE[MsgType];
+  for (const name of required || []) {
     if (typeof fields[name] !== 'string') {
       throw new MessageFormatError(`${MsgType} message field ${name} is missing or not a string`);
     }
