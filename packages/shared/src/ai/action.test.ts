@@ -129,7 +129,7 @@ describe('the ai rule action', () => {
       [
         'accounts:',
         '  - { appId: wxown, appSecret: s, token: tok123, ai: { baseUrl: "http://own/v1", model: m, maxInFlight: 2 } }',
-        '  - { appId: wxglobal, appSecret: s, token: tok123, ai: { dailyTokens: 5000 } }',
+        '  - { appId: wxglobal, appSecret: s, token: tok456, ai: { dailyTokens: 5000 } }',
       ].join('\n'),
     );
     const config = loadConfig({
