@@ -10,6 +10,7 @@ import { handoffCounter } from '@wx-kf/shared/handoff';
 import { clip, type Logger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, type OutboundJobData, QUEUE_NAMES } from '@wx-kf/shared/queue';
 import { createRedis, releaseLockScript } from '@wx-kf/shared/redis';
+import { annotateUser, serverSpans } from '@wx-kf/shared/tracing';
 import { MessageFormatError, validateReply } from '@wx-kf/shared/wechat';
 import Fastify, {
   type FastifyBaseLogger,
@@ -227,6 +228,9 @@ export async function buildAdminApp(
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.addHook('onClose', () => kf.close());
+  // While tracing is on: a server span per API call (a send's trace goes on in the worker that sends it).
+  const traced = serverSpans((url) => url.startsWith('/api/v1/'));
+  if (traced) app.addHook('onRoute', traced);
   // A request that fails its schema: 400 naming the field first (`touser`, `messages`, `idempotency-key`).
   app.setErrorHandler((error, _req, reply) => {
     if (error instanceof LoginThrottled) return tooMany(reply, error.seconds, error.message);
@@ -350,6 +354,7 @@ export async function buildAdminApp(
         return reply.code(400).send({ error: 'messages', message: error.message });
       }
       const touser = body.touser;
+      annotateUser(account.appId, touser);
       // Every field that changes what is sent: a retry is answered as the first request only if it is the same.
       const digest = sha256(
         JSON.stringify([account.appId, touser, replies, Boolean(body.ignoreWindow), Boolean(body.ignoreHandoff)]),

@@ -1,5 +1,6 @@
 import type { InboundJobData, inboundJob } from '@wx-kf/shared/queue';
 import { keyspaceOf, type RedisClient, replicaWaiter, whenWritable } from '@wx-kf/shared/redis';
+import { annotate, inSpan } from '@wx-kf/shared/tracing';
 import { SignatureError } from '@wx-kf/shared/wechat';
 import type { Queue } from 'bullmq';
 import type { SignatureBinder, SignatureUse } from './signature-binding.js';
@@ -62,6 +63,7 @@ export interface Ingested {
  */
 export function pushStore(options: PushStoreOptions) {
   const { queues, redis, timeoutMs, bind } = options;
+  const durability = options.durability ?? 'local';
   const keys = keyspaceOf(redis);
   const replicated = options.durability === 'replicated' ? replicaWaiter(redis, REPLICA_WAIT_MS) : undefined;
   const store = async (job: ReturnType<typeof inboundJob>, { signature, handoff }: StoreOptions): Promise<Ingested> => {
@@ -74,6 +76,7 @@ export function pushStore(options: PushStoreOptions) {
     // The user's shard: their pushes keep their order and their keys share its slot.
     const shard = keys.userShard(job.data.appId, job.data.message.FromUserName);
     const queue = queues[shard] as Queue<InboundJobData>;
+    annotate({ 'wxkf.shard': shard });
     const confirm = replicated?.(shard);
     // Sent before the add on the same (auto-pipelined) connection, so it sees the keys as they were: whether
     // this push was delivered before. The same script writes the user's window grant, order and timeline (no
@@ -89,7 +92,10 @@ export function pushStore(options: PushStoreOptions) {
   };
   return async (job: ReturnType<typeof inboundJob>, options: StoreOptions = {}): Promise<Ingested> => {
     try {
-      return await withTimeout(store(job, options), timeoutMs);
+      // While tracing is on, a span whose child `add inbound.push` (bullmq-otel) stores its context in the job.
+      return await inSpan('store', { 'wxkf.durability': durability }, () =>
+        withTimeout(store(job, options), timeoutMs),
+      );
     } catch (error) {
       if (error instanceof SignatureError || error instanceof UnavailableError) throw error;
       throw new UnavailableError((error as Error).message);

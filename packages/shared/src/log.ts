@@ -1,4 +1,5 @@
 import { type Logger, type LoggerOptions, pino } from 'pino';
+import { logMixin } from './tracing/index.js';
 
 export type { Logger } from 'pino';
 
@@ -56,7 +57,10 @@ function batchedStdout(): ReturnType<typeof pino.destination> {
   return stdout;
 }
 
-/** The one logger factory: pino JSON to stdout (or `destination`), secrets redacted. */
+/**
+ * The one logger factory: pino JSON to stdout (or `destination`), secrets redacted. A line logged in a span
+ * carries its `trace_id` and `span_id` when tracing was started before the logger was made.
+ */
 export function createLogger(
   name: string,
   options: { level?: string; destination?: NodeJS.WritableStream } = {},
@@ -68,6 +72,8 @@ export function createLogger(
     // Errors arrive here already serialized (and censored) by censorSecrets; serialize only those it did not see.
     serializers: { err: (err: unknown) => (err instanceof Error ? pino.stdSerializers.err(err) : err) },
   };
+  const mixin = logMixin();
+  if (mixin) config.mixin = mixin;
   let logger: Logger;
   if (options.destination) logger = pino(config, options.destination);
   else {

@@ -4,6 +4,7 @@ import { type Handoffs, parseHandoff } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import { inboundJob } from '@wx-kf/shared/queue';
 import type { ReplyRules } from '@wx-kf/shared/rules';
+import { annotate, annotateUser, inSpan, serverSpans } from '@wx-kf/shared/tracing';
 import { buildTransferReply, MessageFormatError, SUCCESS, sealReply, verifySignature } from '@wx-kf/shared/wechat';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -56,6 +57,8 @@ const schema = { querystring, params };
 export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fastify, options) => {
   const { config, accounts, transferRules, store, bind, now, metrics, logger, handoff } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const traced = serverSpans(); // while tracing is on: a server span per request (its children: verify, store)
+  if (traced) app.addHook('onRoute', traced);
   const onlyAccount = accounts.size === 1 ? [...accounts.keys()][0] : undefined;
 
   const accountFor = (appId: string | undefined, reply: FastifyReply): IngressAccount | undefined => {
@@ -109,13 +112,15 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
         metrics.pushes.inc({ app_id: appId, mode: String(line.mode), result });
         metrics.ackSeconds.observe({ result }, seconds);
         logger[level]({ ...line, outcome: result, status, ms: Math.round(seconds * 10_000) / 10, ...extra }, 'push');
+        annotate({ 'wxkf.app_id': appId, 'wxkf.outcome': result, 'wxkf.msg_key': line.msgKey as string | undefined });
       };
       try {
         checkTimestamp(query.timestamp, config.ingress.timestampToleranceSeconds, now());
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         if (!isUtf8(raw)) throw new MessageFormatError('body is not valid UTF-8');
-        const push = receivePush(account, query, raw.toString('utf8'));
+        const push = inSpan('verify', {}, () => receivePush(account, query, raw.toString('utf8')));
         const { message } = push;
+        annotateUser(appId, message.FromUserName);
         const decision = transferRules.get(appId)?.decide(message);
         const transfer = decision?.kind === 'transfer' ? decision : undefined;
         const job = inboundJob(appId, message, {

@@ -4,6 +4,7 @@ import { actionTime } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import { type InboundJobData, OUTBOUND_JOB_OPTIONS, type OutboundJobData, type ReplyPlan } from '@wx-kf/shared/queue';
 import type { Decision, ReplyRules, ReplyTemplate } from '@wx-kf/shared/rules';
+import { inSpan } from '@wx-kf/shared/tracing';
 import { messageBuilders, type ReplyItem } from '@wx-kf/shared/wechat';
 import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { MessageHandler } from '../replies/handler.js';
@@ -153,7 +154,7 @@ export function inboundProcessor(deps: InboundDeps) {
     const decision = plan || handler ? undefined : rules.get(appId)?.decide(data.message);
     const sends = plan ? plan.sent < plan.replies.length : decision?.kind === 'reply' && decision.replies.length > 0;
     // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
-    const taken = await conversation?.awaitTurn(job, token, account.type, data, sends);
+    const taken = await inSpan('turn', {}, () => conversation?.awaitTurn(job, token, account.type, data, sends));
 
     let reupload: Reupload | undefined;
     if (!plan) {
@@ -161,7 +162,10 @@ export function inboundProcessor(deps: InboundDeps) {
       // A slow plan shows "typing…" (once, best effort); the user's last interaction is this message.
       const stopTyping = conversation?.typing(appId, touser, actionTime(data.message.CreateTime) ?? receivedAt);
       try {
-        planned = handler ? await handlerPlan(data, account) : await rulesPlan(data, account, decision);
+        const source = handler ? 'handler' : 'rules';
+        planned = await inSpan('plan', { 'wxkf.plan.source': source }, () =>
+          handler ? handlerPlan(data, account) : rulesPlan(data, account, decision),
+        );
       } catch (error) {
         await conversation?.giveBack(appId, touser, taken);
         // No token to upload with for a while: wait it out in this job (a file never goes into job data).

@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher, FormData, ProxyAgent, request } from 'undici';
+import { annotate, inSpan } from '../tracing/index.js';
 import { TransportError, WeChatApiError } from './errors.js';
 
 export interface HttpOptions {
@@ -24,6 +25,8 @@ export interface CallOptions {
 export class WeChatHttp {
   private readonly dispatcher: Dispatcher;
   private readonly baseUrl: string;
+  /** A call's span attributes: where it goes (never the query, which holds the access_token). */
+  private readonly server: { 'server.address': string; 'server.port': number };
 
   constructor(options: HttpOptions) {
     const timeout = options.timeoutMs ?? 5000;
@@ -36,16 +39,33 @@ export class WeChatHttp {
     };
     this.dispatcher = options.proxy ? new ProxyAgent({ uri: options.proxy, ...common }) : new Agent(common);
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    const base = new URL(this.baseUrl);
+    this.server = {
+      'server.address': base.hostname,
+      'server.port': Number(base.port) || (base.protocol === 'https:' ? 443 : 80),
+    };
   }
 
-  /** Calls `path`; resolves the JSON answer (errcode 0 or absent), throws WeChatApiError or TransportError. */
-  async call<T = Record<string, unknown>>(path: string, options: CallOptions = {}): Promise<T> {
+  /**
+   * Calls `path`; resolves the JSON answer (errcode 0 or absent), throws WeChatApiError or TransportError. While
+   * tracing is on, in a client span `<METHOD> <path>` with the HTTP status and `wechat.errcode`.
+   */
+  call<T = Record<string, unknown>>(path: string, options: CallOptions = {}): Promise<T> {
+    const method = options.method ?? (options.json !== undefined || options.form ? 'POST' : 'GET');
+    const attributes = { 'http.request.method': method, 'url.path': path, ...this.server };
+    return inSpan(`${method} ${path}`, attributes, () => this.request<T>(path, method, options), {
+      kind: 'client',
+      onSuccess: { 'wechat.errcode': 0 },
+    });
+  }
+
+  private async request<T>(path: string, method: 'GET' | 'POST', options: CallOptions): Promise<T> {
     const url = `${this.baseUrl}${path}${options.query ? `?${new URLSearchParams(options.query)}` : ''}`;
     let res: Dispatcher.ResponseData;
     try {
       res = await request(url, {
         dispatcher: this.dispatcher,
-        method: options.method ?? (options.json !== undefined || options.form ? 'POST' : 'GET'),
+        method,
         ...(options.json !== undefined
           ? { body: JSON.stringify(options.json), headers: { 'content-type': 'application/json' } }
           : options.form
@@ -57,6 +77,7 @@ export class WeChatHttp {
       const kind = code.includes('TIMEOUT') ? 'timeout' : 'network';
       throw new TransportError(`${path}: ${code || (error as Error).message}`, path, kind);
     }
+    annotate({ 'http.response.status_code': res.statusCode });
     if (res.statusCode >= 400) {
       await res.body.dump();
       throw new TransportError(`${path}: HTTP ${res.statusCode}`, path, 'http');

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { keyspaceOf, type RedisClient, subscriberOf } from '../redis/index.js';
 import { type Keyspace, TOKEN_EVENTS } from '../redis/keys.js';
 import { defineScript, releaseLockScript, reply } from '../redis/scripts.js';
+import { annotate, inSpan } from '../tracing/index.js';
 import { TokenUnavailableError, TransportError, WeChatApiError } from './errors.js';
 import type { WeChatHttp } from './http.js';
 
@@ -123,10 +124,18 @@ export class TokenManager {
     return this.refresh(appId, failedToken);
   }
 
+  /** One refresh per account at a time in this process (a span `access_token refresh` while tracing is on). */
   private refresh(appId: string, failedToken?: string): Promise<string> {
     const running = this.inflight.get(appId);
     if (running) return running;
-    const started = this.refreshOnce(appId, failedToken).finally(() => this.inflight.delete(appId));
+    const attributes = {
+      'wxkf.app_id': appId,
+      'wxkf.token.source': this.options.source,
+      'wxkf.token.stale': Boolean(failedToken),
+    };
+    const started = inSpan('access_token refresh', attributes, () => this.refreshOnce(appId, failedToken)).finally(() =>
+      this.inflight.delete(appId),
+    );
     this.inflight.set(appId, started);
     return started;
   }
@@ -182,6 +191,7 @@ export class TokenManager {
   private async fetch(appId: string, owner: string): Promise<string | undefined> {
     const account = this.accounts.get(appId);
     if (!account) throw new Error(`no account ${appId}`);
+    annotate({ 'wxkf.token.fetched': true }); // this process asked WeChat (the others wait for its notice)
     let answer: { access_token: string; expires_in: number };
     try {
       answer =
