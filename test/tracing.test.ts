@@ -179,9 +179,11 @@ describe('tracing across processes (OTLP/HTTP to an in-test receiver)', () => {
     expectOneTree(spans, root);
 
     // A log search for the trace finds the push's line in the ingress and the reply's in the worker.
-    const lines = (p: ServiceProcess) => p.output.filter((l) => l.includes(`"trace_id":"${root.traceId}"`));
-    expect(lines(ingress).some((l) => l.includes('"msg":"push"'))).toBe(true);
-    expect(workers.flatMap(lines).some((l) => l.includes('"msg":"replies sent"'))).toBe(true);
+    // (Log lines reach stdout in batches, at least every 100 ms.)
+    const logged = (processes: ServiceProcess[], msg: string) =>
+      processes.some((p) => p.output.some((l) => l.includes(`"trace_id":"${root.traceId}"`) && l.includes(msg)));
+    await until(() => logged([ingress], '"msg":"push"'));
+    await until(() => logged(workers, '"msg":"replies sent"'));
   });
 
   it('a retried send: both attempts in the same trace, each with its errcode', async () => {

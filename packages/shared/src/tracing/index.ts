@@ -158,8 +158,9 @@ export function traceJob<D, R>(
       'bullmq.job.attempts.started': job.attemptsStarted,
       'wxkf.queue.wait_ms': job.attemptsStarted <= 1 ? Math.max(0, started - ready) : undefined,
     };
-    if (job.attemptsStarted <= 1 && started > job.timestamp) {
-      active.pastSpan(`wait ${queue}`, job.opts.telemetry?.metadata, job.timestamp, started, {
+    if (job.attemptsStarted <= 1) {
+      const end = Math.max(started, job.timestamp); // the producer's clock may be ahead of this one
+      active.pastSpan(`wait ${queue}`, job.opts.telemetry?.metadata, job.timestamp, end, {
         'bullmq.queue.name': queue,
         'bullmq.job.id': job.id,
         'bullmq.job.delay_ms': job.opts.delay || undefined,
