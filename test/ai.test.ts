@@ -244,7 +244,11 @@ describe('AI replies', () => {
     sim.state.observe(APP, message);
     const job = inboundJob(APP, message, { mode: 'plain', format: 'json' });
     // What a worker killed mid-stream leaves: part of the answer stored (its claim lapsed since), nothing sent.
-    const stored = { kind: 'answer', replies: [{ msgtype: 'text', text: { content: 'the stored part' } }], done: false };
+    const stored = {
+      kind: 'answer',
+      replies: [{ msgtype: 'text', text: { content: 'the stored part' } }],
+      done: false,
+    };
     await redis.hset(keyspaceOf(redis).aiAnswers(APP, u), job.data.msgKey, JSON.stringify(stored));
     await conversations.grant(APP, u, WINDOW_GRANTS.message);
     await inbound.add(job.name, job.data, job.opts);

@@ -82,8 +82,14 @@ describe('forgetting a user', () => {
     // Again: nothing left, as JSON.
     const again = await run('forget', APP, 'o_forget_cli', '--json');
     expect(JSON.parse(again.out).erased).toEqual(Object.fromEntries(Object.keys(ERASED).map((k) => [k, 0])));
-    expect(await run('forget', 'wxnobody', 'o_x')).toMatchObject({ code: 1, out: expect.stringMatching(/unknown account/) });
-    expect(await run('forget', APP, 'not an openid!')).toMatchObject({ code: 1, out: expect.stringMatching(/not an OpenID/) });
+    expect(await run('forget', 'wxnobody', 'o_x')).toMatchObject({
+      code: 1,
+      out: expect.stringMatching(/unknown account/),
+    });
+    expect(await run('forget', APP, 'not an openid!')).toMatchObject({
+      code: 1,
+      out: expect.stringMatching(/not an OpenID/),
+    });
   });
 
   it('DELETE /api/v1/users/:appId/:openid does the same behind the API key', async () => {
