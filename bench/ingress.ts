@@ -1,8 +1,9 @@
 // Ingress capacity: safe-mode pushes at 50 (and 200) connections against (a) a bare Fastify route,
 // (b) the `wechat` middleware on Express, (c) a minimal hand-written handler (the issue's reference) and
-// (d) the wx-kf ingress, the last two with a local Redis, interleaved in rounds.
+// (d) the wx-kf ingress, the last two with a local Redis, interleaved in rounds; the wx-kf ingress also with
+// tracing on (OpenTelemetry over OTLP/HTTP to a sink in this process).
 
-import { freePort, RedisServer } from '@wx-kf/testkit';
+import { freePort, OtlpReceiver, RedisServer } from '@wx-kf/testkit';
 import { buildPush, type Push, sampleMessage } from '@wx-kf/wechat-sim';
 import autocannon from 'autocannon';
 import { cpuSeconds, median, spawnIngress, spawnTarget, type Target, table } from './lib.js';
@@ -14,6 +15,8 @@ const ACCOUNT = {
 };
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const BARE = 'bare Fastify route (ceiling)';
+const WEBOT = '`wechat` middleware on Express (XML only)';
 /** Only the servers whose label contains this (e.g. `JSON` compares the wx-kf JSON rows alone); default all. */
 const ONLY = process.env.BENCH_TARGETS;
 
@@ -105,6 +108,8 @@ async function load(port: number, connections: number, bodies: ReturnType<typeof
 
 export async function benchIngress(): Promise<string> {
   const redis = await RedisServer.start();
+  // Takes the traced ingress's exports (protobuf, the SDK's default) and only counts them.
+  const sink = await OtlpReceiver.start();
   const wxkf = (port: number, env: NodeJS.ProcessEnv = {}) =>
     spawnIngress(port, {
       REDIS_URL: redis.url,
@@ -118,12 +123,12 @@ export async function benchIngress(): Promise<string> {
     });
   const targets: { label: string; start: (port: number) => Promise<Target>; format: 'json' | 'xml' }[] = [
     {
-      label: 'bare Fastify route (ceiling)',
+      label: BARE,
       format: 'json',
       start: (port) => spawnTarget('bare', 'bench/targets/bare.ts', [String(port)], {}, 'listening'),
     },
     {
-      label: '`wechat` middleware on Express (XML only)',
+      label: WEBOT,
       format: 'xml',
       start: (port) =>
         spawnTarget(
@@ -156,6 +161,12 @@ export async function benchIngress(): Promise<string> {
       label: 'wx-kf ingress, safe JSON → Redis, handoff account',
       format: 'json' as const,
       start: (port: number) => wxkf(port, { WECHAT_HANDOFF: 'on' }),
+    },
+    {
+      // Tracing on: each push's spans (request, verify, store, queue add) batched by the SDK and exported.
+      label: 'wx-kf ingress, safe JSON → Redis, tracing on (OTLP/HTTP)',
+      format: 'json' as const,
+      start: (port: number) => wxkf(port, { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url }),
     },
   ];
   if (ONLY) targets.splice(0, targets.length, ...targets.filter((t) => t.label.includes(ONLY)));
@@ -201,22 +212,18 @@ export async function benchIngress(): Promise<string> {
     }
   } finally {
     await redis.dispose();
+    await sink.close();
   }
 
   const rows: (string | number)[][] = [];
   for (const connections of [50, 200]) {
-    const bare = median(
-      results
-        .get(targets[0]?.label ?? '')
-        ?.get(connections)
-        ?.map((r) => r.perCpu) ?? [1],
-    );
-    const webot = median(
-      results
-        .get(targets[1]?.label ?? '')
-        ?.get(connections)
-        ?.map((r) => r.perCpu) ?? [1],
-    );
+    // Against the bare route and the middleware when this run had them (BENCH_TARGETS may leave them out).
+    const perCpuOf = (label: string) => {
+      const runs = results.get(label)?.get(connections);
+      return runs?.length ? median(runs.map((r) => r.perCpu)) : undefined;
+    };
+    const bare = perCpuOf(BARE);
+    const webot = perCpuOf(WEBOT);
     for (const t of targets) {
       const runs = results.get(t.label)?.get(connections) ?? [];
       const perCpu = median(runs.map((r) => r.perCpu));
@@ -228,8 +235,8 @@ export async function benchIngress(): Promise<string> {
         median(runs.map((r) => r.p99)).toFixed(0),
         Math.max(...runs.map((r) => r.max)).toFixed(0),
         perCpu.toFixed(0),
-        `${((perCpu / bare) * 100).toFixed(0)} %`,
-        `${(perCpu / webot).toFixed(2)}×`,
+        bare ? `${((perCpu / bare) * 100).toFixed(0)} %` : '—',
+        webot ? `${(perCpu / webot).toFixed(2)}×` : '—',
         runs.reduce((n, r) => n + r.errors, 0),
       ]);
     }
@@ -260,6 +267,10 @@ export async function benchIngress(): Promise<string> {
     'verifies, decrypts, parses, de-duplicates and stores every push in Redis before answering, and logs one line per push',
     '(LOG_LEVEL=info, the default). The handoff account (`WECHAT_HANDOFF=on`) also reads and renews the user’s',
     'handoff state on each message (one GETEX on the same pipelined write as the store; no user is handed off).',
+    'The other rows run with tracing off (no OTEL_* set: no OpenTelemetry SDK loaded). "Tracing on" sets',
+    '`OTEL_EXPORTER_OTLP_ENDPOINT` to an OTLP/HTTP sink in the bench process: four spans per push (the request,',
+    '`verify`, `store`, BullMQ’s `add inbound.push`) and a log line carrying their trace id, exported by the SDK’s',
+    `batch processor (protobuf, defaults); the sink answered ${sink.requests} exports, ${(sink.bytes / 2 ** 20).toFixed(1)} MiB in all.`,
     '',
     '### Ingress: refused pushes (50 connections)',
     '',

@@ -49,8 +49,8 @@ const isPathVariable = (name: string) => name.endsWith('_FILE') || name === 'WEC
 describe('docker-compose.yml', () => {
   it('has redis, ingress, worker and admin, and the optional observability profile', () => {
     expect(Object.keys(services).sort()).toEqual(['admin', 'ingress', 'redis', 'worker']);
-    expect(Object.keys(observability).sort()).toEqual(['grafana', 'prometheus', 'redis-exporter']);
-    expect(Object.keys(compose.services).length).toBe(7);
+    expect(Object.keys(observability).sort()).toEqual(['grafana', 'jaeger', 'prometheus', 'redis-exporter']);
+    expect(Object.keys(compose.services).length).toBe(8);
   });
 
   it('runs Redis 7 with AOF, a memory bound with noeviction, a volume and a health check', () => {
@@ -185,6 +185,7 @@ describe('docker-compose.yml: the observability profile', () => {
     expect(prometheus.image).toMatch(/^prom\/prometheus:v\d+\.\d+\.\d+$/);
     expect(grafana.image).toMatch(/^grafana\/grafana:\d+\.\d+\.\d+$/);
     expect(observability['redis-exporter']?.image).toMatch(/^oliver006\/redis_exporter:v\d+\.\d+\.\d+$/);
+    expect(observability.jaeger?.image).toMatch(/^jaegertracing\/jaeger:\d+\.\d+\.\d+$/);
     for (const [name, service] of Object.entries(observability)) {
       for (const port of service.ports ?? []) expect(port, name).toMatch(/^127\.0\.0\.1:/);
     }
@@ -252,6 +253,20 @@ describe('docker-compose.yml: the observability profile', () => {
     expect(dashboards.map((m) => posix.normalize(m.host))).toEqual(['deploy/grafana/wx-kf.json']);
     expect(grafana.environment?.GF_SECURITY_ADMIN_PASSWORD__FILE).toBe('/run/secrets/admin_password');
     expect(grafana.secrets).toContain('admin_password');
+  });
+
+  it('runs Jaeger for traces: OTLP on the compose network, the UI on the host loopback, tracing off until asked', () => {
+    const jaeger = observability.jaeger as Service;
+    const command = (jaeger.command ?? []).join(' ');
+    // Jaeger 2 listens on localhost unless told otherwise: the services must reach its OTLP/HTTP port.
+    expect(command).toContain('receivers.otlp.protocols.http.endpoint=0.0.0.0:4318');
+    expect(jaeger.ports).toEqual(['127.0.0.1:16686:16686']);
+    // Every wx-kf service passes the standard variable through, empty (no SDK loaded) unless the operator sets it.
+    const passedThrough = `\${OTEL_EXPORTER_OTLP_ENDPOINT:-}`;
+    for (const name of apps) expect(services[name]?.environment?.OTEL_EXPORTER_OTLP_ENDPOINT, name).toBe(passedThrough);
+    const operating = read('docs/operating.md');
+    expect(operating).toContain('OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318');
+    expect(operating).toContain('http://127.0.0.1:16686');
   });
 
   it('is documented: the README and docs/operating.md give the command', () => {

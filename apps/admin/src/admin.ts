@@ -1,6 +1,7 @@
 import type { Config } from '@wx-kf/shared/config';
 import type { Logger } from '@wx-kf/shared/log';
 import { createRedis } from '@wx-kf/shared/redis';
+import { serverSpans } from '@wx-kf/shared/tracing';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { type AdminAppOptions, adminApp } from './app.js';
@@ -29,6 +30,9 @@ export async function buildAdminApp(
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // While tracing is on: a server span per API call (a send's trace goes on in the worker that sends it).
+  const traced = serverSpans((url) => url.startsWith('/api/v1/'));
+  if (traced) app.addHook('onRoute', traced);
   await app.register(adminApp, { ...options, config, logger });
   return app;
 }

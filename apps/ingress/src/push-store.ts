@@ -1,6 +1,7 @@
 import { errorMessage } from '@wx-kf/shared/log';
 import type { InboundJobData, inboundJob } from '@wx-kf/shared/queue';
 import { keyspaceOf, type RedisClient, replicaWaiter, whenWritable } from '@wx-kf/shared/redis';
+import { annotate, inSpan } from '@wx-kf/shared/tracing';
 import { SignatureError } from '@wx-kf/shared/wechat';
 import type { Queue } from 'bullmq';
 import type { SignatureBinder, SignatureUse } from './signature-binding.js';
@@ -64,6 +65,7 @@ export interface Ingested {
 export function pushStore(options: PushStoreOptions) {
   const { queues, redis, timeoutMs, bind } = options;
   const keys = keyspaceOf(redis);
+  const durability = options.durability ?? 'local';
   const replicated = options.durability === 'replicated' ? replicaWaiter(redis, REPLICA_WAIT_MS) : undefined;
   const store = async (job: ReturnType<typeof inboundJob>, { signature, handoff }: StoreOptions): Promise<Ingested> => {
     await whenWritable(redis); // a connection still connecting at start is waited for, not failed (within the timeout)
@@ -75,6 +77,7 @@ export function pushStore(options: PushStoreOptions) {
     const shard = keys.userShard(job.data.appId, job.data.message.FromUserName);
     const queue = queues[shard];
     if (!queue) throw new Error(`no inbound queue for shard ${shard}`);
+    annotate({ 'wxkf.shard': shard });
     const confirm = replicated?.(shard);
     // Sent before the add on the same (auto-pipelined) connection, so it sees the keys as they were: whether
     // this push was delivered before. The same script writes the user's window grant, order and timeline (no
@@ -97,7 +100,9 @@ export function pushStore(options: PushStoreOptions) {
       throw new UnavailableError(errorMessage(error));
     }
   };
-  const storePush = (job: ReturnType<typeof inboundJob>, options: StoreOptions = {}) => guarded(store(job, options));
+  // While tracing is on, a span whose child `add inbound.push` (bullmq-otel) stores its context in the job.
+  const storePush = (job: ReturnType<typeof inboundJob>, options: StoreOptions = {}) =>
+    inSpan('store', { 'wxkf.durability': durability }, () => guarded(store(job, options)));
   /** Binds a plaintext push's signature to its body, before the body is even parsed. */
   const bindPlaintext = (use: SignatureUse) => guarded(bind(use));
   return Object.assign(storePush, { bindPlaintext });

@@ -14,7 +14,8 @@ import {
 } from '@wx-kf/shared/queue';
 import { createRedis, keyspaceOf } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
-import { type DefaultJobOptions, Worker } from 'bullmq';
+import { queueTelemetry, traceJob } from '@wx-kf/shared/tracing';
+import { type DefaultJobOptions, type Job, Worker } from 'bullmq';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { WorkerMetrics } from './metrics.js';
@@ -85,7 +86,11 @@ export async function startWorker(
     lockDuration: config.worker.lockMs,
     stalledInterval: config.worker.lockMs,
     maxStalledCount: 2,
+    telemetry: queueTelemetry(), // while tracing is on: each job's `process` span continues its producer's trace
   });
+  /** A shard's worker for queue `name`; while tracing is on, its jobs' spans say whose message they carry. */
+  const tracedWorker = <D, R>(name: string, processor: (job: Job<D>, token?: string) => Promise<R>, shard: number) =>
+    new Worker<D, R>(name, traceJob(name, processor), workerOptions(shard));
   const handoff: WorkerHandoff = {
     accounts: handoffAccounts(config, rules),
     state: new Handoffs({
@@ -130,7 +135,7 @@ export async function startWorker(
         metrics: metrics.ai,
         logger,
       });
-    const inbound = new Worker<InboundJobData, InboundResult>(
+    const inbound = tracedWorker<InboundJobData, InboundResult>(
       INBOUND_QUEUE,
       inboundProcessor({
         accounts,
@@ -145,14 +150,14 @@ export async function startWorker(
         handoff,
         ai: aiReplies,
       }),
-      workerOptions(shard),
+      shard,
     );
-    const sender = new Worker<OutboundJobData>(
+    const sender = tracedWorker<OutboundJobData, unknown>(
       OUTBOUND_QUEUE,
       outboundProcessor(sendReplies, accounts, handoff, (data, release) =>
         conversation.release(data.appId, data.touser, release),
       ),
-      workerOptions(shard),
+      shard,
     );
     return [
       [INBOUND_QUEUE, inbound],

@@ -1,5 +1,6 @@
 import { type Bindings, type ChildLoggerOptions, type Logger, type LoggerOptions, pino } from 'pino';
 import { isRecord } from './record.js';
+import { logMixin } from './tracing/index.js';
 
 export type { Logger } from 'pino';
 
@@ -58,7 +59,10 @@ function batchedStdout(): ReturnType<typeof pino.destination> {
   return stdout;
 }
 
-/** The one logger factory: pino JSON to stdout (or `destination`), secrets redacted. */
+/**
+ * The one logger factory: pino JSON to stdout (or `destination`), secrets redacted. A line logged in a span
+ * carries its `trace_id` and `span_id` when tracing was started before the logger was made.
+ */
 export function createLogger(
   name: string,
   options: { level?: string; destination?: NodeJS.WritableStream } = {},
@@ -70,6 +74,8 @@ export function createLogger(
     // Errors arrive here already serialized (and censored) by censorSecrets; serialize only those it did not see.
     serializers: { err: (err: unknown) => (err instanceof Error ? pino.stdSerializers.err(err) : err) },
   };
+  const mixin = logMixin();
+  if (mixin) config.mixin = mixin;
   let logger: Logger;
   if (options.destination) logger = pino(config, options.destination);
   else {

@@ -1,5 +1,6 @@
 import { type Config, ConfigError, loadDotEnv, printConfigError, readConfig } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
+import { startTracing, stopTracing, type TracingStarted } from './tracing/index.js';
 
 export interface RunningService {
   close(): Promise<void>;
@@ -7,8 +8,8 @@ export interface RunningService {
 
 /**
  * Runs a process's main: loads the configuration (one line per problem and exit 1 when it is bad; one warning
- * logged per deprecated variable name), starts the service, and on SIGTERM/SIGINT closes it gracefully within
- * `graceMs` before exiting.
+ * logged per deprecated variable name), starts tracing when OTEL_* ask for it, starts the service, and on
+ * SIGTERM/SIGINT closes it gracefully within `graceMs` (the last spans exported) before exiting.
  */
 export async function runService(
   name: string,
@@ -25,8 +26,11 @@ export async function runService(
     printConfigError(name, error);
     process.exit(1);
   }
+  // Before the logger (its lines carry trace ids) and before any queue (each carries the context of its jobs).
+  const tracing = await startTracingSafely(name, config);
   const logger = createLogger(name, { level: config.logLevel });
   for (const warning of warnings) logger.warn(`config: ${warning}`);
+  if (tracing) logger.info(tracing, 'tracing: spans exported with OpenTelemetry');
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
   let service: RunningService;
@@ -53,6 +57,7 @@ export async function runService(
     force.unref();
     try {
       await service.close();
+      await stopTracing();
       logger.info(`${name} stopped`);
       process.exit(0);
     } catch (error) {
@@ -63,4 +68,14 @@ export async function runService(
   // on, not once: a terminal's Ctrl-C also reaches us forwarded by pnpm; the second must not kill the drain.
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** Tracing is never a reason not to serve: an SDK that fails to start is reported and the service runs without. */
+async function startTracingSafely(name: string, config: Config): Promise<TracingStarted | undefined> {
+  try {
+    return await startTracing(name, { ownSpans: [config.api.base, config.api.proxy] });
+  } catch (error) {
+    console.error(`${name}: tracing: not started (${(error as Error).message})`);
+    return undefined;
+  }
 }

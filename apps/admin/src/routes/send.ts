@@ -3,6 +3,7 @@ import type { AccountConfig } from '@wx-kf/shared/config';
 import type { Conversations } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import { OUTBOUND_JOB_OPTIONS, type OutboundJobData } from '@wx-kf/shared/queue';
+import { annotateUser } from '@wx-kf/shared/tracing';
 import { MessageFormatError, validateReply } from '@wx-kf/shared/wechat';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -62,6 +63,7 @@ export const sendRoutes: FastifyPluginAsync<SendRoutesOptions> = async (fastify,
     const account = accounts.get(body.appId);
     if (!account) throw new UnknownAccount(400);
     const { appId } = account;
+    annotateUser(appId, body.touser);
     const replies = validMessages(body.messages, account);
     // Every field that changes what is sent: a retry is answered as the first request only if it is the same.
     const digest = sha256(

@@ -4,6 +4,7 @@ import { type Handoffs, parseHandoff } from '@wx-kf/shared/handoff';
 import { errorMessage, type Logger } from '@wx-kf/shared/log';
 import { inboundJob } from '@wx-kf/shared/queue';
 import type { ReplyRules } from '@wx-kf/shared/rules';
+import { annotate, annotateUser, inSpan, serverSpans } from '@wx-kf/shared/tracing';
 import { buildTransferReply, MessageFormatError, SUCCESS, sealReply, verifySignature } from '@wx-kf/shared/wechat';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -143,6 +144,7 @@ function pushOutcome(
     metrics.pushes.inc({ app_id: appId, mode: String(line.mode), result });
     metrics.ackSeconds.observe({ result }, seconds);
     logger[level]({ ...line, outcome: result, status, ms: Math.round(seconds * 10_000) / 10, ...extra }, 'push');
+    annotate({ 'wxkf.app_id': appId, 'wxkf.outcome': result, 'wxkf.msg_key': line.msgKey as string | undefined });
   };
 }
 
@@ -153,6 +155,8 @@ function pushOutcome(
 export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fastify, options) => {
   const { config, accounts, transferRules, store, now, metrics, handoff } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const traced = serverSpans(); // while tracing is on: a server span per request (its children: verify, store)
+  if (traced) app.addHook('onRoute', traced);
 
   const accountFor = accountLookup(accounts, metrics);
 
@@ -189,8 +193,9 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
           };
           await store.bindPlaintext(use);
         }
-        const push = receivePush(account, query, raw.toString('utf8'));
+        const push = inSpan('verify', {}, () => receivePush(account, query, raw.toString('utf8')));
         const { message } = push;
+        annotateUser(appId, message.FromUserName);
         const decision = transferRules.get(appId)?.decide(message);
         const transfer = decision?.kind === 'transfer' ? decision : undefined;
         const job = inboundJob(appId, message, {

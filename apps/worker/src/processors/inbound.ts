@@ -10,6 +10,7 @@ import {
   type ReplyPlan,
 } from '@wx-kf/shared/queue';
 import type { Decision, ReplyRules, ReplyTemplate } from '@wx-kf/shared/rules';
+import { inSpan } from '@wx-kf/shared/tracing';
 import { messageBuilders, type ReplyItem } from '@wx-kf/shared/wechat';
 import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { AiReplier } from '../replies/ai-reply.js';
@@ -190,7 +191,7 @@ export function inboundProcessor(deps: InboundDeps) {
     const decision = plan || handler ? undefined : rules.get(appId)?.decide(data.message);
     const sends = plan ? plan.sent < plan.replies.length : decision?.kind === 'reply' && decision.replies.length > 0;
     // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
-    const taken = await conversation?.awaitTurn(job, token, account.type, data, sends);
+    const taken = await inSpan('turn', {}, () => conversation?.awaitTurn(job, token, account.type, data, sends));
 
     // The model's answer is stored before it is sent, and a retry sends the stored one (replies/ai-reply.ts).
     let report: SendReport | undefined;
@@ -204,7 +205,9 @@ export function inboundProcessor(deps: InboundDeps) {
     }
     let reupload: Reupload | undefined;
     if (!plan) {
-      const planned = await planFresh(job, token, { data, account, decision, taken });
+      const planned = await inSpan('plan', { 'wxkf.plan.source': handler ? 'handler' : 'rules' }, () =>
+        planFresh(job, token, { data, account, decision, taken }),
+      );
       if (planned.replies.length === 0) {
         await conversation?.release(appId, touser, job.id as string, taken);
         return { action: 'none' };

@@ -3,6 +3,7 @@ import { describeReply, type Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
 import { keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
+import { annotate, inSpan } from '@wx-kf/shared/tracing';
 import { type ReplyItem, toCustomMessage } from '@wx-kf/shared/wechat';
 import type { WorkerMetrics } from '../metrics.js';
 import type { ConversationHooks } from './conversation.js';
@@ -140,13 +141,17 @@ export function replySender(deps: SendDeps) {
       const take = i === from && job.taken?.ok ? job.taken : await conversation?.take(appId, touser);
       if (conversation && take && !take.ok && !job.ignoreWindow) {
         metrics.windowRefusals.inc({ app_id: appId, reason: take.reason });
+        annotate({ 'wxkf.window.refused': take.reason });
         logger.warn({ appId, msgKey, reply: i, reason: take.message }, 'send refused by the window ledger');
         const entry = { ...describeReply(item), jobId: msgKey, result: `refused: ${take.message}` };
         await conversation.settle(appId, touser, { entry, release: job.release });
         return { sent: i, stop: { kind: 'permanent', reason: take.message } };
       }
       try {
-        await sendOne(appId, touser, item, async () => reupload?.(i));
+        const attributes = { 'wxkf.reply.index': i, 'wxkf.reply.msgtype': item.msgtype };
+        await inSpan('send', attributes, () => sendOne(appId, touser, item, async () => reupload?.(i)), {
+          onSuccess: { 'wechat.errcode': 0 },
+        });
       } catch (error) {
         // A child logger only on this rare path: the usual one logs a single line below.
         const stop = await classify(appId, i, error, logger.child({ appId, msgKey }));

@@ -1,6 +1,7 @@
 import { Agent, type Dispatcher, FormData, ProxyAgent, request } from 'undici';
 import type { z } from 'zod';
 import { isRecord } from '../record.js';
+import { annotate, inSpan } from '../tracing/index.js';
 import { TransportError, WeChatApiError } from './errors.js';
 
 export interface HttpOptions {
@@ -30,6 +31,8 @@ function throwErrcode(answer: Record<string, unknown>, path: string): void {
 export class WeChatHttp {
   private readonly dispatcher: Dispatcher;
   private readonly baseUrl: string;
+  /** A call's span attributes: where it goes. */
+  private readonly server: { 'server.address': string; 'server.port': number };
 
   constructor(options: HttpOptions) {
     const timeout = options.timeoutMs ?? 5000;
@@ -42,6 +45,11 @@ export class WeChatHttp {
     };
     this.dispatcher = options.proxy ? new ProxyAgent({ uri: options.proxy, ...common }) : new Agent(common);
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    const base = new URL(this.baseUrl);
+    this.server = {
+      'server.address': base.hostname,
+      'server.port': Number(base.port) || (base.protocol === 'https:' ? 443 : 80),
+    };
   }
 
   /**
@@ -51,14 +59,21 @@ export class WeChatHttp {
   async call(path: string, options?: CallOptions): Promise<Record<string, unknown>>;
   async call<T>(path: string, options: CallOptions, answer: z.ZodType<T>): Promise<T>;
   async call<T>(path: string, options: CallOptions = {}, answer?: z.ZodType<T>): Promise<T | Record<string, unknown>> {
-    const { bytes } = await this.fetch(path, options);
-    const parsed = this.parse(path, bytes);
-    throwErrcode(parsed, path);
-    if (!answer) return parsed;
-    const read = answer.safeParse(parsed);
-    if (!read.success)
-      throw new TransportError(`${path}: unexpected answer (${read.error.issues[0]?.message})`, path, 'body');
-    return read.data;
+    // While tracing is on, in a client span `<METHOD> <path>` with the HTTP status and `wechat.errcode` (never
+    // the query, which holds the access_token).
+    const method = options.method ?? (options.json !== undefined || options.form ? 'POST' : 'GET');
+    const attributes = { 'http.request.method': method, 'url.path': path, ...this.server };
+    const work = async () => {
+      const { bytes } = await this.fetch(path, options);
+      const parsed = this.parse(path, bytes);
+      throwErrcode(parsed, path);
+      if (!answer) return parsed;
+      const read = answer.safeParse(parsed);
+      if (!read.success)
+        throw new TransportError(`${path}: unexpected answer (${read.error.issues[0]?.message})`, path, 'body');
+      return read.data;
+    };
+    return inSpan(`${method} ${path}`, attributes, work, { kind: 'client', onSuccess: { 'wechat.errcode': 0 } });
   }
 
   /** Calls `path` for bytes (media/get): a JSON answer is an errcode, thrown as WeChatApiError, or the bytes. */
@@ -90,6 +105,7 @@ export class WeChatHttp {
         kind,
       );
     }
+    annotate({ 'http.response.status_code': res.statusCode });
     if (res.statusCode >= 400) {
       await res.body.dump();
       throw new TransportError(`${path}: HTTP ${res.statusCode}`, path, 'http');

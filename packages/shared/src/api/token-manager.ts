@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { keyspaceOf, type RedisClient, subscriberOf } from '../redis/index.js';
 import { type Keyspace, TOKEN_EVENTS } from '../redis/keys.js';
 import { defineScript, releaseLockScript, reply } from '../redis/scripts.js';
+import { annotate, inSpan } from '../tracing/index.js';
 import { TokenUnavailableError, TransportError, WeChatApiError } from './errors.js';
 import type { WeChatHttp } from './http.js';
 import { requestToken, type TokenAnswer } from './token-request.js';
@@ -127,7 +128,15 @@ export class TokenManager {
   private refresh(appId: string, failedToken?: string): Promise<string> {
     const running = this.inflight.get(appId);
     if (running) return running;
-    const started = this.refreshOnce(appId, failedToken).finally(() => this.inflight.delete(appId));
+    // A span `access_token refresh` while tracing is on.
+    const attributes = {
+      'wxkf.app_id': appId,
+      'wxkf.token.source': this.options.source,
+      'wxkf.token.stale': Boolean(failedToken),
+    };
+    const started = inSpan('access_token refresh', attributes, () => this.refreshOnce(appId, failedToken)).finally(() =>
+      this.inflight.delete(appId),
+    );
     this.inflight.set(appId, started);
     return started;
   }
@@ -200,6 +209,7 @@ export class TokenManager {
       throw error;
     }
     this.options.onRequest?.(appId, 'ok');
+    annotate({ 'wxkf.token.fetched': true }); // this process asked WeChat (the others wait for its notice)
     const ttlMs = answer.expires_in * 1000;
     const stored: StoredToken = { token: answer.access_token, expiresAt: Date.now() + ttlMs };
     const keys = { token: this.keys.token(appId), lock: this.keys.tokenLock(appId) };

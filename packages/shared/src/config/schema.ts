@@ -81,9 +81,34 @@ export const aiSchema = {
   AI_HISTORY_CHARS: z.coerce.number().int().min(0).max(200_000).default(4000),
 };
 
+/**
+ * The standard OpenTelemetry variables wx-kf relies on, checked like the others (the SDK reads them, and more:
+ * docs/configuration.md). Setting an endpoint or an exporter turns tracing on (tracing/index.ts).
+ */
+const otlpEndpoint = z.url({
+  protocol: /^https?$/,
+  error: 'must be an http:// or https:// URL (e.g. http://jaeger:4318)',
+});
+export const tracingSchema = {
+  OTEL_EXPORTER_OTLP_ENDPOINT: optional(otlpEndpoint),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optional(otlpEndpoint),
+  OTEL_EXPORTER_OTLP_PROTOCOL: optional(z.enum(['http/protobuf', 'http/json', 'grpc'])),
+  OTEL_TRACES_EXPORTER: optional(
+    z
+      .string()
+      .regex(
+        /^\s*(otlp|console|zipkin|none)\s*(,\s*(otlp|console|zipkin|none)\s*)*$/,
+        'must be otlp, console, zipkin or none',
+      ),
+  ),
+  OTEL_SERVICE_NAME: optional(z.string().min(1)),
+  OTEL_SDK_DISABLED: optional(z.string().regex(/^(true|false)$/i, 'must be true or false')),
+};
+
 /** Every variable the configuration reads (a duration's name says its unit: _MS, _SECONDS, _HOURS). */
 export const envSchema = z.object({
   ...redisSchema,
+  ...tracingSchema,
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: port.default(3000),
   WECHAT_API_BASE: z.url({ protocol: /^https?$/ }).default('https://api.weixin.qq.com'),

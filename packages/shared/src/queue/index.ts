@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { type DefaultJobOptions, Queue } from 'bullmq';
 import { keyspaceOf, type RedisClient } from '../redis/index.js';
 import { INBOUND_QUEUE, OUTBOUND_QUEUE } from '../redis/keys.js';
+import { queueTelemetry } from '../tracing/index.js';
 import type { PushFormat, PushMode } from '../wechat/body.js';
 import type { ReplyItem } from '../wechat/custom-message.js';
 import { dedupKey } from '../wechat/dedup.js';
@@ -127,9 +128,13 @@ export interface QueueData {
   [OUTBOUND_QUEUE]: OutboundJobData;
 }
 
-/** One of wx-kf's queues on `connection`: shard `shard`'s (default 0, the only one of a one-shard layout). */
+/**
+ * One of wx-kf's queues on `connection`: shard `shard`'s (default 0, the only one of a one-shard layout). While
+ * tracing is on, each job it adds carries the adding span's context (bullmq-otel).
+ */
 export function openQueue<N extends keyof QueueData>(name: N, connection: RedisClient, shard = 0): Queue<QueueData[N]> {
-  const queue = new Queue<QueueData[N]>(name, { connection, prefix: keyspaceOf(connection).queuePrefix(shard) });
+  const prefix = keyspaceOf(connection).queuePrefix(shard);
+  const queue = new Queue<QueueData[N]>(name, { connection, prefix, telemetry: queueTelemetry() });
   queue.on('error', () => {}); // the connection's own listener (createRedis) logs an outage once
   return queue;
 }
