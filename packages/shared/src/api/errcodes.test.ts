@@ -26,15 +26,16 @@ function docRows(): DocRow[] {
   return rows;
 }
 
-/** The wx-kf column as a row: "`fail`, window closed, HTTP 409"; `—` is no row. */
+/** The wx-kf column as a row: "`fail`, window closed, HTTP 409", "`fail`, grants cleared"; `—` is no row. */
 function parseColumn(cell: string): ErrcodeRow | undefined {
   if (cell === '—') return undefined;
-  const m = /^`(\w+)`(?:, window (exhausted|closed))?(?:, HTTP (\d{3}))?$/.exec(cell);
+  const m = /^`(\w+)`(?:, window (exhausted|closed))?(?:, grants (cleared))?(?:, HTTP (\d{3}))?$/.exec(cell);
   if (!m) throw new Error(`unreadable wx-kf cell: ${cell}`);
   return {
     action: m[1] as ErrcodeRow['action'],
     ...(m[2] ? { window: m[2] as 'exhausted' | 'closed' } : {}),
-    ...(m[3] ? { http: Number(m[3]) } : {}),
+    ...(m[3] ? { grant: 'cleared' as const } : {}),
+    ...(m[4] ? { http: Number(m[4]) } : {}),
   };
 }
 
@@ -80,10 +81,10 @@ describe('the errcode table', () => {
     }
   });
 
-  it('is well formed: a window only on a permanent refusal, HTTP statuses that are errors', () => {
+  it('is well formed: a window or a grant effect only on a permanent refusal, HTTP statuses that are errors', () => {
     for (const [key, row] of Object.entries(ERRCODES)) {
       expect(Number.isInteger(Number(key)), key).toBe(true);
-      if (row.window) expect(row.action, key).toBe('fail');
+      if (row.window || row.grant) expect(row.action, key).toBe('fail');
       if (row.http !== undefined) expect(row.http >= 400 && row.http < 600, key).toBe(true);
     }
   });
@@ -97,6 +98,7 @@ describe('the errcode table', () => {
     expect(errcodeRule(40164)).toEqual({ action: 'config', http: 502 });
     expect(errcodeRule(45009)).toEqual({ action: 'pause_account', http: 400 });
     expect(errcodeRule(65414)).toEqual({ action: 'fail', http: 409 });
+    expect(errcodeRule(43101)).toEqual({ action: 'fail', grant: 'cleared', http: 400 });
     expect(errcodeRule(12345)).toEqual({ action: 'fail', http: 400 });
     for (const code of [...Object.keys(ERRCODES).map(Number), 12345]) {
       expect(decide(code)).toBe(errcodeRule(code).action);

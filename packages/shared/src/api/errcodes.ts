@@ -13,12 +13,17 @@ export type ErrorAction = 'retry' | 'refresh_token' | 'reupload_media' | 'pause_
 /** What a refused custom/send says about the user's send window: no sends left in it, or closed. */
 export type WindowEffect = 'exhausted' | 'closed';
 
+/** What a refused notification says about the user's grants of its template: none left (the ledger learns). */
+export type GrantEffect = 'cleared';
+
 /** One errcode's row: everything wx-kf does about it. */
 export interface ErrcodeRow {
   /** What the caller does (retries, token, media, account pause). */
   readonly action: ErrorAction;
   /** What a refused send does to the user's window in the ledger; absent: the send taken for it is given back. */
   readonly window?: WindowEffect;
+  /** What a refused subscribe message does to the user's grants of its template; absent: the grant is given back. */
+  readonly grant?: GrantEffect;
   /** The admin API's HTTP status for this refusal; absent: the action's default (`httpOf`). */
   readonly http?: number;
 }
@@ -61,6 +66,10 @@ export const ERRCODES: Readonly<Record<number, ErrcodeRow>> = {
   45015: { action: 'fail', window: 'closed' }, // outside the reply window / unsubscribed
   45047: { action: 'fail', window: 'exhausted' }, // reply count for the window used up
   40003: { action: 'fail' }, // invalid openid
+  43101: { action: 'fail', grant: 'cleared' }, // subscribe message: the user has no grant (refused, or used up)
+  47003: { action: 'fail' }, // subscribe / template message: a data value breaks its rule
+  41030: { action: 'fail' }, // subscribe message: the page is not in the released Mini Program
+  40037: { action: 'fail' }, // invalid template_id
   40226: { action: 'fail', http: 403 }, // high-risk user blocked (code2session)
   65401: { action: 'fail', http: 404 }, // invalid agent
   65406: { action: 'fail', http: 409 }, // agent exists

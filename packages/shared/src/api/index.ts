@@ -5,4 +5,5 @@ export * from './http.js';
 export * from './kf.js';
 export * from './media.js';
 export * from './sec-check.js';
+export * from './subscribe.js';
 export * from './token-manager.js';

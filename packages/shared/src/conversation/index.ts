@@ -1,4 +1,5 @@
 export { type Erasure, forgetUser } from './forget.js';
+export { GRANT_MARK_MS, type GrantTake, Grants } from './grants.js';
 export * from './ledger.js';
 export * from './rules.js';
 export {

@@ -1,9 +1,11 @@
 import { type ContextOptions, sentEntry, userEntry } from '../ai/context.js';
+import { grantChanges } from '../notify/events.js';
 import { keyspaceOf, type RedisClient } from '../redis/index.js';
 import type { Keyspace } from '../redis/keys.js';
 import { reply } from '../redis/scripts.js';
 import type { AccountType } from '../wechat/custom-message.js';
 import { OPENID_PATTERN } from '../wechat/openid.js';
+import { Grants } from './grants.js';
 import { actionTime, type WindowGrant, windowGrant } from './rules.js';
 import { dropHeadScript, ingestScript, settleScript, takeScript, turnScript } from './scripts.js';
 import {
@@ -24,6 +26,8 @@ const ORDER_TTL_MS = 24 * 3600_000;
 export interface UserView {
   window: WindowView;
   timeline: TimelineEntry[];
+  /** Subscribe-message grants left, by template id. */
+  grants: Record<string, number>;
 }
 
 /** A turn's answer: go (with the first send when asked for), or wait behind `head`. */
@@ -64,6 +68,8 @@ export class Conversations {
   readonly timeline: TimelineOptions;
   readonly now: () => number;
   readonly context: ConversationContext | undefined;
+  /** The user's subscribe-message grants, beside the window (grants.ts). */
+  readonly grants: Grants;
   private readonly keys: Keyspace;
 
   constructor(
@@ -75,6 +81,7 @@ export class Conversations {
     this.timeline = options.timeline ?? DEFAULT_TIMELINE;
     this.now = options.now ?? Date.now;
     this.context = options.context && options.context.entries > 0 ? options.context : undefined;
+    this.grants = new Grants(redis, this.now);
   }
 
   /** Whether this account keeps an AI context for its users. */
@@ -108,7 +115,8 @@ export class Conversations {
    * place in the user's order and its timeline entry, in one script on the user's slot, sent just before the
    * job's add. Resolves whether the push was stored before (its job or BullMQ de-duplication key exists): a
    * re-delivery changes nothing. With `handoffIdleMs`, also the user's handoff state (raw JSON), renewed for
-   * that long unless the push is a re-delivery.
+   * that long unless the push is a re-delivery. A subscription push's grant changes go in the same pipeline
+   * (grants.ts: applied once per push, even by two deliveries stored at the same time).
    */
   async ingest(
     appId: string,
@@ -121,36 +129,39 @@ export class Conversations {
     if (typeof openid !== 'string' || !OPENID_PATTERN.test(openid)) return { seen: false }; // the worker refuses it
     const shard = this.keys.userShard(appId, openid);
     const { entry, needle } = inboundEntry(message, jobId, options.receivedAt);
-    const result = reply.list(
-      await ingestScript(
-        this.redis,
-        {
-          ...this.userKeys(appId, openid),
-          job: this.keys.inboundJob(shard, jobId),
-          dedup: this.keys.inboundDedup(shard, jobId),
-          handoff: this.keys.handoff(appId, openid),
-        },
-        {
-          ...grantArgs(windowGrant(type, message), actionTime(message.CreateTime)),
-          now: this.now(),
-          jobId,
-          entry: this.timeline.entries > 0 ? entry : '',
-          needle,
-          max: this.timeline.entries,
-          ttl: this.timeline.maxAgeMs,
-          orderTtl: ORDER_TTL_MS,
-          openid,
-          handoffIdleMs: options.handoffIdleMs ?? 0,
-        },
-      ),
+    const changes = grantChanges(message);
+    const ingested = ingestScript(
+      this.redis,
+      {
+        ...this.userKeys(appId, openid),
+        job: this.keys.inboundJob(shard, jobId),
+        dedup: this.keys.inboundDedup(shard, jobId),
+        handoff: this.keys.handoff(appId, openid),
+      },
+      {
+        ...grantArgs(windowGrant(type, message), actionTime(message.CreateTime)),
+        now: this.now(),
+        jobId,
+        entry: this.timeline.entries > 0 ? entry : '',
+        needle,
+        max: this.timeline.entries,
+        ttl: this.timeline.maxAgeMs,
+        orderTtl: ORDER_TTL_MS,
+        openid,
+        handoffIdleMs: options.handoffIdleMs ?? 0,
+      },
     );
+    // Sent right after the ingest script, before anything is awaited: both see the keys as the add finds them.
+    const granted = changes.length > 0 && this.grants.applyPush(appId, openid, jobId, changes, true);
+    const [result] = await Promise.all([ingested.then(reply.list), granted]);
     return { seen: reply.int(result[1]) > 0, handoff: reply.optionalText(result[2]) };
   }
 
   /**
    * Whether an inbound job may send now: it is the head of its user's order, or not in it (a job stored some
-   * other way). Also applies the job's own grant, idempotently, for jobs the ingress did not store. With `take`,
-   * a job whose turn it is also takes its first send from the window in the same round trip (as `take()` would).
+   * other way). Also applies the job's own grant and subscription changes, idempotently, for jobs the ingress
+   * did not store. With `take`, a job whose turn it is also takes its first send from the window in the same
+   * round trip (as `take()` would).
    */
   async turn(
     appId: string,
@@ -159,7 +170,8 @@ export class Conversations {
     message: Record<string, unknown>,
     options: { take?: boolean } = {},
   ): Promise<Turn> {
-    const { window, order, context } = this.userKeys(appId, String(message.FromUserName));
+    const openid = String(message.FromUserName);
+    const { window, order, context } = this.userKeys(appId, openid);
     const grant = grantArgs(windowGrant(type, message), actionTime(message.CreateTime));
     const said = this.keepsContext(appId) ? userEntry(message, jobId, this.now()) : undefined;
     const args = {
@@ -170,6 +182,8 @@ export class Conversations {
       ...this.contextArgs(appId, said?.entry),
       contextNeedle: said?.needle ?? '',
     };
+    const changes = grantChanges(message);
+    if (changes.length > 0) await this.grants.applyPush(appId, openid, jobId, changes, false);
     const [go, ...rest] = reply.list(await turnScript(this.redis, { window, order, context }, args));
     if (reply.int(go) !== 1) return { go: false, head: reply.text(rest[0]) };
     return rest.length === 4 ? { go: true, take: takeOf(rest) } : { go: true };
@@ -232,12 +246,16 @@ export class Conversations {
     return this.redis.lrange(this.keys.aiContext(appId, openid), 0, -1);
   }
 
-  /** The window and the timeline (newest last, entries past the age cap left out). */
+  /** The window, the timeline (newest last, entries past the age cap left out) and the grants. */
   async view(appId: string, openid: string): Promise<UserView> {
     const { window: windowKey, timeline: timelineKey } = this.userKeys(appId, openid);
-    const [hash, entries] = await Promise.all([this.redis.hgetall(windowKey), this.redis.lrange(timelineKey, 0, -1)]);
+    const [hash, entries, grants] = await Promise.all([
+      this.redis.hgetall(windowKey),
+      this.redis.lrange(timelineKey, 0, -1),
+      this.grants.counts(appId, openid),
+    ]);
     const { refusal: _, ...window } = windowView(hash, this.now());
-    return { window, timeline: readTimeline(entries, this.now() - this.timeline.maxAgeMs) };
+    return { window, timeline: readTimeline(entries, this.now() - this.timeline.maxAgeMs), grants };
   }
 
   /** Users of the account whose window has not ended (ended ones are dropped from the index as it is read). */

@@ -1,3 +1,5 @@
+import { subscriptionSummary } from '../notify/events.js';
+
 /** The timeline's caps: entries per user (0 = no timeline) and the age after which entries are dropped. */
 export interface TimelineOptions {
   entries: number;
@@ -47,7 +49,8 @@ export const clipSummary = (value: unknown, max = SUMMARY_MAX): string => {
 function describeInbound(message: Record<string, unknown>): { kind: string; summary: string } {
   if (message.MsgType === 'event') {
     const event = clipSummary(message.Event, 40) || 'event';
-    return { kind: event, summary: clipSummary(message.EventKey) };
+    // A subscription event says which templates and what the user chose (or how a send ended).
+    return { kind: event, summary: clipSummary(message.EventKey ?? subscriptionSummary(message)) };
   }
   const kind = clipSummary(message.MsgType, 40) || '?';
   return { kind, summary: clipSummary(message.Content ?? message.Title ?? message.Label ?? message.Recognition) };

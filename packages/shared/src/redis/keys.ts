@@ -156,6 +156,23 @@ export class Keyspace {
     return `${this.userTag(appId, openid)}:timeline:${appId}:${openid}`;
   }
 
+  /**
+   * A user's subscribe-message grants (hash: template id → grants left), beside their window: one per `accept`
+   * in a pop-up, used by a send WeChat accepts. No expiry: WeChat's one-time grants do not expire either.
+   */
+  grants(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:grants:${appId}:${openid}`;
+  }
+
+  /**
+   * What already changed a user's grants, so nothing counts twice (sorted set, scored by when): `p <job id>` for a
+   * subscription push applied (the ingress and the worker both try), `t <template> <job id>` for a grant a
+   * notification job holds (its retries hold the same one).
+   */
+  grantMarks(appId: string, openid: string): string {
+    return `${this.userTag(appId, openid)}:grant-marks:${appId}:${openid}`;
+  }
+
   /** Users of an account with a send window (score: when it ends), read by the open-windows gauge. */
   openWindows(appId: string, shard: number): string {
     return `${this.shardTag(shard)}:windows:${appId}`;
