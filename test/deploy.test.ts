@@ -280,10 +280,24 @@ describe('Dockerfile', () => {
   it('is multi-stage on a current Node LTS and runs as a non-root user', () => {
     const froms = [...dockerfile.matchAll(/^FROM node:(\d+)/gm)].map((m) => Number(m[1]));
     expect(froms.length).toBeGreaterThanOrEqual(2);
-    for (const major of froms) expect(major % 2 === 0 && major >= 20).toBe(true);
+    // Node 22 or 24 (Node 20 is end of life), one version for every stage.
+    for (const major of froms) expect([22, 24]).toContain(major);
+    expect(new Set(froms).size).toBe(1);
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toContain('pnpm install --frozen-lockfile');
     expect(dockerfile).toContain(`pnpm@${JSON.parse(read('package.json')).packageManager.split('@')[1]}`);
+  });
+
+  it('runs a Node version that engines allows, CI tests and the README names as supported', () => {
+    const major = Number(/^FROM node:(\d+)/m.exec(dockerfile)?.[1]);
+    const engines: string = JSON.parse(read('package.json')).engines.node;
+    expect(engines).toBe('^22.19.0 || >=24');
+    expect(engines).not.toMatch(/\b20\b/);
+    const ci = read('.ci/run');
+    expect(ci).toContain('node_bin 24');
+    expect(ci).toContain(`node_bin ${major}`);
+    expect(readme).toMatch(/Node 24 \(the current LTS\) or Node 22\.19\+/);
+    expect(readme).toMatch(/Node 20 reached its end of\s+life/);
   });
 
   it('copies every workspace package manifest the lockfile needs', () => {
