@@ -1,10 +1,11 @@
 import type { Config } from '@wx-kf/shared/config';
 import type { Logger } from '@wx-kf/shared/log';
 import { INBOUND_QUEUE, openShardQueues } from '@wx-kf/shared/queue';
-import { createRedis } from '@wx-kf/shared/redis';
+import { createRedis, whenWritable } from '@wx-kf/shared/redis';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildApp } from './app.js';
+import { withTimeout } from './push-store.js';
 
 export interface RunningIngress {
   app: FastifyInstance;
@@ -13,6 +14,8 @@ export interface RunningIngress {
   /** Stops accepting, finishes in-flight pushes, then closes Redis. */
   close(): Promise<void>;
 }
+
+const START_WAIT_MS = 5000;
 
 /** Starts the ingress listener with its own producer connection to Redis. */
 export async function startIngress(
@@ -24,6 +27,12 @@ export async function startIngress(
   const queues = openShardQueues(INBOUND_QUEUE, redis);
   const registry = options.registry ?? new Registry();
   const app = buildApp({ config, queue: queues, redis, logger, registry, durability: config.redis.durability });
+  // Listening only once Redis takes writes: the producer connection fails fast instead of queueing, so a push
+  // (or a load balancer's /readyz) arriving while it still connects would be answered 503. A Redis that is down
+  // at start is waited for a few seconds; then the ingress listens anyway, /readyz answering 503 until it is up.
+  await withTimeout(whenWritable(redis), START_WAIT_MS).catch(() =>
+    logger.warn({ waitedMs: START_WAIT_MS }, 'redis not reachable yet: /readyz answers 503 until it is'),
+  );
   try {
     await app.listen({ host: config.ingress.host, port: config.ingress.port });
   } catch (error) {

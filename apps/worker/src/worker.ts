@@ -12,7 +12,7 @@ import {
   type OutboundJobData,
   openQueue,
 } from '@wx-kf/shared/queue';
-import { createRedis, keyspaceOf } from '@wx-kf/shared/redis';
+import { createRedis, isConnectionError, keyspaceOf } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
 import { queueTelemetry, traceJob } from '@wx-kf/shared/tracing';
 import { type DefaultJobOptions, type Job, Worker } from 'bullmq';
@@ -166,7 +166,10 @@ export async function startWorker(
   });
 
   for (const [name, worker] of workers) {
-    worker.on('error', (error) => logger.error({ queue: name, err: error.message }, 'worker error'));
+    // A lost Redis connection is logged once by createRedis, not here at every reconnection attempt of each worker.
+    worker.on('error', (error) => {
+      if (!isConnectionError(error)) logger.error({ queue: name, err: error.message }, 'worker error');
+    });
     worker.on('completed', () => metrics.jobs.inc({ queue: name, result: 'completed' }));
     worker.on('failed', (job, error) => {
       metrics.jobs.inc({ queue: name, result: 'failed' });

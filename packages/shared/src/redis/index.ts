@@ -124,17 +124,39 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, log?:
     typeof target === 'string' ? { kind: 'single', url: target, shards: 1, durability: 'local' } : target;
   const redis = connect(resolved, role);
   layouts.set(redis, new Keyspace(resolved.shards));
-  let down = false;
+  // One line when Redis becomes unreachable, however many connections the process has (a worker has two, each
+  // of which reconnects several times a second), and one when every one of them is back.
+  const down = log ? (downByLogger.get(log) ?? new Set<RedisClient>()) : new Set<RedisClient>();
+  if (log) downByLogger.set(log, down);
   redis.on('error', (error: NodeJS.ErrnoException) => {
-    if (down) return;
-    down = true;
-    log?.error({ role, code: error.code, err: error.message }, 'redis connection error');
+    if (down.has(redis)) return;
+    down.add(redis);
+    if (down.size === 1) log?.error({ role, code: error.code, err: error.message }, 'redis connection error');
   });
   redis.on('ready', () => {
-    if (down) log?.info({ role }, 'redis connection restored');
-    down = false;
+    if (!down.delete(redis)) return;
+    if (down.size === 0) log?.info({ role }, 'redis connection restored');
   });
+  redis.once('end', () => down.delete(redis));
   return redis;
+}
+
+/** The connections of a process (its logger) that are down: the error and restore lines are per process. */
+const downByLogger = new WeakMap<Logger, Set<RedisClient>>();
+
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE']);
+
+/**
+ * Whether `error` is only a lost or refused Redis connection, which `createRedis` already reports once: callers with
+ * their own error events (BullMQ workers) leave these out instead of logging each reconnection attempt.
+ */
+export function isConnectionError(error: unknown): boolean {
+  const e = error as NodeJS.ErrnoException | undefined;
+  if (!e) return false;
+  if (e.code && CONNECTION_ERRORS.has(e.code)) return true;
+  return /ECONNREFUSED|ECONNRESET|Connection is closed|Stream isn't writeable|connect ETIMEDOUT/.test(
+    String(e.message),
+  );
 }
 
 const ready = new WeakMap<RedisClient, Promise<void>>();
