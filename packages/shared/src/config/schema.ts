@@ -45,10 +45,14 @@ const flag = z.enum(['true', 'false', 'yes', 'no', '1', '0']).transform((v) => [
 export const DEFAULT_CLUSTER_SHARDS = 16;
 
 export const redisSchema = {
-  REDIS_URL: z
-    .string()
-    .regex(/^rediss?:\/\/.+/, 'must be a redis:// or rediss:// URL')
-    .default('redis://127.0.0.1:6379'),
+  // Empty (`REDIS_URL=` in a .env) counts as unset: switching to a cluster or Sentinel needs no deleted line.
+  REDIS_URL: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z
+      .string()
+      .regex(/^rediss?:\/\/.+/, 'must be a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
+  ),
   REDIS_CLUSTER_NODES: optional(hostPorts),
   REDIS_SENTINELS: optional(hostPorts),
   REDIS_SENTINEL_NAME: optional(z.string().min(1)),
