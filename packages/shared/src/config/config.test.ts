@@ -251,9 +251,14 @@ describe('Redis connection choices', () => {
   });
 
   it('an empty REDIS_URL counts as unset: the default, or a cluster without deleting the line (issue 27)', () => {
-    expect(loadConfig({ ...one, REDIS_URL: '' }).redis).toMatchObject({ kind: 'single', url: 'redis://127.0.0.1:6379' });
+    expect(loadConfig({ ...one, REDIS_URL: '' }).redis).toMatchObject({
+      kind: 'single',
+      url: 'redis://127.0.0.1:6379',
+    });
     expect(loadConfig({ ...one, REDIS_URL: '', REDIS_CLUSTER_NODES: 'a:1' }).redis.kind).toBe('cluster');
-    expect(redisFromEnv({ REDIS_URL: '', REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'm' }).kind).toBe('sentinel');
+    expect(redisFromEnv({ REDIS_URL: '', REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_NAME: 'm' }).kind).toBe(
+      'sentinel',
+    );
   });
 
   it('Sentinel from REDIS_SENTINELS and REDIS_SENTINEL_NAME, with passwords from files and TLS', () => {
