@@ -16,6 +16,7 @@ import { buildPush, deliverPush, type PushMode, verifyUrl } from './push-client.
 import { SAMPLE_TYPES, sampleMessage } from './samples.js';
 import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT } from './sandbox.js';
 import { Simulator } from './server.js';
+import { parsePopupChoice, popupEvent } from './subscribe.js';
 
 /** The account to push as: the configured one(s) when there are credentials, else the demo's sandbox. */
 function pickAccount(appId: string | undefined): AccountConfig {
@@ -31,6 +32,21 @@ const int = (value: string) => {
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number');
   return n;
 };
+
+/** `--subscribe-popup <template_id>:<status>`, repeatable: the choices of one pop-up. */
+const popupChoices = (value: string, previous: ReturnType<typeof parsePopupChoice>[] = []) => {
+  try {
+    return [...previous, parsePopupChoice(value)];
+  } catch (error) {
+    throw new InvalidArgumentError(errorMessage(error));
+  }
+};
+
+/** Tells the simulator what this push means on WeChat's side (best effort: it may not be running). */
+const tellSim = (url: string, body: object) =>
+  request(url, { method: 'POST', body: JSON.stringify(body) })
+    .then((r) => r.body.dump())
+    .catch(() => undefined);
 
 loadDotEnv();
 
@@ -56,6 +72,11 @@ program
   .option('--url <url>', 'ingress URL (default: http://127.0.0.1:$PORT/wechat/<appId>)')
   .option('--deliveries <n>', 'deliver up to n times until accepted, like WeChat (max 4)', int, 1)
   .option(
+    '--subscribe-popup <template_id:status>',
+    'push a subscribe_msg_popup_event instead: the user chose accept (acceptWithAudio, reject, ban, filter) for a template; repeat for several',
+    popupChoices,
+  )
+  .option(
     '--sim <url>',
     'simulator to tell about the user activity (opens the send window)',
     `http://127.0.0.1:${DEFAULT_SIM_PORT}`,
@@ -66,24 +87,24 @@ program
     const url = opts.url ?? `http://127.0.0.1:${ingressPort()}/wechat/${account.appId}`;
     // Commander checked the choice: the find gives it its type.
     const type = SAMPLE_TYPES.find((t) => t === opts.type) ?? 'text';
-    const message = sampleMessage(type, {
-      content: opts.text,
-      fromUser: opts.from,
-      kfAccount: opts.agent,
-      toKfAccount: opts.toAgent,
-    });
+    const choices: ReturnType<typeof parsePopupChoice>[] = opts.subscribePopup ?? [];
+    const message = choices.length
+      ? popupEvent(choices, { fromUser: opts.from })
+      : sampleMessage(type, {
+          content: opts.text,
+          fromUser: opts.from,
+          kfAccount: opts.agent,
+          toKfAccount: opts.toAgent,
+        });
     const push = buildPush({ account, message, mode, format: opts.format === 'json' ? 'json' : 'xml' });
     // The window this push opens on WeChat's side (none for a VIEW click or an unsubscribe).
     const action = windowGrant(account.type, message)?.trigger;
-    if (action) {
-      await request(`${opts.sim}/__sim/users/activity`, {
-        method: 'POST',
-        body: JSON.stringify({ appId: account.appId, openid: opts.from, action }),
-      })
-        .then((r) => r.body.dump())
-        .catch(() => undefined);
-    }
-    console.log(`→ POST ${url} (${mode}, ${push.format}) ${opts.type} from ${opts.from}`);
+    if (action) await tellSim(`${opts.sim}/__sim/users/activity`, { appId: account.appId, openid: opts.from, action });
+    // The grants the user's choices give on WeChat's side (subscribe/send answers 43101 without one).
+    for (const c of choices)
+      await tellSim(`${opts.sim}/__sim/subscriptions`, { appId: account.appId, openid: opts.from, ...c });
+    const what = choices.length ? 'subscribe_msg_popup_event' : opts.type;
+    console.log(`→ POST ${url} (${mode}, ${push.format}) ${what} from ${opts.from}`);
     console.log(`  body: ${push.body.length > 300 ? `${push.body.slice(0, 300)}…` : push.body}`);
     const deliveries = await deliverPush(url, push, { maxDeliveries: Math.min(Math.max(opts.deliveries, 1), 4) });
     for (const d of deliveries) console.log(`← ${d.status} in ${d.ms.toFixed(1)} ms: ${d.body}`);
@@ -129,6 +150,11 @@ WeChat API served: GET /cgi-bin/token, POST /cgi-bin/stable_token, POST /cgi-bin
   add|update|del|inviteworker|uploadheadimg, /customservice/kfsession/create|close|getsession|getsessionlist|
   getwaitcase; Mini Programs: GET /sns/jscode2session, POST /wxa/msg_sec_check (version 2: a text with
   "#risky" is risky, with "#review" review, else pass)
+  Notifications: POST /cgi-bin/message/subscribe/send (Mini Programs), /cgi-bin/message/subscribe/bizsend and
+  /cgi-bin/message/template/send (Official Accounts), GET /wxaapi/newtmpl/gettemplate: templates
+  SIM_TPL_ORDER_SHIPPED, SIM_TPL_REMINDER (one-time), SIM_TPL_PROGRESS (long-term), SIM_OA_TPL_ORDER (template
+  messages); 43101 without a grant from a pop-up accept, 47003 naming a data value over its kind's limit, 41030
+  for a page under pages/missing
 
 Fake model (OpenAI-compatible, base URL <url>/v1): POST /v1/chat/completions (plain and "stream": true),
   GET /v1/models. Answers start with a context line:
@@ -161,6 +187,10 @@ Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; ru
                               the invitation (sessions need both)
   POST /__sim/kf/waiting      {"appId","openid"}: the user waits for an agent (getwaitcase lists them)
   POST /__sim/login           {"appId","openid","unionid"?,"risky"?}: a login code for jscode2session (single use)
+  POST /__sim/subscriptions   {"appId","openid","templateId","status":"accept"|"reject"|…}: the user's choice in a
+                              pop-up (pnpm sim push --subscribe-popup does it for you)
+  GET  /__sim/subscriptions   a user's grants by template (?appId=…&openid=…)
+  GET  /__sim/notifications   the notifications sent, in order (?appId=…&touser=… filter them)
 
 Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"path":"/cgi-bin/message/custom/send","script":[{"errcode":-1}]}'
 `,

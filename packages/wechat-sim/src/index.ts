@@ -9,3 +9,5 @@ export * from './sandbox.js';
 export * from './sec-check.js';
 export * from './server.js';
 export * from './state.js';
+export * from './subscribe.js';
+export * from './subscribe-state.js';

@@ -10,6 +10,8 @@ import { messageRoutes } from './message-routes.js';
 import { type ModelOptions, ModelState, modelRoutes } from './model.js';
 import { type SecCheckCall, secCheckRoutes } from './sec-check.js';
 import { type RecordedMessage, type SimOptions, SimState } from './state.js';
+import { subscribeRoutes } from './subscribe.js';
+import { SubscribeState } from './subscribe-state.js';
 import { tokenRoutes } from './token-routes.js';
 
 export interface SimulatorOptions extends SimOptions {
@@ -34,6 +36,8 @@ export class Simulator {
   readonly model: ModelState;
   /** Every msg_sec_check call and its verdict. */
   readonly secChecks: SecCheckCall[] = [];
+  /** Subscribe messages: users' grants from the pop-up events pushed, and the notifications sent. */
+  readonly subscriptions = new SubscribeState();
   readonly app: FastifyInstance;
   private baseUrl: string | undefined;
 
@@ -59,6 +63,7 @@ export class Simulator {
     kfRoutes(this.app, this.state, this.kf, gate);
     modelRoutes(this.app, this.model, this.faults, this.state.now);
     secCheckRoutes(this.app, this.state, this.secChecks, (req, reply) => gate.authorise(req, reply));
+    subscribeRoutes(this.app, this.state, this.subscriptions, (req, reply) => gate.authorise(req, reply));
     controlRoutes(this.app, this);
   }
 
@@ -95,6 +100,7 @@ export class Simulator {
     this.kf.reset();
     this.model.reset();
     this.secChecks.length = 0;
+    this.subscriptions.reset();
     this.faults.clear();
   }
 }
