@@ -4,6 +4,11 @@ import type { z } from 'zod';
 import { isRecord } from '../record.js';
 import { ConfigError } from './errors.js';
 
+/** Why a file could not be read, as Node names it (`ENOENT`, `EACCES`…), or `error`. */
+export function readErrorCode(error: unknown): string {
+  return isRecord(error) && typeof error.code === 'string' ? error.code : 'error';
+}
+
 /** The reason of a JSON.parse error without the file content V8 may quote in it, and where it happened. */
 function jsonSyntax(text: string, error: unknown): { offset: number; reason: string } {
   const message = error instanceof Error ? error.message : String(error);
@@ -22,8 +27,7 @@ export function loadStructuredFile<T>(file: string, schema: z.ZodType<T>, label:
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    const code = isRecord(error) && typeof error.code === 'string' ? error.code : 'error';
-    throw new ConfigError([`${label} ${file}: cannot be read (${code})`]);
+    throw new ConfigError([`${label} ${file}: cannot be read (${readErrorCode(error)})`]);
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
