@@ -12,6 +12,11 @@ export const MAX_JOB_REPLIES = 20;
 const MAX_KEY = 200;
 const SOURCES: readonly OutboundJobData['source'][] = ['rules', 'handler', 'api', 'ai'];
 
+/** Whether `value` is an object (an array too): its properties can be read by name, each as unknown. */
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+
+const isSource = (value: unknown): value is OutboundJobData['source'] => SOURCES.some((source) => source === value);
+
 /** A failed reason: bounded, whatever the job held. */
 export function invalid(reason: string): UnrecoverableError {
   return new UnrecoverableError(clip(reason, 200));
@@ -46,10 +51,10 @@ function checkAccount(appId: unknown, accounts: Map<string, AccountConfig>): Acc
 }
 
 function checkSent(value: unknown, replies: number): number {
-  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > replies) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > replies) {
     throw invalid(`sent must be an integer from 0 to ${replies}, not ${show(value)}`);
   }
-  return value as number;
+  return value;
 }
 
 function checkKey(value: unknown): string {
@@ -68,8 +73,8 @@ function checkUser(value: unknown, field: string): string {
 const receivedAt = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
 
 function checkSource(value: unknown): OutboundJobData['source'] {
-  if (!SOURCES.includes(value as OutboundJobData['source'])) throw invalid(`source ${show(value)} is not known`);
-  return value as OutboundJobData['source'];
+  if (!isSource(value)) throw invalid(`source ${show(value)} is not known`);
+  return value;
 }
 
 /** An outbound job's data, checked: a configured account, an OpenID, valid replies and progress. */
@@ -77,8 +82,8 @@ export function checkOutboundJob(
   data: unknown,
   accounts: Map<string, AccountConfig>,
 ): { data: OutboundJobData; account: AccountConfig } {
-  if (typeof data !== 'object' || data === null) throw invalid('job data is not an object');
-  const d = data as Record<string, unknown>;
+  if (!isObject(data)) throw invalid('job data is not an object');
+  const d = data;
   const account = checkAccount(d.appId, accounts);
   const replies = checkReplies(d.replies, account);
   return {
@@ -102,19 +107,17 @@ export function checkInboundJob(
   data: unknown,
   accounts: Map<string, AccountConfig>,
 ): { data: InboundJobData; account: AccountConfig; touser: string } {
-  if (typeof data !== 'object' || data === null) throw invalid('job data is not an object');
-  const d = data as Record<string, unknown>;
+  if (!isObject(data)) throw invalid('job data is not an object');
+  const d = data;
   const account = checkAccount(d.appId, accounts);
-  const message = d.message as Record<string, unknown> | null | undefined;
-  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-    throw invalid('message is not an object');
-  }
+  const message = d.message;
+  if (!isObject(message) || Array.isArray(message)) throw invalid('message is not an object');
   const touser = checkUser(message.FromUserName, 'message.FromUserName');
   if (typeof message.MsgType !== 'string') throw invalid('message.MsgType is not a string');
   let plan: ReplyPlan | undefined;
   if (d.plan !== undefined) {
-    const p = d.plan as Record<string, unknown> | null;
-    if (typeof p !== 'object' || p === null) throw invalid('plan is not an object');
+    const p = d.plan;
+    if (!isObject(p)) throw invalid('plan is not an object');
     const replies = checkReplies(p.replies, account);
     plan = { replies, source: checkSource(p.source), sent: checkSent(p.sent, replies.length) };
     if (p.ignoreHandoff === true) plan.ignoreHandoff = true;
@@ -123,6 +126,7 @@ export function checkInboundJob(
     account,
     touser,
     data: {
+      // The fields the worker does not read (the push's mode and format, the message's own) pass as stored.
       ...(d as unknown as InboundJobData),
       appId: account.appId,
       msgKey: checkKey(d.msgKey),
@@ -131,4 +135,10 @@ export function checkInboundJob(
       ...(plan ? { plan } : {}),
     },
   };
+}
+
+/** A job's id: BullMQ gives every job it hands a processor (or returns from `add`) one. */
+export function jobIdOf(job: { id?: string | undefined }): string {
+  if (job.id === undefined) throw invalid('the job has no id');
+  return job.id;
 }

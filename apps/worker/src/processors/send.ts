@@ -51,6 +51,130 @@ export type Replies = Pick<
 /** A fresh copy of reply `i` with its media uploaded again (after 40007), when its source file is known. */
 export type Reupload = (i: number) => Promise<ReplyItem | undefined>;
 
+/** Accounts' pauses (operator or 45009), with the accounts seen unpaused and when: saves a Redis round trip per message. */
+class AccountPauses {
+  private readonly unpausedAt = new Map<string, number>();
+
+  constructor(private readonly redis: RedisClient) {}
+
+  /** The account's pause in ms (0 = none; -1 = until an operator resumes it); a pause is always re-read. */
+  async pausedFor(appId: string): Promise<number> {
+    const seen = this.unpausedAt.get(appId);
+    if (seen !== undefined && Date.now() - seen < PAUSE_CHECK_MS) return 0;
+    const ttl = await this.redis.pttl(keyspaceOf(this.redis).paused(appId));
+    if (ttl === -2) this.unpausedAt.set(appId, Date.now());
+    else this.unpausedAt.delete(appId);
+    return ttl === -2 ? 0 : ttl;
+  }
+
+  /** Pauses the account's sending for QUOTA_PAUSE_MS (its daily quota is reached). */
+  async pause(appId: string, reason: string): Promise<void> {
+    await this.redis.set(keyspaceOf(this.redis).paused(appId), reason, 'PX', QUOTA_PAUSE_MS);
+    this.unpausedAt.delete(appId);
+  }
+}
+
+/** What the send loop works with: the process's parts and its accounts' pauses. */
+type Sending = SendDeps & { pauses: AccountPauses };
+
+function wait(metrics: WorkerMetrics, appId: string, delayMs: number, reason: string): SendStop {
+  metrics.retries.inc({ app_id: appId, reason });
+  return { kind: 'wait', delayMs, reason };
+}
+
+/** One custom/send call; a cached media_id that WeChat no longer knows: the rules' file uploaded again, once. */
+async function sendOne(
+  client: WeChatClient,
+  appId: string,
+  touser: string,
+  item: ReplyItem,
+  reupload: () => Promise<ReplyItem | undefined>,
+): Promise<void> {
+  try {
+    await client.sendCustomMessage(appId, toCustomMessage(touser, item));
+  } catch (error) {
+    if (!(error instanceof WeChatApiError && error.action === 'reupload_media')) throw error;
+    const fresh = await reupload();
+    if (!fresh) throw error;
+    await client.sendCustomMessage(appId, toCustomMessage(touser, fresh));
+  }
+}
+
+/** What a failed send means for the job, with its metrics and one log line. */
+async function classify(s: Sending, appId: string, i: number, error: unknown, log: Logger): Promise<SendStop> {
+  const { metrics } = s;
+  if (error instanceof WeChatApiError) {
+    metrics.sends.inc({ app_id: appId, errcode: String(error.errcode) });
+    log.warn({ errcode: error.errcode, errmsg: error.errmsg, reply: i, action: error.action }, 'send refused');
+    if (error.action === 'pause_account') {
+      await s.pauses.pause(appId, `${error.errcode} ${error.errmsg}`);
+      log.error({ errcode: error.errcode }, 'daily quota reached: sending paused for this account');
+      return wait(metrics, appId, QUOTA_PAUSE_MS, 'quota');
+    }
+    if (error.action === 'retry' || error.action === 'refresh_token') {
+      metrics.retries.inc({ app_id: appId, reason: String(error.errcode) });
+      return { kind: 'retry', error };
+    }
+    return { kind: 'permanent', reason: `${error.errcode} ${error.errmsg}` };
+  }
+  if (error instanceof TokenUnavailableError) return wait(metrics, appId, error.retryAfterMs, 'token');
+  if (error instanceof TransportError) {
+    metrics.sends.inc({ app_id: appId, errcode: 'transport' });
+    metrics.retries.inc({ app_id: appId, reason: error.kind });
+    log.warn({ reply: i, kind: error.kind, err: error.message }, 'send failed in transport');
+  }
+  return { kind: 'retry', error: error instanceof Error ? error : new Error(String(error)) };
+}
+
+/**
+ * Reply `i` of the job through the window and WeChat, its outcome settled: undefined when WeChat accepted it,
+ * else why sending stops. `first`: the first reply of this attempt, which may use the send the turn took.
+ */
+async function sendReply(
+  s: Sending,
+  job: Replies,
+  item: ReplyItem,
+  i: number,
+  first: boolean,
+  reupload: Reupload | undefined,
+): Promise<SendStop | undefined> {
+  const { metrics, logger, conversation } = s;
+  const { appId, touser, msgKey } = job;
+  const last = i + 1 === job.replies.length;
+  // The window first: a send it forbids fails at once, without calling WeChat and without retries.
+  // The send the turn took, if it got one; a refusal then is taken again (the user may have written since).
+  const take = first && job.taken?.ok ? job.taken : await conversation?.take(appId, touser);
+  if (conversation && take && !take.ok && !job.ignoreWindow) {
+    metrics.windowRefusals.inc({ app_id: appId, reason: take.reason });
+    annotate({ 'wxkf.window.refused': take.reason });
+    logger.warn({ appId, msgKey, reply: i, reason: take.message }, 'send refused by the window ledger');
+    const entry = { ...describeReply(item), jobId: msgKey, result: `refused: ${take.message}` };
+    await conversation.settle(appId, touser, { entry, release: job.release });
+    return { kind: 'permanent', reason: take.message };
+  }
+  try {
+    const attributes = { 'wxkf.reply.index': i, 'wxkf.reply.msgtype': item.msgtype };
+    await inSpan('send', attributes, () => sendOne(s.client, appId, touser, item, async () => reupload?.(i)), {
+      onSuccess: { 'wechat.errcode': 0 },
+    });
+  } catch (error) {
+    // A child logger only on this rare path: the usual one logs a single line (replySender).
+    const stop = await classify(s, appId, i, error, logger.child({ appId, msgKey }));
+    await conversation?.settle(appId, touser, {
+      take,
+      error,
+      entry: { ...describeReply(item), jobId: msgKey, result: outcomeText(error) },
+      release: stop.kind === 'permanent' ? job.release : undefined,
+    });
+    return stop;
+  }
+  metrics.sends.inc({ app_id: appId, errcode: '0' });
+  const entry = { ...describeReply(item), jobId: msgKey, result: 'sent' };
+  const sent = { item, jobId: msgKey };
+  await conversation?.settle(appId, touser, { take, entry, release: last ? job.release : undefined, sent });
+  return undefined;
+}
+
 /**
  * The send loop both processors share: sends `replies` in order from index `from`, calling `saveProgress`
  * after each accepted reply but the last (the caller's job completion records that one), so a retry resumes
@@ -58,67 +182,8 @@ export type Reupload = (i: number) => Promise<ReplyItem | undefined>;
  * `replies` are validated custom/send bodies (media by media_id); `reupload` re-uploads a rules file on 40007.
  */
 export function replySender(deps: SendDeps) {
-  const { client, redis, logger, metrics, conversation } = deps;
-  /** Accounts seen unpaused, and when: saves a Redis round trip per message; a pause is always re-read. */
-  const unpausedAt = new Map<string, number>();
-
-  /** The account's pause in ms (0 = none; -1 = until an operator resumes it). */
-  const pausedFor = async (appId: string): Promise<number> => {
-    const seen = unpausedAt.get(appId);
-    if (seen !== undefined && Date.now() - seen < PAUSE_CHECK_MS) return 0;
-    const ttl = await redis.pttl(keyspaceOf(redis).paused(appId));
-    if (ttl === -2) unpausedAt.set(appId, Date.now());
-    else unpausedAt.delete(appId);
-    return ttl === -2 ? 0 : ttl;
-  };
-
-  const wait = (appId: string, delayMs: number, reason: string): SendStop => {
-    metrics.retries.inc({ app_id: appId, reason });
-    return { kind: 'wait', delayMs, reason };
-  };
-
-  const sendOne = async (
-    appId: string,
-    touser: string,
-    item: ReplyItem,
-    reupload: () => Promise<ReplyItem | undefined>,
-  ) => {
-    try {
-      await client.sendCustomMessage(appId, toCustomMessage(touser, item));
-    } catch (error) {
-      // A cached media_id that WeChat no longer knows: upload the rules' file again, once.
-      if (!(error instanceof WeChatApiError && error.action === 'reupload_media')) throw error;
-      const fresh = await reupload();
-      if (!fresh) throw error;
-      await client.sendCustomMessage(appId, toCustomMessage(touser, fresh));
-    }
-  };
-
-  /** What a failed send means for the job, with its metrics and one log line. */
-  const classify = async (appId: string, i: number, error: unknown, log: Logger): Promise<SendStop> => {
-    if (error instanceof WeChatApiError) {
-      metrics.sends.inc({ app_id: appId, errcode: String(error.errcode) });
-      log.warn({ errcode: error.errcode, errmsg: error.errmsg, reply: i, action: error.action }, 'send refused');
-      if (error.action === 'pause_account') {
-        await redis.set(keyspaceOf(redis).paused(appId), `${error.errcode} ${error.errmsg}`, 'PX', QUOTA_PAUSE_MS);
-        unpausedAt.delete(appId);
-        log.error({ errcode: error.errcode }, 'daily quota reached: sending paused for this account');
-        return wait(appId, QUOTA_PAUSE_MS, 'quota');
-      }
-      if (error.action === 'retry' || error.action === 'refresh_token') {
-        metrics.retries.inc({ app_id: appId, reason: String(error.errcode) });
-        return { kind: 'retry', error };
-      }
-      return { kind: 'permanent', reason: `${error.errcode} ${error.errmsg}` };
-    }
-    if (error instanceof TokenUnavailableError) return wait(appId, error.retryAfterMs, 'token');
-    if (error instanceof TransportError) {
-      metrics.sends.inc({ app_id: appId, errcode: 'transport' });
-      metrics.retries.inc({ app_id: appId, reason: error.kind });
-      log.warn({ reply: i, kind: error.kind, err: error.message }, 'send failed in transport');
-    }
-    return { kind: 'retry', error: error instanceof Error ? error : new Error(String(error)) };
-  };
+  const s: Sending = { ...deps, pauses: new AccountPauses(deps.redis) };
+  const { logger, metrics, conversation } = s;
 
   return async (
     job: Replies,
@@ -127,47 +192,16 @@ export function replySender(deps: SendDeps) {
     reupload?: Reupload,
   ): Promise<SendReport> => {
     const { appId, touser, replies, msgKey } = job;
-    const paused = await pausedFor(appId);
+    const paused = await s.pauses.pausedFor(appId);
     if (paused !== 0) {
       await conversation?.giveBack(appId, touser, job.taken);
-      return { sent: from, stop: wait(appId, paused > 0 ? paused : 60_000, 'paused') };
+      return { sent: from, stop: wait(metrics, appId, paused > 0 ? paused : 60_000, 'paused') };
     }
-
-    for (let i = from; i < replies.length; i++) {
-      const item = replies[i] as ReplyItem;
-      const last = i + 1 === replies.length;
-      // The window first: a send it forbids fails at once, without calling WeChat and without retries.
-      // The send the turn took, if it got one; a refusal then is taken again (the user may have written since).
-      const take = i === from && job.taken?.ok ? job.taken : await conversation?.take(appId, touser);
-      if (conversation && take && !take.ok && !job.ignoreWindow) {
-        metrics.windowRefusals.inc({ app_id: appId, reason: take.reason });
-        annotate({ 'wxkf.window.refused': take.reason });
-        logger.warn({ appId, msgKey, reply: i, reason: take.message }, 'send refused by the window ledger');
-        const entry = { ...describeReply(item), jobId: msgKey, result: `refused: ${take.message}` };
-        await conversation.settle(appId, touser, { entry, release: job.release });
-        return { sent: i, stop: { kind: 'permanent', reason: take.message } };
-      }
-      try {
-        const attributes = { 'wxkf.reply.index': i, 'wxkf.reply.msgtype': item.msgtype };
-        await inSpan('send', attributes, () => sendOne(appId, touser, item, async () => reupload?.(i)), {
-          onSuccess: { 'wechat.errcode': 0 },
-        });
-      } catch (error) {
-        // A child logger only on this rare path: the usual one logs a single line below.
-        const stop = await classify(appId, i, error, logger.child({ appId, msgKey }));
-        await conversation?.settle(appId, touser, {
-          take,
-          error,
-          entry: { ...describeReply(item), jobId: msgKey, result: outcomeText(error) },
-          release: stop.kind === 'permanent' ? job.release : undefined,
-        });
-        return { sent: i, stop };
-      }
-      metrics.sends.inc({ app_id: appId, errcode: '0' });
-      const entry = { ...describeReply(item), jobId: msgKey, result: 'sent' };
-      const sent = { item, jobId: msgKey };
-      await conversation?.settle(appId, touser, { take, entry, release: last ? job.release : undefined, sent });
-      if (!last) await saveProgress(i + 1);
+    for (const [k, item] of replies.slice(from).entries()) {
+      const i = from + k;
+      const stop = await sendReply(s, job, item, i, k === 0, reupload);
+      if (stop) return { sent: i, stop };
+      if (i + 1 < replies.length) await saveProgress(i + 1);
     }
     // Nothing left to send (every reply was accepted before a crash): the order still has to move on.
     if (from >= replies.length) {
