@@ -142,6 +142,39 @@ describe('pnpm queues', () => {
     expect((await cli('show', 'job-failed')).out).toContain('failed: 45015 response out of time limit');
   });
 
+  it("shows a reply delivered on its second try by its result, not by the first try's error (issue 27)", async () => {
+    const url = await isolatedRedisUrl();
+    const conn = createRedis(url, 'client');
+    const queue = openQueue(OUTBOUND_QUEUE, conn);
+    await queue.add('send', job('o_second'), {
+      ...OUTBOUND_JOB_OPTIONS,
+      jobId: 'job-second-try',
+      attempts: 3,
+      backoff: { type: 'fixed', delay: 10 },
+    });
+    const worker = new Worker<OutboundJobData>(
+      OUTBOUND_QUEUE,
+      async (j) => {
+        if (j.attemptsMade === 0) throw new Error('HTTP 503');
+        return { sent: 1 };
+      },
+      { connection: createRedis(url, 'worker'), prefix: QUEUE_PREFIX },
+    );
+    while ((await queue.getCompletedCount()) !== 1) await new Promise((r) => setTimeout(r, 20));
+    await worker.close();
+    await queue.close();
+    conn.disconnect();
+    const shown = JSON.parse((await cliWith({ ...ACCOUNT, REDIS_URL: url }, 'show', 'job-second-try', '--json')).out);
+    expect(shown).toMatchObject({ state: 'completed', sent: 1, attempts: 2 });
+    expect(shown.failedReason).toBeUndefined();
+    expect(shown.history).toEqual(['Error: HTTP 503']);
+    const human = (await cliWith({ ...ACCOUNT, REDIS_URL: url }, 'show', 'job-second-try')).out;
+    expect(human).toContain('replies (1, 1 accepted by WeChat)');
+    expect(human).toContain('outcome: completed');
+    expect(human).not.toContain('failed:');
+    expect(human).toContain('attempt errors:\n  - Error: HTTP 503');
+  });
+
   it('shows a message with its replies, how many were accepted, and its outcome', async () => {
     const shown = JSON.parse((await cli('show', inboundId, '--json')).out);
     expect(shown).toMatchObject({

@@ -190,6 +190,10 @@ describe('sessions on the admin API', () => {
     expect((await call('GET', `/api/v1/sessions/${OA}/${user}`)).body).toMatchObject({
       wechat: { agent: 'carol@oaid' },
     });
+    // The documented shape {open, agent?, reason, since}: since in ISO 8601, no stored event-order mark (issue 27).
+    const shown = (await call('GET', `/api/v1/sessions/${OA}/${user}`)).body as { handoff: Record<string, unknown> };
+    expect(Object.keys(shown.handoff).sort()).toEqual(['agent', 'open', 'reason', 'since']);
+    expect(shown.handoff.since).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect((await call('GET', `/api/v1/sessions/${OA}?agent=carol@oaid`)).body.sessions).toEqual([
       { openid: user, createtime: expect.any(Number) },
     ]);

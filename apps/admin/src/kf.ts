@@ -16,11 +16,28 @@ const refused = (error: string, message: string) => new Refusal(400, error, mess
 const NO_SESSION_API =
   'Mini Programs and Mini Games have no agent or session API (customservice/kfaccount, kfsession); nothing was sent to WeChat';
 
+/** A handoff as the CLI and the API show it: `since` in ISO 8601, without the stored event-order mark. */
+export interface HandoffView {
+  open: boolean;
+  agent?: string;
+  reason: HandoffState['reason'];
+  since: string;
+}
+
+export function handoffView(state: HandoffState): HandoffView {
+  return {
+    open: state.open,
+    ...(state.agent ? { agent: state.agent } : {}),
+    reason: state.reason,
+    since: new Date(state.since).toISOString(),
+  };
+}
+
 /** What `session show` reports: wx-kf's handoff and, for Official Accounts, WeChat's session. */
 export interface SessionView {
   appId: string;
   openid: string;
-  handoff: HandoffState | null;
+  handoff: HandoffView | null;
   wechat?: { agent?: string | undefined; createdAt?: number | undefined };
 }
 
@@ -183,7 +200,7 @@ export class KfOperations {
   async showSession(appId: string | undefined, openid: string): Promise<SessionView> {
     const account = this.account(appId);
     const state = await this.handoffs.get(account.appId, openid);
-    const view: SessionView = { appId: account.appId, openid, handoff: state?.open ? state : null };
+    const view: SessionView = { appId: account.appId, openid, handoff: state?.open ? handoffView(state) : null };
     if (account.type === 'officialaccount') view.wechat = await this.client.kf.session(account.appId, openid);
     return view;
   }

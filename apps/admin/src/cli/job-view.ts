@@ -45,6 +45,13 @@ export function summary(job: Job) {
   };
 }
 
+/** How many replies a completed outbound (send) job had accepted, from its result. */
+function sentOf(state: string, data: StoredJobData, result: unknown): number | undefined {
+  if (state !== 'completed' || data.message) return undefined;
+  const sent = (result as { sent?: unknown } | null | undefined)?.sent;
+  return typeof sent === 'number' ? sent : undefined;
+}
+
 /** A job's replies, how many WeChat accepted, and how it ended. */
 async function outcomeOf(job: Job, queues: Queues) {
   const data: StoredJobData = job.data;
@@ -55,10 +62,12 @@ async function outcomeOf(job: Job, queues: Queues) {
   return {
     state,
     replies: data.replies ?? data.plan?.replies ?? retryData?.replies,
-    sent: data.sent ?? data.plan?.sent,
+    // A completed send job's result says how many WeChat accepted (its data may predate the last try).
+    sent: sentOf(state, data, job.returnvalue) ?? data.sent ?? data.plan?.sent,
     // An inbound job's outcome under its current name (a stored older name is read as the new one).
     result: readInboundResult(job.returnvalue) ?? job.returnvalue ?? undefined,
-    failedReason: job.failedReason || undefined,
+    // BullMQ keeps an earlier try's error on a job that then succeeded: that one is in `history`, not the outcome.
+    failedReason: state === 'completed' ? undefined : job.failedReason || undefined,
     finished: iso(job.finishedOn),
     retryJob: retryJob
       ? {
