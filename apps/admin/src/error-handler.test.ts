@@ -101,6 +101,12 @@ describe('the admin error handler', () => {
       415,
       'content_type',
     ],
+    [
+      'a JSON body that does not parse',
+      { ...post({}), payload: '{"touser": ', headers: { authorization: BEARER, 'content-type': 'application/json' } },
+      400,
+      'request',
+    ],
     ['an unknown path', { url: '/nowhere' }, 404, 'not_found'],
   ] satisfies [string, InjectOptions, number, string][])('refuses %s', async (_label, request, status, error) => {
     expect(await refused(request)).toMatchObject({ status, error });
