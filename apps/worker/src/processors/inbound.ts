@@ -1,6 +1,6 @@
-import { TokenUnavailableError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
+import type { WeChatClient } from '@wx-kf/shared/api';
 import type { AccountConfig } from '@wx-kf/shared/config';
-import { actionTime, type Take } from '@wx-kf/shared/conversation';
+import type { Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import {
   type InboundJobData,
@@ -9,16 +9,15 @@ import {
   type OutboundJobData,
   type ReplyPlan,
 } from '@wx-kf/shared/queue';
-import type { Decision, ReplyRules, ReplyTemplate } from '@wx-kf/shared/rules';
+import type { ReplyRules } from '@wx-kf/shared/rules';
 import { inSpan } from '@wx-kf/shared/tracing';
-import { messageBuilders, type ReplyItem } from '@wx-kf/shared/wechat';
 import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { AiReplier } from '../replies/ai-reply.js';
 import type { MessageHandler } from '../replies/handler.js';
-import { hasFile, resolveMedia } from '../replies/media.js';
 import type { ConversationHooks } from './conversation.js';
 import { applyKfEvent, isKfEvent, type WorkerHandoff } from './handoff.js';
-import { checkInboundJob, checkReplies, invalid } from './job-data.js';
+import { checkInboundJob, jobIdOf } from './job-data.js';
+import { type PlanDeps, planFresh } from './plan.js';
 import type { Reupload, SendReplies, SendReport } from './send.js';
 
 export interface InboundDeps {
@@ -49,27 +48,111 @@ const carried = ({ replies, source, ignoreHandoff }: ReplyPlan) => ({
   ...(ignoreHandoff ? { ignoreHandoff } : {}),
 });
 
-/** A media upload: a permanent refusal fails the job at once (a retry would get the same answer). */
-async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (error instanceof WeChatApiError && error.action === 'fail') {
-      throw invalid(`media upload: ${error.errcode} ${error.errmsg}`);
-    }
-    throw error;
-  }
+/** The processor's parts, with the outbound job options and the add of an outbound job. */
+type Inbound = InboundDeps & PlanDeps & { jobOptions: DefaultJobOptions };
+
+/** An inbound job's checked data (job-data.ts). */
+type Checked = ReturnType<typeof checkInboundJob>;
+
+/** A plan to send: the stored one (a retry), the model's (with how far its send got) or a fresh one. */
+interface Ready {
+  plan: ReplyPlan;
+  report?: SendReport | undefined;
+  reupload?: Reupload | undefined;
+  taken?: Take | undefined;
 }
 
-/** The handler's `ctx.handoff`: open, close or read a user's handoff on this account. */
-function handlerHandoff(handoff: WorkerHandoff, appId: string) {
-  return {
-    open: (touser: string, agent?: string) =>
-      handoff.state.open(appId, touser, { reason: 'handler', agent, force: true }).then(() => undefined),
-    close: (touser: string) =>
-      handoff.state.close(appId, touser, { reason: 'handler', force: true }).then(() => undefined),
-    isOpen: (touser: string) => handoff.state.isOpen(appId, touser),
-  };
+/** Takes the job out of its user's order (giving back `taken`) and ends it with `result`, nothing sent. */
+async function endWith(c: Inbound, job: Job, checked: Checked, result: InboundResult, taken?: Take) {
+  await c.conversation?.release(checked.data.appId, checked.touser, jobIdOf(job), taken);
+  return result;
+}
+
+/**
+ * A message that gets no reply before any plan: a transfer, a kf session event (the agents' tool reporting,
+ * not the user speaking: it changes the handoff), or a user with a human (invariant 12: the bot sends nothing).
+ */
+async function noReply(c: Inbound, job: Job, checked: Checked): Promise<InboundResult | undefined> {
+  const { data, touser } = checked;
+  const { appId } = data;
+  // Sends nothing, so it need not wait for its turn; it only lets the user's next message go.
+  if (data.transferred) return endWith(c, job, checked, { action: 'transferred' });
+  if (!c.handoff?.accounts.has(appId)) return undefined;
+  const kfEvent = isKfEvent(data.message);
+  if (kfEvent) await applyKfEvent(c.handoff.state, appId, data.message);
+  // The model's hand-over replies (stored with the plan) still go: the model opened this handoff.
+  if (kfEvent || (!data.plan?.ignoreHandoff && (await c.handoff.state.isOpen(appId, touser)))) {
+    return endWith(c, job, checked, { action: 'handoff' });
+  }
+  return undefined;
+}
+
+/** The plan, in the user's turn: the stored one, the model's answer, or a fresh one; or the job's end. */
+async function planInTurn(
+  c: Inbound,
+  job: Job<InboundJobData>,
+  token: string | undefined,
+  checked: Checked,
+): Promise<Ready | InboundResult> {
+  const { data, account } = checked;
+  // A retry of a part-sent plan resumes it; planning again could change the replies (a handler) or resend.
+  const plan = data.plan;
+  // The rules' decision needs nothing but the message, so it is made first: when it has replies, the turn
+  // also takes the first send (one round trip). A handler runs in the user's turn and takes sends as it sends.
+  const decision = plan || c.handler ? undefined : c.rules.get(data.appId)?.decide(data.message);
+  const sends = plan ? plan.sent < plan.replies.length : decision?.kind === 'reply' && decision.replies.length > 0;
+  // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
+  const taken = await inSpan('turn', {}, () => c.conversation?.awaitTurn(job, token, account.type, data, sends));
+
+  // The model's answer is stored before it is sent, and a retry sends the stored one (replies/ai-reply.ts).
+  if (c.ai && (decision?.kind === 'ai' || plan?.source === 'ai')) {
+    const answered = await c.ai.reply(job, token, data, account, decision?.kind === 'ai' ? decision : undefined);
+    return answered ? { ...answered, taken } : endWith(c, job, checked, { action: 'none' });
+  }
+  if (plan) return { plan, taken };
+  const source = c.handler ? 'handler' : 'rules';
+  const planned = await inSpan('plan', { 'wxkf.plan.source': source }, () =>
+    planFresh(c, job, token, { data, account, decision, taken }),
+  );
+  if (planned.replies.length === 0) return endWith(c, job, checked, { action: 'none' }, taken);
+  return { plan: { replies: planned.replies, source, sent: 0 }, reupload: planned.reupload, taken };
+}
+
+/** The outbound job's first try is a retry of this send: BullMQ's backoff for it, as for its later retries. */
+function firstRetryDelay(jobOptions: DefaultJobOptions, job: Job, error: Error): number {
+  const backoff = jobOptions.backoff === undefined ? undefined : Backoffs.normalize(jobOptions.backoff);
+  return backoff ? Number(Backoffs.calculate(backoff, 1, error, job)) : 0;
+}
+
+/**
+ * Sends the plan in this job and says how it ended; what must wait moves to one outbound job (`<id>-r`), and a
+ * permanent refusal fails this job.
+ */
+async function sendPlan(c: Inbound, job: Job<InboundJobData>, checked: Checked, ready: Ready): Promise<InboundResult> {
+  const { data, touser } = checked;
+  const { appId, msgKey, receivedAt } = data;
+  const { plan, report, reupload, taken } = ready;
+  const { sent, stop } = report?.stop
+    ? report
+    : await c.sendReplies(
+        { appId, touser, msgKey, replies: plan.replies, receivedAt, release: job.id, taken },
+        plan.sent,
+        (n) => job.updateData({ ...data, plan: { ...plan, sent: n } }),
+        reupload,
+      );
+  if (!stop) {
+    if (plan.source === 'ai') await c.ai?.done(appId, touser, jobIdOf(job));
+    return { action: 'replied', replies: plan.replies.length };
+  }
+  if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);
+  const outboundJobId = await c.enqueue(
+    { appId, touser, msgKey, sent, receivedAt, ...carried(plan) },
+    `${job.id}-r`,
+    stop.kind === 'wait' ? stop.delayMs : firstRetryDelay(c.jobOptions, job, stop.error),
+  );
+  const reason = stop.kind === 'wait' ? stop.reason : stop.error.message;
+  c.logger.info({ appId, msgKey, sent, outboundJobId, reason }, 'replies handed to the outbound queue');
+  return { action: 'requeued', replies: plan.replies.length, sent, outboundJobId, reason };
 }
 
 /**
@@ -80,163 +163,23 @@ function handlerHandoff(handoff: WorkerHandoff, appId: string) {
  * A plan holds only custom/send bodies: a rules file's media are uploaded before, so no job names a file.
  */
 export function inboundProcessor(deps: InboundDeps) {
-  const { accounts, rules, handler, outbound, client, logger, sendReplies, conversation, handoff, ai } = deps;
   const jobOptions = deps.outboundJobOptions ?? OUTBOUND_JOB_OPTIONS;
-  // The outbound job's first try is a retry of this send: BullMQ's backoff for it, as for its later retries.
-  const firstRetryDelay = (job: Job, error: Error) => {
-    const backoff = jobOptions.backoff === undefined ? undefined : Backoffs.normalize(jobOptions.backoff);
-    return backoff ? Number(Backoffs.calculate(backoff, 1, error, job)) : 0;
-  };
-
   const enqueue = async (data: OutboundJobData, jobId?: string, delay?: number) => {
-    const job = await outbound.add('send', data, {
+    const job = await deps.outbound.add('send', data, {
       ...jobOptions,
       ...(jobId ? { jobId } : {}),
       ...(delay ? { delay } : {}),
     });
-    return job.id as string;
+    return jobIdOf(job);
   };
-
-  /** A planned message: its replies, and how to upload a rules file again after a 40007. */
-  type Planned = { replies: ReplyItem[]; reupload?: Reupload };
-
-  /** The handler's replies, validated like the send API's (media by media_id: upload with ctx.client). */
-  const handlerPlan = async (data: InboundJobData, account: AccountConfig): Promise<Planned> => {
-    const { appId, message, msgKey } = data;
-    const result = await handler?.(message, {
-      account: { appId, type: account.type },
-      log: logger.child({ appId, msgKey }),
-      reply: messageBuilders,
-      handoff: handoff?.accounts.has(appId) ? handlerHandoff(handoff, appId) : undefined,
-      client,
-      send: (touser, items) =>
-        enqueue({ appId, touser, msgKey, replies: checkReplies(items, account), sent: 0, source: 'handler' }),
-      typing: (touser, on = true) => client.setTyping(appId, touser, on).catch(() => undefined),
-      window: async (touser) => {
-        if (!conversation) throw new Error('this worker keeps no send windows');
-        return conversation.window(appId, touser);
-      },
-      getMedia: (mediaId) => client.getTempMedia(appId, mediaId),
-    });
-    const items = result === undefined || result === null ? [] : Array.isArray(result) ? result : [result];
-    return { replies: items.length === 0 ? [] : checkReplies(items, account) };
-  };
-
-  /** The rules' replies with their files uploaded (media_id cached), validated again after rendering. */
-  const rulesPlan = async (data: InboundJobData, account: AccountConfig, decision?: Decision): Promise<Planned> => {
-    const { appId, msgKey } = data;
-    if (decision?.kind !== 'reply' || decision.replies.length === 0) return { replies: [] };
-    if (decision.missing) {
-      logger.warn({ appId, msgKey, missing: decision.missing.slice(0, 5) }, 'reply template fields not in the message');
-    }
-    const templates = decision.replies;
-    const upload = (t: ReplyTemplate, fresh = false) => uploadOrFail(() => resolveMedia(client, appId, t, { fresh }));
-    const uploaded: ReplyTemplate[] = [];
-    for (const t of templates) uploaded.push(await upload(t));
-    return {
-      // A filled-in template can still be empty or not a URL.
-      replies: checkReplies(uploaded, account),
-      reupload: async (i) => {
-        const t = templates[i];
-        return t && hasFile(t) ? checkReplies([await upload(t, true)], account)[0] : undefined;
-      },
-    };
-  };
-
-  /** A message not planned before: the handler's or the rules' replies, showing typing while that takes. */
-  const planFresh = async (
-    job: Job<InboundJobData>,
-    token: string | undefined,
-    m: { data: InboundJobData; account: AccountConfig; decision: Decision | undefined; taken: Take | undefined },
-  ): Promise<Planned> => {
-    const { appId, receivedAt, message } = m.data;
-    // A slow plan shows "typing…" (once, best effort); the user's last interaction is this message.
-    const stopTyping = conversation?.typing(appId, message.FromUserName, actionTime(message.CreateTime) ?? receivedAt);
-    try {
-      return handler ? await handlerPlan(m.data, m.account) : await rulesPlan(m.data, m.account, m.decision);
-    } catch (error) {
-      await conversation?.giveBack(appId, message.FromUserName, m.taken);
-      // No token to upload with for a while: wait it out in this job (a file never goes into job data).
-      if (!(error instanceof TokenUnavailableError)) throw error;
-      await job.moveToDelayed(Date.now() + error.retryAfterMs, token);
-      throw new DelayedError();
-    } finally {
-      stopTyping?.();
-    }
-  };
+  const c: Inbound = { ...deps, jobOptions, enqueue };
 
   const process = async (job: Job<InboundJobData>, token?: string): Promise<InboundResult> => {
-    const { data, account, touser } = checkInboundJob(job.data, accounts);
-    const { appId, msgKey, transferred, receivedAt } = data;
-    // Sends nothing, so it need not wait for its turn; it only lets the user's next message go.
-    if (transferred) {
-      await conversation?.release(appId, touser, job.id as string);
-      return { action: 'transferred' };
-    }
-    // Invariant 12: while the user is with a human, the bot sends them nothing (kf events change that first).
-    // A kf session event is the agents' tool reporting, not the user speaking: it changes the handoff, no reply.
-    if (handoff?.accounts.has(appId)) {
-      const kfEvent = isKfEvent(data.message);
-      if (kfEvent) await applyKfEvent(handoff.state, appId, data.message);
-      // The model's hand-over replies (stored with the plan) still go: the model opened this handoff.
-      if (kfEvent || (!data.plan?.ignoreHandoff && (await handoff.state.isOpen(appId, touser)))) {
-        await conversation?.release(appId, touser, job.id as string);
-        return { action: 'handoff' };
-      }
-    }
-    // A retry of a part-sent plan resumes it; planning again could change the replies (a handler) or resend.
-    let plan: ReplyPlan | undefined = data.plan;
-    // The rules' decision needs nothing but the message, so it is made first: when it has replies, the turn
-    // also takes the first send (one round trip). A handler runs in the user's turn and takes sends as it sends.
-    const decision = plan || handler ? undefined : rules.get(appId)?.decide(data.message);
-    const sends = plan ? plan.sent < plan.replies.length : decision?.kind === 'reply' && decision.replies.length > 0;
-    // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
-    const taken = await inSpan('turn', {}, () => conversation?.awaitTurn(job, token, account.type, data, sends));
-
-    // The model's answer is stored before it is sent, and a retry sends the stored one (replies/ai-reply.ts).
-    let report: SendReport | undefined;
-    if (ai && (decision?.kind === 'ai' || plan?.source === 'ai')) {
-      const answered = await ai.reply(job, token, data, account, decision?.kind === 'ai' ? decision : undefined);
-      if (!answered) {
-        await conversation?.release(appId, touser, job.id as string);
-        return { action: 'none' };
-      }
-      ({ plan, report } = answered);
-    }
-    let reupload: Reupload | undefined;
-    if (!plan) {
-      const planned = await inSpan('plan', { 'wxkf.plan.source': handler ? 'handler' : 'rules' }, () =>
-        planFresh(job, token, { data, account, decision, taken }),
-      );
-      if (planned.replies.length === 0) {
-        await conversation?.release(appId, touser, job.id as string, taken);
-        return { action: 'none' };
-      }
-      plan = { replies: planned.replies, source: handler ? 'handler' : 'rules', sent: 0 };
-      reupload = planned.reupload;
-    }
-    const current = plan;
-    const { sent, stop } = report?.stop
-      ? report
-      : await sendReplies(
-          { appId, touser, msgKey, replies: current.replies, receivedAt, release: job.id, taken },
-          current.sent,
-          (n) => job.updateData({ ...data, plan: { ...current, sent: n } }),
-          reupload,
-        );
-    if (!stop) {
-      if (current.source === 'ai') await ai?.done(appId, touser, job.id as string);
-      return { action: 'replied', replies: current.replies.length };
-    }
-    if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);
-    const outboundJobId = await enqueue(
-      { appId, touser, msgKey, sent, receivedAt, ...carried(current) },
-      `${job.id}-r`,
-      stop.kind === 'wait' ? stop.delayMs : firstRetryDelay(job, stop.error),
-    );
-    const reason = stop.kind === 'wait' ? stop.reason : stop.error.message;
-    logger.info({ appId, msgKey, sent, outboundJobId, reason }, 'replies handed to the outbound queue');
-    return { action: 'requeued', replies: current.replies.length, sent, outboundJobId, reason };
+    const checked = checkInboundJob(job.data, c.accounts);
+    const ended = await noReply(c, job, checked);
+    if (ended) return ended;
+    const ready = await planInTurn(c, job, token, checked);
+    return 'action' in ready ? ready : sendPlan(c, job, checked, ready);
   };
 
   return async (job: Job<InboundJobData>, token?: string): Promise<InboundResult> => {
@@ -245,9 +188,10 @@ export function inboundProcessor(deps: InboundDeps) {
     } catch (error) {
       // A message failing for good lets the user's next one go (a retry keeps its turn; a wait is no failure).
       const final = error instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      const user = (job.data?.message as { FromUserName?: unknown } | undefined)?.FromUserName;
-      if (conversation && final && !(error instanceof DelayedError) && typeof user === 'string') {
-        await conversation.release(job.data.appId, user, job.id as string).catch(() => undefined);
+      const user: unknown = job.data?.message?.FromUserName;
+      const { conversation } = deps;
+      if (conversation && final && !(error instanceof DelayedError) && typeof user === 'string' && job.id) {
+        await conversation.release(job.data.appId, user, job.id).catch(() => undefined);
       }
       throw error;
     }
