@@ -28,6 +28,12 @@ describe('docs match the code', () => {
     expect(new Set(listed)).toEqual(new Set(CONFIG_VARIABLES));
   });
 
+  it('.env.example and the README give the same Redis bytes per timeline entry (issue 27)', () => {
+    const figure = (text: string) => /(\d+-\d+) bytes per\s+(?:#\s*)?(?:timeline\s+)?entry/.exec(text)?.[1];
+    expect(figure(read('.env.example'))).toBeDefined();
+    expect(figure(read('.env.example'))).toBe(figure(read('README.md')));
+  });
+
   it('docs/configuration.md documents every configuration variable', () => {
     const page = read('docs/configuration.md');
     for (const name of CONFIG_VARIABLES) expect(page, name).toContain(`\`${name}\``);
