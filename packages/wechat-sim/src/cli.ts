@@ -42,6 +42,22 @@ const popupChoices = (value: string, previous: ReturnType<typeof parsePopupChoic
   }
 };
 
+/**
+ * The simulator `push` tells about the user: `WECHAT_API_BASE` (environment or `.env`) when it points at one,
+ * as for the ingress and the worker (not when it is WeChat's own API), else the default `sim serve` port.
+ */
+function simulatorUrl(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.WECHAT_API_BASE?.trim();
+  if (base) {
+    try {
+      if (!/(^|\.)(weixin\.)?qq\.com$/.test(new URL(base).hostname)) return base.replace(/\/+$/, '');
+    } catch {
+      // Not a URL: the configuration check of the services says so; the push uses the default.
+    }
+  }
+  return `http://127.0.0.1:${DEFAULT_SIM_PORT}`;
+}
+
 /** Tells the simulator what this push means on WeChat's side (best effort: it may not be running). */
 const tellSim = (url: string, body: object) =>
   request(url, { method: 'POST', body: JSON.stringify(body) })
@@ -78,10 +94,10 @@ program
   )
   .option(
     '--sim <url>',
-    'simulator to tell about the user activity (opens the send window)',
-    `http://127.0.0.1:${DEFAULT_SIM_PORT}`,
+    `simulator to tell about the user activity (opens the send window; default: WECHAT_API_BASE when it is not WeChat's, else http://127.0.0.1:${DEFAULT_SIM_PORT})`,
   )
   .action(async (opts) => {
+    opts.sim ??= simulatorUrl();
     const account = pickAccount(opts.account);
     const mode: PushMode = opts.mode ?? (account.aesKey ? 'safe' : 'plain');
     const url = opts.url ?? `http://127.0.0.1:${ingressPort()}/wechat/${account.appId}`;
@@ -214,6 +230,9 @@ Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"pa
       `[simulator] THIS IS A FAKE LANGUAGE MODEL, NOT A REAL ONE: OpenAI-compatible base URL ${url}/v1 (model ${sim.model.settings.name}${opts.modelKey ? ', key required' : ''})`,
     );
     console.log(`[simulator] inspect: ${url}/__sim/state, ${url}/__sim/messages, ${url}/__sim/model`);
+    if (url !== `http://127.0.0.1:${DEFAULT_SIM_PORT}`) {
+      console.log(`[simulator] services and \`pnpm sim push\` find it with WECHAT_API_BASE=${url}`);
+    }
     // `on`, not `once`: Ctrl-C under pnpm arrives twice (terminal and pnpm), and a second signal with no
     // listener left would kill the process before it closed.
     let stopping = false;
