@@ -6,12 +6,14 @@ import type { Registry } from 'prom-client';
 import { IdempotencyKeys } from './idempotency.js';
 import { KfOperations } from './kf.js';
 import { adminRegistry } from './metrics.js';
+import { Notifications } from './notifications.js';
 import { ADMIN_LIMITS, AdminAuth } from './plugins/auth.js';
 import { adminErrorHandler, notFound } from './plugins/error-handler.js';
 import type { Queues } from './queues.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { kfRoutes } from './routes/kf.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { notificationRoutes } from './routes/notifications.js';
 import { sendRoutes } from './routes/send.js';
 import { userRoutes } from './routes/users.js';
 
@@ -46,6 +48,8 @@ export const adminApp: FastifyPluginAsync<AdminAppOptions> = async (app, options
     handoffs.inc({ app_id: appId, change, reason }),
   );
   app.addHook('onClose', () => kf.close());
+  const notifications = new Notifications(config, queues, conversations, logger);
+  app.addHook('onClose', () => notifications.close());
   app.setErrorHandler(adminErrorHandler);
   app.setNotFoundHandler(notFound);
 
@@ -57,7 +61,8 @@ export const adminApp: FastifyPluginAsync<AdminAppOptions> = async (app, options
   await app.register(async (api) => {
     auth.requireApiKey(api);
     const idempotency = new IdempotencyKeys(redis, queues.keys);
-    await api.register(sendRoutes, { accounts, queues, conversations, idempotency, kf, logger });
+    await api.register(sendRoutes, { accounts, queues, conversations, idempotency, kf, notifications, logger });
+    await api.register(notificationRoutes, { accounts, notifications, idempotency });
     await api.register(userRoutes, { conversations, redis, appIds: new Set(accounts.keys()) });
     await api.register(kfRoutes, { ops: kf });
   });

@@ -61,6 +61,23 @@ export class HandoffRefusal extends Refusal {
   }
 }
 
+/** The user has no grant of the notification's template (409): nothing was queued, WeChat was not asked. */
+export class NoGrant extends Refusal {
+  override readonly name = 'NoGrant';
+  constructor(template: string, windowClosed = false) {
+    const why = windowClosed ? "the user's window is closed and they have" : 'the user has';
+    super(409, 'no_grant', `${why} no grant of template ${template}; "ignoreGrant": true sends anyway`);
+  }
+}
+
+/** A notification's `data` breaks its kind's limit or does not fit its template (422, naming the key). */
+export class DataRefusal extends Refusal {
+  override readonly name = 'DataRefusal';
+  constructor(problem: string) {
+    super(422, 'data', problem);
+  }
+}
+
 /** An Idempotency-Key already used with another body (422). */
 export class IdempotencyConflict extends Refusal {
   override readonly name = 'IdempotencyConflict';

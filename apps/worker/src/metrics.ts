@@ -10,6 +10,8 @@ export class WorkerMetrics {
   readonly jobs: Counter<'queue' | 'result'>;
   readonly windowRefusals: Counter<'app_id' | 'reason'>;
   readonly handoffs: Counter<'app_id' | 'change' | 'reason'>;
+  /** Subscribe and template messages by account, template and outcome (processors/notify.ts). */
+  readonly notifications: Counter<'app_id' | 'template' | 'outcome'>;
   /** The AI reply source's: model latency, tokens, failures, answers split and clipped. */
   readonly ai: AiMetrics;
 
@@ -43,6 +45,12 @@ export class WorkerMetrics {
       name: 'wxkf_window_refusals_total',
       help: 'Sends refused by the window ledger before reaching WeChat, by account and reason (closed, exhausted)',
       labelNames: ['app_id', 'reason'],
+      registers,
+    });
+    this.notifications = new Counter({
+      name: 'wxkf_notifications_total',
+      help: 'Notifications (subscribe, bizsend, template) by account, template and outcome: sent, no_grant, retry, transport, or the errcode of a refusal',
+      labelNames: ['app_id', 'template', 'outcome'],
       registers,
     });
     // The ingress's metric when one process hosts both (pnpm start shares the registry): one name, one series.

@@ -1,10 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import { aiAccounts } from '@wx-kf/shared/ai';
-import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
+import { NotifyClient, TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
 import { Handoffs, handoffAccounts } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
+import { NOTIFY_JOB } from '@wx-kf/shared/notify';
 import {
   INBOUND_QUEUE,
   type InboundJobData,
@@ -22,6 +23,7 @@ import { WorkerMetrics } from './metrics.js';
 import { conversationHooks } from './processors/conversation.js';
 import { startHandoffSweeper, type WorkerHandoff } from './processors/handoff.js';
 import { type InboundResult, inboundProcessor } from './processors/inbound.js';
+import { notificationProcessor } from './processors/notify.js';
 import { outboundProcessor } from './processors/outbound.js';
 import { replySender } from './processors/send.js';
 import { AiReplier, aiParts } from './replies/ai-reply.js';
@@ -108,6 +110,15 @@ export async function startWorker(
     context: { ...config.ai.context, accounts: new Set(aiSettings.keys()) },
   });
   const ai = aiParts(aiSettings, config.ai, redis, http, wechat);
+  // Subscribe and template messages: outbound jobs named `notify`, with the user's grants (processors/notify.ts).
+  const notify = notificationProcessor({
+    notify: new NotifyClient(http, wechat),
+    conversations,
+    redis,
+    accounts,
+    outcomes: metrics.notifications,
+    logger,
+  });
   const outbounds = shards.map((shard) => openQueue(OUTBOUND_QUEUE, connection, shard));
   // A user's jobs all live on the user's shard: each shard's workers see their users' order through its queues.
   const inboundViews = shards.map((shard) => openQueue(INBOUND_QUEUE, redis, shard));
@@ -152,11 +163,12 @@ export async function startWorker(
       }),
       shard,
     );
+    const send = outboundProcessor(sendReplies, accounts, handoff, (data, release) =>
+      conversation.release(data.appId, data.touser, release),
+    );
     const sender = tracedWorker<OutboundJobData, unknown>(
       OUTBOUND_QUEUE,
-      outboundProcessor(sendReplies, accounts, handoff, (data, release) =>
-        conversation.release(data.appId, data.touser, release),
-      ),
+      (job, token) => (job.name === NOTIFY_JOB ? notify(job, token) : send(job, token)),
       shard,
     );
     return [

@@ -44,6 +44,7 @@ export interface SentNotification {
 /** One call to a notification route and WeChat's answer (0 when accepted). */
 export interface NotificationCall {
   appId: string;
+  touser: string;
   kind: NotificationKind;
   templateId: string;
   errcode: number;

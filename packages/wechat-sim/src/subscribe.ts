@@ -70,7 +70,7 @@ export function subscribeRoutes(
         (kind !== 'template' && template && !subs.use(appId, String(body.touser), template)
           ? err(43101, 'user refuse to accept the msg')
           : undefined);
-      subs.calls.push({ appId, kind, templateId, errcode: answer?.errcode ?? 0 });
+      subs.calls.push({ appId, touser: String(body.touser ?? ''), kind, templateId, errcode: answer?.errcode ?? 0 });
       if (answer) return answer;
       subs.sent.push({ appId, touser: String(body.touser), kind, templateId, body, at: state.now() });
       app.log.info({ appId, kind, templateId }, `simulator: ${kind} notification delivered`);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { clip, print } from '../cli-output.js';
 import { type CliContext, CliError, unknownAccount } from './context.js';
 
-/** `pnpm queues user` for humans: the window in one line, then the timeline, newest last. */
+/** `pnpm queues user` for humans: the window and the grants in a line each, then the timeline, newest last. */
 export function formatUser(appId: string, openid: string, view: UserView): string {
   const w = view.window;
   const window = w.open
@@ -14,9 +14,12 @@ export function formatUser(appId: string, openid: string, view: UserView): strin
     (e) =>
       `  ${e.at}  ${e.direction === 'in' ? '←' : '→'} ${e.kind}${e.summary ? ` "${e.summary}"` : ''}  ${e.result}  (${e.jobId})`,
   );
+  // Template ids are letters, digits, - and _ (the ledger keeps no other): safe to print as they are.
+  const grants = Object.entries(view.grants ?? {}).map(([template, n]) => `${template} ×${n}`);
   return [
     `${appId} / ${openid}`,
     `window: ${window}`,
+    `grants: ${grants.length ? grants.join(', ') : 'none (a subscribe message needs the user to accept its template)'}`,
     lines.length ? `timeline (${lines.length}, newest last):\n${lines.join('\n')}` : 'timeline: empty',
   ].join('\n');
 }

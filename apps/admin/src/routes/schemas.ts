@@ -1,3 +1,4 @@
+import { notificationRequest } from '@wx-kf/shared/notify';
 import { OPENID_PATTERN } from '@wx-kf/shared/wechat';
 import { z } from 'zod';
 
@@ -28,6 +29,8 @@ export const sendSchema = {
     ignoreWindow: z.boolean().optional(),
     /** Send even while the user is handed to a human agent (otherwise 409 handoff). */
     ignoreHandoff: z.boolean().optional(),
+    /** A notification (without appId and touser) sent instead when the user's window is closed. */
+    fallback: notificationRequest.optional(),
   }),
   headers: z.looseObject({
     'idempotency-key': z

@@ -7,11 +7,14 @@ import { annotateUser } from '@wx-kf/shared/tracing';
 import { MessageFormatError, validateReply } from '@wx-kf/shared/wechat';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import { sha256 } from '../digest.js';
 import type { IdempotencyKeys, KeyClaim } from '../idempotency.js';
 import type { KfOperations } from '../kf.js';
+import type { NotificationRequest, Notifications } from '../notifications.js';
 import type { Queues } from '../queues.js';
 import { HandoffRefusal, Refusal, UnknownAccount, WindowRefusal } from '../refusal.js';
+import { notificationJobId } from './notifications.js';
 import { SEND_API_BODY_LIMIT, sendSchema } from './schemas.js';
 
 export interface SendRoutesOptions {
@@ -21,6 +24,8 @@ export interface SendRoutesOptions {
   idempotency: IdempotencyKeys;
   /** Whether a user is with a human agent. */
   kf: Pick<KfOperations, 'handedOff'>;
+  /** The `fallback` notifications, sent when the window is closed. */
+  notifications: Notifications;
   logger: Logger;
 }
 
@@ -51,10 +56,11 @@ async function checkWindow(conversations: Conversations, appId: string, touser: 
 
 /**
  * `POST /api/v1/messages`: custom/send bodies for one user, queued on the outbound queue (202 `{ jobId }`). With an
- * Idempotency-Key, a retry with the same body answers the first job (`Idempotent-Replayed: true`).
+ * Idempotency-Key, a retry with the same body answers the first job (`Idempotent-Replayed: true`). With a
+ * `fallback` notification, a closed window sends that instead, and the answer says which went out (`via`).
  */
 export const sendRoutes: FastifyPluginAsync<SendRoutesOptions> = async (fastify, options) => {
-  const { accounts, queues, conversations, idempotency, kf, logger } = options;
+  const { accounts, queues, conversations, idempotency, kf, notifications, logger } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   app.post('/api/v1/messages', { bodyLimit: SEND_API_BODY_LIMIT, schema: sendSchema }, async (req, reply) => {
@@ -65,22 +71,47 @@ export const sendRoutes: FastifyPluginAsync<SendRoutesOptions> = async (fastify,
     const { appId } = account;
     annotateUser(appId, body.touser);
     const replies = validMessages(body.messages, account);
+    const fallback = body.fallback && (await fallbackRequest(notifications, account, body.touser, body.fallback));
     // Every field that changes what is sent: a retry is answered as the first request only if it is the same.
     const digest = sha256(
-      JSON.stringify([appId, body.touser, replies, Boolean(body.ignoreWindow), Boolean(body.ignoreHandoff)]),
+      JSON.stringify([
+        appId,
+        body.touser,
+        replies,
+        Boolean(body.ignoreWindow),
+        Boolean(body.ignoreHandoff),
+        ...(fallback ? [fallback] : []),
+      ]),
     );
+    // Which went out, said only to a caller who gave a fallback (a notification's job id starts with `notify-`).
+    const via = (jobId: string) => (fallback ? { via: jobId.startsWith('notify-') ? 'notification' : 'message' } : {});
     // With a key, it is claimed before anything else; a refusal or a failed add releases it for the retry.
     let claim: KeyClaim | undefined;
     if (key) {
       const claimed = await idempotency.claim(appId, key, digest);
-      if ('replayed' in claimed)
-        return reply.code(202).header('idempotent-replayed', 'true').send({ jobId: claimed.replayed });
+      if ('replayed' in claimed) {
+        const jobId = claimed.replayed;
+        return reply
+          .code(202)
+          .header('idempotent-replayed', 'true')
+          .send({ jobId, ...via(jobId) });
+      }
       claim = claimed.claim;
     }
     try {
       // Invariant 12: the bot sends nothing to a user with a human agent, unless the caller says so.
       if (!body.ignoreHandoff && (await kf.handedOff(appId, body.touser))) throw new HandoffRefusal();
-      if (!body.ignoreWindow) await checkWindow(conversations, appId, body.touser, replies.length);
+      if (!body.ignoreWindow) {
+        try {
+          await checkWindow(conversations, appId, body.touser, replies.length);
+        } catch (error) {
+          // The window cannot carry the messages: the notification goes instead, when there is one.
+          if (!(fallback && error instanceof WindowRefusal)) throw error;
+          const jobId = await notifications.queue(fallback, notificationJobId(appId, key), { windowClosed: true });
+          await claim?.record(jobId);
+          return reply.code(202).send({ jobId, ...via(jobId) });
+        }
+      }
       const jobId = key ? `api-${appId}-${sha256(`${appId}\n${key}`).slice(0, 32)}` : `api-${randomUUID()}`;
       const data: OutboundJobData = {
         appId,
@@ -96,9 +127,22 @@ export const sendRoutes: FastifyPluginAsync<SendRoutesOptions> = async (fastify,
       await queues.outboundFor(appId, body.touser).add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
       await claim?.record(jobId);
       logger.info({ appId, jobId, replies: replies.length }, 'send API: queued');
-      return reply.code(202).send({ jobId });
+      return reply.code(202).send({ jobId, ...via(jobId) });
     } finally {
       await claim?.release();
     }
   });
 };
+
+/** The send API's `fallback` as a notification request for the user, checked as the notifications endpoint checks. */
+async function fallbackRequest(
+  notifications: Notifications,
+  account: AccountConfig,
+  touser: string,
+  fallback: NonNullable<z.infer<typeof sendSchema.body>['fallback']>,
+): Promise<NotificationRequest> {
+  const { kind = 'subscribe', ignoreGrant, ...fields } = fallback;
+  const body = notifications.body(account, kind, { touser, ...fields });
+  const { longTerm } = await notifications.check(account.appId, kind, body);
+  return { appId: account.appId, kind, body, ignoreGrant: Boolean(ignoreGrant) || longTerm, source: 'fallback' };
+}

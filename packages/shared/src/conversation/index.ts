@@ -1,5 +1,5 @@
 export { type Erasure, forgetUser } from './forget.js';
-export { GRANT_MARK_MS, type GrantTake, Grants } from './grants.js';
+export { GRANT_MARK_MS, Grants, type GrantTake } from './grants.js';
 export * from './ledger.js';
 export * from './rules.js';
 export {

@@ -66,6 +66,17 @@ const OPTIONAL_FIELDS = ['page', 'miniprogram_state', 'lang', 'url', 'miniprogra
 export const notificationBody = z.object({ touser: z.string().regex(OPENID_PATTERN), ...notificationFields });
 export type NotificationBody = z.infer<typeof notificationBody>;
 
+/**
+ * A notification as the admin API takes it, without its account and user (the send API's `fallback`; the
+ * notifications endpoint adds `appId` and `touser`): the kind (default `subscribe`), WeChat's fields, and
+ * `ignoreGrant` to send without a grant the ledger knows of.
+ */
+export const notificationRequest = z.object({
+  kind: z.enum(NOTIFICATION_KINDS).optional(),
+  ignoreGrant: z.boolean().optional(),
+  ...notificationFields,
+});
+
 /** The field of another kind a body has (`url` in a subscribe message), if any: WeChat's bodies differ. */
 export function foreignField(kind: NotificationKind, body: Readonly<Record<string, unknown>>): string | undefined {
   return OPTIONAL_FIELDS.find((field) => body[field] !== undefined && !KIND_FIELDS[kind].includes(field));
