@@ -30,6 +30,8 @@ export async function runService(
   const tracing = await startTracingSafely(name, config);
   const logger = createLogger(name, { level: config.logLevel });
   for (const warning of warnings) logger.warn(`config: ${warning}`);
+  const replies = name === 'admin' ? undefined : replySources(config);
+  if (replies) logger.warn(replies);
   if (tracing) logger.info(tracing, 'tracing: spans exported with OpenTelemetry');
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
@@ -68,6 +70,22 @@ export async function runService(
   // on, not once: a terminal's Ctrl-C also reaches us forwarded by pnpm; the second must not kill the drain.
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * With a handler and reply rules both set, which one answers what (one line at start): the handler writes every
+ * reply, and of the rules only their `transfer` rules act, answered by the ingress before the handler sees the
+ * message. Undefined when only one of them is set.
+ */
+export function replySources(config: Pick<Config, 'handler' | 'replyRulesFile' | 'accounts'>): string | undefined {
+  if (!config.handler) return undefined;
+  const files = new Set(config.accounts.map((a) => a.replyRules ?? config.replyRulesFile).filter(Boolean));
+  if (files.size === 0) return undefined;
+  return (
+    `replies: WECHAT_HANDLER ${config.handler} answers every message; of the reply rules (${[...files].join(', ')}) ` +
+    'only the transfer rules act, answered by the ingress (transfer_customer_service) before the handler sees the ' +
+    'message; their replies, ai and fallback are not used'
+  );
 }
 
 /** Tracing is never a reason not to serve: an SDK that fails to start is reported and the service runs without. */

@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { WeChatClient } from '@wx-kf/shared/api';
-import type { AccountConfig } from '@wx-kf/shared/config';
+import { type AccountConfig, ConfigError } from '@wx-kf/shared/config';
 import type { WindowView } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundMessage, messageBuilders, ReplyItem } from '@wx-kf/shared/wechat';
@@ -40,11 +41,26 @@ export interface HandlerContext {
 /** `export default async function (message, ctx)`: returns the replies for the message (or nothing). */
 export type MessageHandler = (message: InboundMessage, ctx: HandlerContext) => unknown | Promise<unknown>;
 
-/** Loads the module named by WECHAT_HANDLER and checks that its default export is a function. */
+/**
+ * Loads the module named by WECHAT_HANDLER and checks that its default export is a function. A missing file, a
+ * module that fails to load (a syntax error, a throw at its top level, a missing import) or one without that
+ * export is a ConfigError: one line and exit 1 at start, like every other bad value.
+ */
 export async function loadHandler(path: string): Promise<MessageHandler> {
-  const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown };
+  const file = resolve(path);
+  if (!existsSync(file)) throw new ConfigError([`WECHAT_HANDLER: ${path}: no such file (${file})`]);
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (error) {
+    const e = error as Error;
+    const what = `${e?.name ?? 'Error'}: ${String(e?.message ?? error).split('\n')[0]}`;
+    throw new ConfigError([`WECHAT_HANDLER: ${path}: the module does not load (${what})`]);
+  }
   if (typeof mod.default !== 'function') {
-    throw new Error(`WECHAT_HANDLER ${path}: the module has no default export function (message, ctx) => replies`);
+    throw new ConfigError([
+      `WECHAT_HANDLER: ${path}: the module has no default export function (message, ctx) => replies`,
+    ]);
   }
   return mod.default as MessageHandler;
 }
