@@ -8,7 +8,13 @@ import type { InboundJobData } from '@wx-kf/shared/queue';
 import { keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
 import { loadAccountRules, type ReplyRules } from '@wx-kf/shared/rules';
 import type { Queue } from 'bullmq';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { Registry } from 'prom-client';
 import { IngressMetrics } from './metrics.js';
@@ -47,7 +53,7 @@ const REQUEST_TIMEOUT_MS = 4000;
 /** The ingress as a Fastify instance: tests `inject` into it, `server.ts` listens with it. */
 export function buildApp(options: IngressOptions): FastifyInstance {
   const { config, redis, logger } = options;
-  const queues = Array.isArray(options.queue) ? options.queue : [options.queue as Queue<InboundJobData>];
+  const queues: readonly Queue<InboundJobData>[] = 'add' in options.queue ? [options.queue] : options.queue;
   const { shards } = keyspaceOf(redis);
   if (queues.length !== shards) throw new Error(`${queues.length} inbound queue(s) for ${shards} shard(s)`);
   const accounts = new Map<string, IngressAccount>(config.accounts.map((a) => [a.appId, ingressAccount(a)]));
@@ -62,40 +68,8 @@ export function buildApp(options: IngressOptions): FastifyInstance {
     logger.info({ appId: a.appId, security: a.security, aesKey: Boolean(a.aesKey) }, `account accepts ${accepts}`);
   }
 
-  const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    // One line per push is logged by the route itself; no per-request child logger on the hot path.
-    childLoggerFactory: (parent) => parent,
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    return503OnClosing: true,
-    // Node checks request timeouts only every `connectionsCheckingInterval` (30 s by default): a client that
-    // stalls mid-body held its connection for up to a minute. Checked each second, 4 s means 4 to 5 s.
-    serverFactory: (handler) =>
-      createServer(
-        { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
-        handler,
-      ),
-  });
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
-
-  // Whatever the Content-Type says, the body is read as bytes; the route checks they are UTF-8 and decides
-  // the format from the body itself.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-
-  app.register(underPressure, { maxEventLoopDelay: 1000, retryAfter: 1, exposeStatusRoute: false });
-
-  app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, req, reply) => {
-    // 4xx as they are; 503 (load shedding, closing) too, so WeChat retries; anything else is ours: 500.
-    const status = error.statusCode && (error.statusCode < 500 || error.statusCode === 503) ? error.statusCode : 500;
-    const reason = bounded(error.message);
-    metrics.refused.inc({ status: String(status) });
-    req.log.warn({ route: req.routeOptions.url, status, code: error.code, reason }, 'request refused');
-    return reply.code(status).send({ error: error.code ?? 'error', message: reason });
-  });
+  const app = ingressInstance(logger, options.bodyLimit ?? DEFAULT_BODY_LIMIT);
+  app.setErrorHandler(refuseRequest(metrics));
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not_found', message: 'no such route' }));
 
   // Every stored push grants its user's send window, takes its place in their order and enters their timeline.
@@ -119,17 +93,13 @@ export function buildApp(options: IngressOptions): FastifyInstance {
       durability: options.durability,
       timeoutMs: options.enqueueTimeoutMs ?? 2500,
       bind,
-      ingest: ({ data, opts }, { handoff }) =>
-        conversations.ingest(
-          data.appId,
-          (accounts.get(data.appId) as IngressAccount).config.type,
-          opts.jobId,
-          data.message,
-          {
-            receivedAt: data.receivedAt,
-            handoffIdleMs: handoff ? handoffs.idleMs : 0,
-          },
-        ),
+      ingest: ({ data, opts }, { handoff }) => {
+        // The route stores pushes of its accounts only.
+        const account = accounts.get(data.appId);
+        if (!account) throw new Error(`no account ${data.appId}`);
+        const ingestOptions = { receivedAt: data.receivedAt, handoffIdleMs: handoff ? handoffs.idleMs : 0 };
+        return conversations.ingest(data.appId, account.config.type, opts.jobId, data.message, ingestOptions);
+      },
     }),
     bind,
     now: options.now ?? Date.now,
@@ -138,4 +108,47 @@ export function buildApp(options: IngressOptions): FastifyInstance {
     handoff: { accounts: handoffIds, state: handoffs },
   });
   return app;
+}
+
+/** The Fastify instance: timeouts, body as bytes whatever its Content-Type, load shedding, zod compilers. */
+function ingressInstance(logger: Logger, bodyLimit: number): FastifyInstance {
+  const loggerInstance: FastifyBaseLogger = logger;
+  const app = Fastify({
+    loggerInstance,
+    // One line per push is logged by the route itself; no per-request child logger on the hot path.
+    childLoggerFactory: (parent) => parent,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    return503OnClosing: true,
+    // Node checks request timeouts only every `connectionsCheckingInterval` (30 s by default): a client that
+    // stalls mid-body held its connection for up to a minute. Checked each second, 4 s means 4 to 5 s.
+    serverFactory: (handler) =>
+      createServer(
+        { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
+        handler,
+      ),
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  // Whatever the Content-Type says, the body is read as bytes; the route checks they are UTF-8 and decides
+  // the format from the body itself.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.register(underPressure, { maxEventLoopDelay: 1000, retryAfter: 1, exposeStatusRoute: false });
+  return app;
+}
+
+/** Refusals before a push is read (schema, size, load shedding), counted and logged. */
+function refuseRequest(metrics: IngressMetrics) {
+  return (error: { statusCode?: number; code?: string; message: string }, req: FastifyRequest, reply: FastifyReply) => {
+    // 4xx as they are; 503 (load shedding, closing) too, so WeChat retries; anything else is ours: 500.
+    const status = error.statusCode && (error.statusCode < 500 || error.statusCode === 503) ? error.statusCode : 500;
+    const reason = bounded(error.message);
+    metrics.refused.inc({ status: String(status) });
+    req.log.warn({ route: req.routeOptions.url, status, code: error.code, reason }, 'request refused');
+    return reply.code(status).send({ error: error.code ?? 'error', message: reason });
+  };
 }

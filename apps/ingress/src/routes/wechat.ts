@@ -5,13 +5,20 @@ import { errorMessage, type Logger } from '@wx-kf/shared/log';
 import { inboundJob } from '@wx-kf/shared/queue';
 import type { ReplyRules } from '@wx-kf/shared/rules';
 import { annotate, annotateUser, inSpan, serverSpans } from '@wx-kf/shared/tracing';
-import { buildTransferReply, MessageFormatError, SUCCESS, sealReply, verifySignature } from '@wx-kf/shared/wechat';
+import {
+  buildTransferReply,
+  MessageFormatError,
+  type PushFormat,
+  SUCCESS,
+  sealReply,
+  verifySignature,
+} from '@wx-kf/shared/wechat';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { IngressMetrics } from '../metrics.js';
 import { type PushStore, UnavailableError, withTimeout } from '../push-store.js';
-import { checkTimestamp, type IngressAccount, type ReceivedPush, receivePush } from '../receive.js';
+import { checkTimestamp, type IngressAccount, type PushQuery, type ReceivedPush, receivePush } from '../receive.js';
 import { bounded, refusal } from '../refusal.js';
 import type { SignatureBinder, SignatureUse } from '../signature-binding.js';
 
@@ -132,20 +139,58 @@ function transferAnswer(
   });
 }
 
+/** A push's one log line, filled in as the push is read. */
+interface PushLine {
+  appId: string;
+  /** Until the push is opened, what the query string claims (`encrypted` or `plain`). */
+  mode: string;
+  format?: PushFormat;
+  msgType?: string;
+  msgKey?: string;
+  /** The agent holding the user's open handoff (true when none is named). */
+  handoff?: string | true;
+}
+
+/** How a push ended: its result, HTTP status, log level and what else its line says. */
+type PushFinish = (result: string, status: number, level: 'info' | 'warn' | 'error', extra?: object) => void;
+
 /** Ends a push: counts it by result, times its answer and writes its one log line (`line`, as it is by then). */
-function pushOutcome(
-  { metrics, logger }: WeChatRoutesOptions,
-  appId: string,
-  line: Record<string, unknown>,
-  started: number,
-) {
-  return (result: string, status: number, level: 'info' | 'warn' | 'error', extra: object = {}) => {
+function pushOutcome({ metrics, logger }: WeChatRoutesOptions, line: PushLine, started: number): PushFinish {
+  return (result, status, level, extra = {}) => {
     const seconds = (performance.now() - started) / 1000;
-    metrics.pushes.inc({ app_id: appId, mode: String(line.mode), result });
+    metrics.pushes.inc({ app_id: line.appId, mode: line.mode, result });
     metrics.ackSeconds.observe({ result }, seconds);
     logger[level]({ ...line, outcome: result, status, ms: Math.round(seconds * 10_000) / 10, ...extra }, 'push');
-    annotate({ 'wxkf.app_id': appId, 'wxkf.outcome': result, 'wxkf.msg_key': line.msgKey as string | undefined });
+    annotate({ 'wxkf.app_id': line.appId, 'wxkf.outcome': result, 'wxkf.msg_key': line.msgKey });
   };
+}
+
+/**
+ * A plaintext body is believed, and even parsed, only once its signature is bound to it: a captured signature
+ * buys at most one parse of one body. (An encrypted push's binding goes out with its store.)
+ */
+async function bindPlaintext(store: PushStore, account: IngressAccount, query: PushQuery, body: Buffer) {
+  if (query.encrypt_type !== undefined || !acceptsPlaintext(account)) return;
+  verifySignature(account.config.token, query);
+  const signature = String(query.signature).toLowerCase();
+  await store.bindPlaintext({
+    appId: account.config.appId,
+    signature,
+    timestamp: query.timestamp,
+    kind: 'plain',
+    body,
+  });
+}
+
+/** Answers a refused push with its status and `{ error, message }`, counted and logged by its kind. */
+function refusePush(error: unknown, reply: FastifyReply, finish: PushFinish, countUnavailable: () => void) {
+  const r = refusal(error);
+  if (r.status === 503) {
+    countUnavailable();
+    finish('unavailable', 503, 'error', { reason: bounded(errorMessage(error)) });
+  } else if (r.status === 500) finish('error', 500, 'error', { err: error });
+  else finish('rejected', r.status, 'warn', { reason: r.message });
+  return reply.code(r.status).send({ error: r.error, message: r.message });
 }
 
 /**
@@ -173,26 +218,13 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
       if (!account) return reply;
       const appId = account.config.appId;
       const query = req.query;
-      // The mode is known once the push is opened; until then, what the query string claims.
-      const line: Record<string, unknown> = { appId, mode: query.encrypt_type === 'aes' ? 'encrypted' : 'plain' };
-      const finish = pushOutcome(options, appId, line, started);
+      const line: PushLine = { appId, mode: query.encrypt_type === 'aes' ? 'encrypted' : 'plain' };
+      const finish = pushOutcome(options, line, started);
       try {
         checkTimestamp(query.timestamp, config.ingress.timestampToleranceSeconds, now());
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         if (!isUtf8(raw)) throw new MessageFormatError('body is not valid UTF-8');
-        // A plaintext body is believed, and even parsed, only once its signature is bound to it: a captured
-        // signature buys at most one parse of one body.
-        if (query.encrypt_type === undefined && acceptsPlaintext(account)) {
-          verifySignature(account.config.token, query);
-          const use: SignatureUse = {
-            appId,
-            signature: String(query.signature).toLowerCase(),
-            timestamp: query.timestamp,
-            kind: 'plain',
-            body: raw,
-          };
-          await store.bindPlaintext(use);
-        }
+        await bindPlaintext(store, account, query, raw);
         const push = inSpan('verify', {}, () => receivePush(account, query, raw.toString('utf8')));
         const { message } = push;
         annotateUser(appId, message.FromUserName);
@@ -236,13 +268,7 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
         finish(duplicate ? 'duplicate' : 'transferred', 200, 'info');
         return reply.type(push.format === 'json' ? 'application/json' : 'application/xml').send(answer);
       } catch (error) {
-        const r = refusal(error);
-        if (r.status === 503) {
-          metrics.enqueueFailures.inc({ app_id: appId });
-          finish('unavailable', 503, 'error', { reason: bounded(errorMessage(error)) });
-        } else if (r.status === 500) finish('error', 500, 'error', { err: error });
-        else finish('rejected', r.status, 'warn', { reason: r.message });
-        return reply.code(r.status).send({ error: r.error, message: r.message });
+        return refusePush(error, reply, finish, () => metrics.enqueueFailures.inc({ app_id: appId }));
       }
     });
   }
