@@ -1,5 +1,5 @@
 import { type Config, ConfigError, loadDotEnv, printConfigError, readConfig } from './config/index.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, errorMessage, type Logger } from './log.js';
 import { startTracing, stopTracing, type TracingStarted } from './tracing/index.js';
 
 export interface RunningService {
@@ -93,7 +93,7 @@ async function startTracingSafely(name: string, config: Config): Promise<Tracing
   try {
     return await startTracing(name, { ownSpans: [config.api.base, config.api.proxy] });
   } catch (error) {
-    console.error(`${name}: tracing: not started (${(error as Error).message})`);
+    console.error(`${name}: tracing: not started (${errorMessage(error)})`);
     return undefined;
   }
 }

@@ -1,5 +1,4 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 
 /** A span as an OTLP/HTTP JSON export carries it, flattened: attribute values unwrapped. */
 export interface ReceivedSpan {
@@ -18,41 +17,50 @@ export interface ReceivedSpan {
   status?: { code?: number; message?: string } | undefined;
 }
 
-interface OtlpKeyValue {
-  key: string;
-  value: OtlpValue;
-}
-type OtlpValue = {
-  stringValue?: string;
-  intValue?: number | string;
-  doubleValue?: number;
-  boolValue?: boolean;
-  arrayValue?: { values?: OtlpValue[] };
+// Readers of an OTLP/HTTP JSON export (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding), by name.
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+/** The objects of the list at `key` (none when it is absent). */
+const objects = (value: unknown, key: string): Record<string, unknown>[] => {
+  const list = isObject(value) ? value[key] : undefined;
+  return Array.isArray(list) ? list.filter(isObject) : [];
 };
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  startTimeUnixNano: string | number;
-  endTimeUnixNano: string | number;
-  attributes?: OtlpKeyValue[];
-  events?: { name: string; attributes?: OtlpKeyValue[] }[];
-  status?: { code?: number; message?: string };
-}
-interface OtlpExport {
-  resourceSpans?: { resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: { spans?: OtlpSpan[] }[] }[];
-}
+const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+const nanos = (value: unknown) => (typeof value === 'string' || typeof value === 'number' ? value : 0);
 
-const unwrap = (v: OtlpValue): unknown =>
-  v.stringValue ??
-  (v.intValue !== undefined ? Number(v.intValue) : undefined) ??
-  v.doubleValue ??
-  v.boolValue ??
-  v.arrayValue?.values?.map(unwrap);
-const record = (kvs: OtlpKeyValue[] = []) => Object.fromEntries(kvs.map((kv) => [kv.key, unwrap(kv.value)]));
-const ms = (nanos: string | number) => Number(BigInt(nanos) / 1_000_000n);
+/** An AnyValue's value: its string, int (a number), double, bool or array. */
+const unwrap = (v: unknown): unknown => {
+  if (!isObject(v)) return undefined;
+  const int = typeof v.intValue === 'string' || typeof v.intValue === 'number' ? Number(v.intValue) : undefined;
+  const values = isObject(v.arrayValue) ? v.arrayValue.values : undefined;
+  return (
+    v.stringValue ?? int ?? v.doubleValue ?? v.boolValue ?? (Array.isArray(values) ? values.map(unwrap) : undefined)
+  );
+};
+/** A KeyValue list as an object. */
+const record = (owner: unknown) =>
+  Object.fromEntries(objects(owner, 'attributes').map((kv) => [String(kv.key), unwrap(kv.value)]));
+const ms = (value: string | number) => Number(BigInt(value) / 1_000_000n);
+
+/** One exported span, flattened. */
+function spanOf(s: Record<string, unknown>, service: string): ReceivedSpan {
+  const status = isObject(s.status)
+    ? { code: typeof s.status.code === 'number' ? s.status.code : undefined, message: text(s.status.message) }
+    : undefined;
+  return {
+    service,
+    traceId: String(s.traceId),
+    spanId: String(s.spanId),
+    parentSpanId: text(s.parentSpanId) || undefined,
+    name: String(s.name),
+    kind: Number(s.kind),
+    startMs: ms(nanos(s.startTimeUnixNano)),
+    endMs: ms(nanos(s.endTimeUnixNano)),
+    attributes: record(s),
+    events: objects(s, 'events').map((e) => ({ name: String(e.name), attributes: record(e) })),
+    status,
+  };
+}
 
 /**
  * An OTLP/HTTP trace receiver on loopback, for tests and benchmarks: POST /v1/traces is answered 200 at once.
@@ -81,34 +89,24 @@ export class OtlpReceiver {
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    receiver = new OtlpReceiver(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const address = server.address();
+    receiver = new OtlpReceiver(
+      server,
+      `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
+    );
     return receiver;
   }
 
-  private take(path: string, contentType: string, body: Buffer): void {
+  private take(path: string, contentType: string, bytes: Buffer): void {
     this.requests++;
-    this.bytes += body.length;
+    this.bytes += bytes.length;
     if (!path.startsWith('/v1/traces') || !contentType.includes('json')) return;
-    const text = body.toString('utf8');
-    this.bodies.push(text);
-    for (const rs of (JSON.parse(text) as OtlpExport).resourceSpans ?? []) {
-      const resource = record(rs.resource?.attributes);
-      for (const ss of rs.scopeSpans ?? []) {
-        for (const s of ss.spans ?? []) {
-          this.spans.push({
-            service: String(resource['service.name']),
-            traceId: s.traceId,
-            spanId: s.spanId,
-            parentSpanId: s.parentSpanId || undefined,
-            name: s.name,
-            kind: s.kind,
-            startMs: ms(s.startTimeUnixNano),
-            endMs: ms(s.endTimeUnixNano),
-            attributes: record(s.attributes),
-            events: (s.events ?? []).map((e) => ({ name: e.name, attributes: record(e.attributes) })),
-            status: s.status,
-          });
-        }
+    const body = bytes.toString('utf8');
+    this.bodies.push(body);
+    for (const rs of objects(JSON.parse(body), 'resourceSpans')) {
+      const service = String(record(rs.resource)['service.name']);
+      for (const ss of objects(rs, 'scopeSpans')) {
+        for (const s of objects(ss, 'spans')) this.spans.push(spanOf(s, service));
       }
     }
   }
