@@ -1,10 +1,15 @@
 // The no-credentials demo of `pnpm start`: the simulator on loopback stands in for WeChat, with one sandbox
-// account, and a private redis-server when no Redis answers on 127.0.0.1:6379.
+// account, and Redis of its own: a private redis-server (or, without one installed, a database of its own on the
+// Redis at 127.0.0.1:6379, emptied at each start), never another application's data.
 import { accountEnv } from '@wx-kf/shared/config';
+import { INBOUND_QUEUE, type InboundJobData, openQueue, readInboundResult } from '@wx-kf/shared/queue';
+import { createRedis, keyspaceOf } from '@wx-kf/shared/redis';
 import { runService } from '@wx-kf/shared/service';
 // The launcher alone (Node built-ins only), not the test kit's index, which loads vitest.
 import { answersPing, hasRedisServer, RedisServer } from '@wx-kf/testkit/local-redis';
 import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT, Simulator } from '@wx-kf/wechat-sim';
+import { QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
 import type { startAll } from './start.js';
 
 /**
@@ -30,20 +35,80 @@ async function firstModel(env: NodeJS.ProcessEnv): Promise<string | undefined> {
   }
 }
 
+/** The demo's database on the Redis at 127.0.0.1:6379 when no redis-server is installed to start a private one. */
+const DEMO_DB = 15;
+const DEMO_MARK = 'wx-kf:demo-database';
+
+/**
+ * Database 15 of the Redis on 127.0.0.1:6379, emptied at each start (so a user handed off in an earlier run is not
+ * still with a human): used only when it is empty or holds the demo's mark, never another application's keys.
+ */
+async function demoDatabase(): Promise<string> {
+  const url = `redis://127.0.0.1:6379/${DEMO_DB}`;
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    if ((await redis.dbsize()) > 0 && !(await redis.exists(DEMO_MARK))) {
+      console.error(
+        `[demo] database ${DEMO_DB} of the Redis on 127.0.0.1:6379 holds keys that are not the demo's: set REDIS_URL to a Redis (or database) for the demo, or install redis-server (e.g. apt-get install -y redis-server)`,
+      );
+      process.exit(1);
+    }
+    await redis.flushdb();
+    await redis.set(DEMO_MARK, 'this database is emptied by each start of the wx-kf demo');
+  } finally {
+    redis.disconnect();
+  }
+  console.log(
+    `[demo] no redis-server installed: using database ${DEMO_DB} of the Redis on 127.0.0.1:6379 (${url}), the demo's own, emptied at each start`,
+  );
+  return url;
+}
+
+/**
+ * Says when a push went to a human instead of the bot: the ingress transferred it (a transfer rule), or the user
+ * is handed off (the bot stays silent), which would otherwise print nothing.
+ */
+async function announceHandoffs(redisUrl: string): Promise<() => Promise<void>> {
+  const redis = createRedis(redisUrl, 'client');
+  const queue = openQueue(INBOUND_QUEUE, redis);
+  const listener = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const events = new QueueEvents(INBOUND_QUEUE, { connection: listener, prefix: keyspaceOf(redis).queuePrefix(0) });
+  events.on('completed', async ({ jobId, returnvalue }) => {
+    const result = readInboundResult(typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue);
+    if (result?.action !== 'transferred' && result?.action !== 'handoff') return;
+    const data: InboundJobData | undefined = (await queue.getJob(jobId).catch(() => undefined))?.data;
+    const message = data?.message;
+    const what = message?.Content ? `"${message.Content}"` : (message?.Event ?? message?.MsgType ?? 'a push');
+    const user = message?.FromUserName ?? '?';
+    console.log(
+      result.action === 'transferred'
+        ? `[demo] ${what} from ${user} went to a HUMAN: answered with transfer_customer_service, and the user is handed off: the bot stays silent to them until \`pnpm sim push --type kf_close_session --from ${user}\` (an agent closing the session) or 30 idle minutes`
+        : `[demo] ${what} from ${user} went to a HUMAN: the user is handed off, so the bot does not answer (\`pnpm sim push --type kf_close_session --from ${user}\` gives them back to the bot)`,
+    );
+  });
+  events.on('error', () => {});
+  await events.waitUntilReady();
+  return async () => {
+    await events.close();
+    await queue.close();
+    listener.disconnect();
+    redis.disconnect();
+  };
+}
+
 /** Runs the demo with `start` (the same composition as a real `pnpm start`). */
 export async function demo(start: typeof startAll): Promise<void> {
   let redisUrl = process.env.REDIS_URL;
   let privateRedis: RedisServer | undefined;
   if (!redisUrl) {
-    if (await answersPing(6379)) {
-      redisUrl = 'redis://127.0.0.1:6379';
-    } else if (hasRedisServer()) {
+    if (hasRedisServer()) {
       // In its own process group: Ctrl-C must not stop it before the demo has drained.
       privateRedis = await RedisServer.start({ detached: true });
       redisUrl = privateRedis.url;
-      console.log(
-        `[demo] no Redis on 127.0.0.1:6379: started a private redis-server at ${redisUrl} (data is thrown away on exit)`,
-      );
+      console.log(`[demo] started a private redis-server at ${redisUrl} (the demo's own data, thrown away on exit)`);
+    } else if (await answersPing(6379)) {
+      redisUrl = await demoDatabase();
     } else {
       console.error(
         '[demo] no Redis: set REDIS_URL, or run `docker compose up -d redis`, or install redis-server (e.g. apt-get install -y redis-server)',
@@ -74,6 +139,7 @@ export async function demo(start: typeof startAll): Promise<void> {
     async (config, logger) => {
       const service = await start(config, logger);
       const { ingress, admin } = service;
+      const stopAnnouncing = await announceHandoffs(env.REDIS_URL ?? '');
       console.log(
         [
           '',
@@ -91,13 +157,15 @@ export async function demo(start: typeof startAll): Promise<void> {
           '  pnpm sim push --text "order 42" --format json',
           '  pnpm sim push --text "what do you sell?"   (answered by the model; "#long 3000" for a long answer)',
           '  pnpm sim push --text "#human"           (the model hands you to a person: the handoff opens)',
-          '  pnpm sim push --text 人工            (answered with transfer_customer_service)',
+          '  pnpm sim push --text 人工            (answered with transfer_customer_service: the user goes to a human)',
+          '  pnpm sim push --type kf_close_session   (the agent closes the session: the bot answers again)',
           'Set WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN (see .env.example) to serve a real account.',
           '',
         ].join('\n'),
       );
       return {
         close: async () => {
+          await stopAnnouncing();
           await service.close();
           await sim.close();
           await privateRedis?.dispose();

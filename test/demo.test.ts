@@ -7,6 +7,14 @@ afterAll(async () => {
   await Promise.all(running.map((p) => p.stop('SIGTERM')));
 });
 
+async function until(check: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('pnpm start without credentials (the demo)', () => {
   it('runs ingress, worker and simulator; "hello" gets its rule reply, a question the fake model\'s; SIGTERM exits cleanly', async () => {
     const [port, simPort] = [await freePort(), await freePort()];
@@ -38,11 +46,33 @@ describe('pnpm start without credentials (the demo)', () => {
     const transfer = ServiceProcess.start('sim', env, ['push', '--text', '转人工']);
     expect(await transfer.exited).toBe(0);
     expect(transfer.output.join('\n')).toMatch(/decrypted: .*transfer_customer_service/);
+    // The demo says the push went to a human, and so for the next one while the user is handed off (issue 27).
+    await demo.waitFor('[demo] "转人工" from o_sim_user_0001 went to a HUMAN: answered with transfer_customer_service');
+    const silent = ServiceProcess.start('sim', env, ['push', '--text', 'hello again']);
+    expect(await silent.exited).toBe(0);
+    await demo.waitFor('[demo] "hello again" from o_sim_user_0001 went to a HUMAN: the user is handed off');
+    // The agent closes the session: the bot answers again.
+    const close = ServiceProcess.start('sim', env, ['push', '--type', 'kf_close_session', '--agent', 'kf001@sandbox']);
+    expect(await close.exited).toBe(0);
+    const back = ServiceProcess.start('sim', env, ['push', '--text', 'hello']);
+    expect(await back.exited).toBe(0);
+    await until(() => demo.output.filter((l) => l.includes('hi! this reply came through custom/send')).length === 2);
 
     const verify = ServiceProcess.start('sim', env, ['verify']);
     expect(await verify.exited).toBe(0);
     expect(verify.output).toContain('← 200: 4375120948345356249');
 
+    expect(await demo.stop('SIGTERM')).toBe(0);
+  }, 60_000);
+
+  it('without REDIS_URL uses a private redis-server of its own, never a Redis on 6379 (issue 27)', async () => {
+    const [port, simPort] = [await freePort(), await freePort()];
+    const demo = ServiceProcess.start('start', { REDIS_URL: '', PORT: String(port), SIM_PORT: String(simPort) });
+    running.push(demo);
+    await demo.waitFor('Push a message as WeChat would');
+    const text = demo.output.join('\n');
+    expect(text).toMatch(/\[demo\] started a private redis-server at redis:\/\/127\.0\.0\.1:\d+ \(the demo's own data/);
+    expect(text).toMatch(/ {2}redis {6}redis:\/\/127\.0\.0\.1:(?!6379\b)\d+/);
     expect(await demo.stop('SIGTERM')).toBe(0);
   });
 
