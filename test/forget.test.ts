@@ -22,7 +22,10 @@ let redis: Redis;
 let queues: Queues;
 let admin: Awaited<ReturnType<typeof buildAdminApp>>;
 
-/** A user with one of everything wx-kf keeps: window, order, timeline, AI context, handoff, answer, rate, a job. */
+/**
+ * A user with one of everything wx-kf keeps: window, order, timeline, AI context, handoff, answer, rate, a job,
+ * and a subscribe-message grant (with its mark).
+ */
 async function knownUser(openid: string): Promise<void> {
   const conversations = new Conversations(redis, {
     context: { entries: 10, maxAgeMs: 3600_000, accounts: new Set([APP]) },
@@ -39,7 +42,9 @@ async function knownUser(openid: string): Promise<void> {
   await answers.store(APP, openid, job.opts.jobId, 'w', { kind: 'answer', replies: [], done: true }, true);
   await new AiLimits(redis).withinUserRate(APP, openid, 10);
   await new Handoffs({ redis, idleMs: 60_000 }).open(APP, openid, { reason: 'operator', force: true });
-  expect(await redis.keys(`*${openid}*`)).toHaveLength(7);
+  const accept = [{ templateId: 'TPL_forget', change: 'add' as const }];
+  await conversations.grants.applyPush(APP, openid, `${job.opts.jobId}-popup`, accept, false);
+  expect(await redis.keys(`*${openid}*`)).toHaveLength(9);
 }
 const ERASED = {
   window: 1,
@@ -50,6 +55,7 @@ const ERASED = {
   storedAnswers: 1,
   modelRate: 1,
   modelClaim: 0,
+  grants: 1,
   jobs: 1,
 };
 
@@ -76,7 +82,7 @@ describe('forgetting a user', () => {
     const human = await run('forget', APP, 'o_forget_cli');
     expect(human).toEqual({
       code: 0,
-      out: `erased ${APP} / o_forget_cli: send window 1, order 1, timeline entries 1, AI context entries 1, handoff 1, stored model answers 1, model rate counter 1, model claim 0, queue jobs 1`,
+      out: `erased ${APP} / o_forget_cli: send window 1, order 1, timeline entries 1, AI context entries 1, handoff 1, stored model answers 1, model rate counter 1, model claim 0, subscribe grants 1, queue jobs 1`,
     });
     expect(await redis.keys('*o_forget_cli*')).toEqual([]);
     // Again: nothing left, as JSON.
@@ -97,7 +103,7 @@ describe('forgetting a user', () => {
     const del = (url: string, authorization = `Bearer ${KEY}`) =>
       admin.inject({ method: 'DELETE', url, headers: { authorization } });
     expect((await del(`/api/v1/users/${APP}/o_forget_api`, 'Bearer wrong-key-0123456789')).statusCode).toBe(401);
-    expect(await redis.keys('*o_forget_api*')).toHaveLength(7);
+    expect(await redis.keys('*o_forget_api*')).toHaveLength(9);
     const res = await del(`/api/v1/users/${APP}/o_forget_api`);
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ appId: APP, openid: 'o_forget_api', erased: ERASED, jobsRunning: 0 });

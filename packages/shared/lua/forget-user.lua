@@ -1,8 +1,8 @@
---- KEYS: window order timeline context handoff answers claim rate openWindows
+--- KEYS: window order timeline context handoff answers claim rate grants marks openWindows
 --- ARGV: openid
 -- Erases everything kept about one user on their slot, at once. Returns {{window, order entries, timeline
--- entries, context entries, handoff, stored answers, model claim, rate counter}, the job ids the order and the
--- timeline named} (the caller removes those jobs: they hold the user's messages).
+-- entries, context entries, handoff, stored answers, model claim, rate counter, templates with grants}, the job
+-- ids the order and the timeline named} (the caller removes those jobs: they hold the user's messages).
 local ids, seen = {}, {}
 local function note(id)
   if type(id) == 'string' and id ~= '' and not seen[id] then seen[id] = true; ids[#ids + 1] = id end
@@ -15,7 +15,8 @@ end
 local counts = {
   redis.call('EXISTS', window), redis.call('LLEN', order), redis.call('LLEN', timeline), redis.call('LLEN', context),
   redis.call('EXISTS', handoff), redis.call('HLEN', answers), redis.call('EXISTS', claim), redis.call('EXISTS', rate),
+  redis.call('HLEN', grants),
 }
-redis.call('DEL', window, order, timeline, context, handoff, answers, claim, rate)
+redis.call('DEL', window, order, timeline, context, handoff, answers, claim, rate, grants, marks)
 redis.call('ZREM', openWindows, openid)
 return {counts, ids}

@@ -36,6 +36,7 @@ export function formatErasure(e: Erasure): string {
     `stored model answers ${x.storedAnswers}`,
     `model rate counter ${x.modelRate}`,
     `model claim ${x.modelClaim}`,
+    `subscribe grants ${x.grants}`,
     `queue jobs ${x.jobs}`,
   ];
   const running = e.jobsRunning ? `\n${e.jobsRunning} job(s) being processed were left to finish` : '';

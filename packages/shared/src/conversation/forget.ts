@@ -4,7 +4,7 @@ import { defineScript, reply } from '../redis/scripts.js';
 
 const forgetScript = defineScript(
   'forget-user',
-  ['window', 'order', 'timeline', 'context', 'handoff', 'answers', 'claim', 'rate', 'openWindows'],
+  ['window', 'order', 'timeline', 'context', 'handoff', 'answers', 'claim', 'rate', 'grants', 'marks', 'openWindows'],
   ['openid'],
 );
 
@@ -27,6 +27,8 @@ export interface Erasure {
     /** The per-user model rate counter and a model-call claim (each 1 or 0). */
     modelRate: number;
     modelClaim: number;
+    /** Templates the user had subscribe-message grants of (their grants and marks go too). */
+    grants: number;
     /** Queue jobs holding the user's messages or replies, found through the order and the timeline. */
     jobs: number;
   };
@@ -36,8 +38,8 @@ export interface Erasure {
 
 /**
  * Erases everything wx-kf keeps about one user of one account (a user's right to deletion): the send window,
- * the order of their messages, the timeline, the AI context, the handoff, stored model answers and the model
- * limits' per-user keys (one script on the user's slot), their entries in the account's indexes, and the queue
+ * the order of their messages, the timeline, the AI context, the handoff, stored model answers, the model
+ * limits' per-user keys, the subscribe-message grants (one script on the user's slot), their entries in the account's indexes, and the queue
  * jobs the order and timeline name (a job being processed is left to finish). Resolves what was erased.
  */
 export async function forgetUser(redis: RedisClient, appId: string, openid: string): Promise<Erasure> {
@@ -56,6 +58,8 @@ export async function forgetUser(redis: RedisClient, appId: string, openid: stri
         answers: keys.aiAnswers(appId, openid),
         claim: keys.aiClaim(appId, openid),
         rate: keys.aiUserRate(appId, openid),
+        grants: keys.grants(appId, openid),
+        marks: keys.grantMarks(appId, openid),
         openWindows: keys.openWindows(appId, shard),
       },
       { openid },
@@ -76,6 +80,7 @@ export async function forgetUser(redis: RedisClient, appId: string, openid: stri
       storedAnswers: n[5] ?? 0,
       modelClaim: n[6] ?? 0,
       modelRate: n[7] ?? 0,
+      grants: n[8] ?? 0,
       jobs: removed,
     },
     jobsRunning: running,
