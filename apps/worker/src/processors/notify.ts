@@ -43,6 +43,68 @@ function checked(value: unknown, accounts: ReadonlyMap<string, AccountConfig>): 
   return data;
 }
 
+/** Counts a notification's outcome (`wxkf_notifications_total`). */
+function count(deps: NotifyDeps, data: NotificationJobData, outcome: string): void {
+  deps.outcomes.inc({ app_id: data.appId, template: data.notification.template_id, outcome });
+}
+
+/** Records a notification's outcome in the user's timeline. */
+function record(deps: NotifyDeps, data: NotificationJobData, result: string) {
+  return deps.conversations.settle(data.appId, data.touser, {
+    entry: { kind: data.kind, summary: data.notification.template_id, jobId: data.msgKey, result },
+  });
+}
+
+/** A refused or failed send: the grant given back (or cleared), then what ends this attempt is thrown. */
+async function refused(
+  deps: NotifyDeps,
+  job: NotifyJob,
+  token: string | undefined,
+  data: NotificationJobData,
+  error: unknown,
+): Promise<never> {
+  const { logger } = deps;
+  const grants = deps.conversations.grants;
+  const { appId, touser } = data;
+  const template = data.notification.template_id;
+  const giveBack = () => grants.giveBack(appId, touser, template, job.id ?? data.msgKey);
+  const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  if (error instanceof WeChatApiError) {
+    const rule = errcodeRule(error.errcode);
+    // The ledger learns from WeChat: 43101 means the user has no grant of this template at all.
+    await (rule.grant === 'cleared' ? grants.clear(appId, touser, template) : giveBack());
+    logger.warn(
+      { appId, msgKey: data.msgKey, template, errcode: error.errcode, errmsg: error.errmsg },
+      'notification refused',
+    );
+    if (rule.action === 'retry' || rule.action === 'refresh_token') {
+      count(deps, data, 'retry');
+      if (lastTry) await record(deps, data, `${error.errcode} ${error.errmsg}`.slice(0, 80));
+      throw error;
+    }
+    if (rule.action === 'pause_account') {
+      count(deps, data, 'retry');
+      await job.moveToDelayed(Date.now() + QUOTA_PAUSE_MS, token);
+      throw new DelayedError();
+    }
+    count(deps, data, String(error.errcode));
+    await record(deps, data, `${error.errcode} ${error.errmsg}`.slice(0, 80));
+    throw invalid(`${error.errcode} ${error.errmsg}`);
+  }
+  if (error instanceof TokenUnavailableError) {
+    await giveBack();
+    await job.moveToDelayed(Date.now() + error.retryAfterMs, token);
+    throw new DelayedError();
+  }
+  // An HTTP error status is an answer (nothing sent); a timeout or a dropped connection may have been delivered.
+  if (error instanceof TransportError) {
+    if (error.kind === 'http') await giveBack();
+    count(deps, data, 'transport');
+    if (lastTry) await record(deps, data, `transport: ${error.kind}`);
+  }
+  throw error;
+}
+
 /**
  * Sends a notification job (docs/operating.md, "Notifications"): a job like any send. Its grant is taken first
  * (once per job: a retry, or a job whose grant the admin API took, holds it already); without one the job fails
@@ -52,57 +114,8 @@ function checked(value: unknown, accounts: ReadonlyMap<string, AccountConfig>): 
  * and is retried; a timeout keeps it (it may have been delivered). The outcome goes to the timeline and metrics.
  */
 export function notificationProcessor(deps: NotifyDeps) {
-  const { notify, conversations, redis, accounts, outcomes, logger } = deps;
+  const { notify, conversations, redis, accounts, logger } = deps;
   const grants = conversations.grants;
-
-  const count = (data: NotificationJobData, outcome: string) =>
-    outcomes.inc({ app_id: data.appId, template: data.notification.template_id, outcome });
-  const record = (data: NotificationJobData, result: string) =>
-    conversations.settle(data.appId, data.touser, {
-      entry: { kind: data.kind, summary: data.notification.template_id, jobId: data.msgKey, result },
-    });
-
-  /** A refused or failed send: the grant given back (or cleared), then what ends this attempt is thrown. */
-  const refused = async (job: NotifyJob, token: string | undefined, data: NotificationJobData, error: unknown) => {
-    const { appId, touser } = data;
-    const template = data.notification.template_id;
-    const giveBack = () => grants.giveBack(appId, touser, template, job.id ?? data.msgKey);
-    const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    if (error instanceof WeChatApiError) {
-      const rule = errcodeRule(error.errcode);
-      // The ledger learns from WeChat: 43101 means the user has no grant of this template at all.
-      await (rule.grant === 'cleared' ? grants.clear(appId, touser, template) : giveBack());
-      logger.warn(
-        { appId, msgKey: data.msgKey, template, errcode: error.errcode, errmsg: error.errmsg },
-        'notification refused',
-      );
-      if (rule.action === 'retry' || rule.action === 'refresh_token') {
-        count(data, 'retry');
-        if (lastTry) await record(data, `${error.errcode} ${error.errmsg}`.slice(0, 80));
-        throw error;
-      }
-      if (rule.action === 'pause_account') {
-        count(data, 'retry');
-        await job.moveToDelayed(Date.now() + QUOTA_PAUSE_MS, token);
-        throw new DelayedError();
-      }
-      count(data, String(error.errcode));
-      await record(data, `${error.errcode} ${error.errmsg}`.slice(0, 80));
-      throw invalid(`${error.errcode} ${error.errmsg}`);
-    }
-    if (error instanceof TokenUnavailableError) {
-      await giveBack();
-      await job.moveToDelayed(Date.now() + error.retryAfterMs, token);
-      throw new DelayedError();
-    }
-    // An HTTP error status is an answer (nothing sent); a timeout or a dropped connection may have been delivered.
-    if (error instanceof TransportError) {
-      if (error.kind === 'http') await giveBack();
-      count(data, 'transport');
-      if (lastTry) await record(data, `transport: ${error.kind}`);
-    }
-    throw error;
-  };
 
   return async (job: NotifyJob, token?: string): Promise<{ sent: true; msgid?: string }> => {
     const data = checked(job.data, accounts);
@@ -117,8 +130,8 @@ export function notificationProcessor(deps: NotifyDeps) {
     if (usesGrant(kind)) {
       const taken = await grants.take(appId, touser, template, job.id ?? msgKey);
       if (taken === 'none' && !data.ignoreGrant) {
-        count(data, 'no_grant');
-        await record(data, 'refused: no grant');
+        count(deps, data, 'no_grant');
+        await record(deps, data, 'refused: no grant');
         logger.warn({ appId, msgKey, template }, 'notification refused by the grant ledger');
         throw invalid(`no_grant: the user has no grant of template ${template} ("ignoreGrant": true sends anyway)`);
       }
@@ -127,10 +140,10 @@ export function notificationProcessor(deps: NotifyDeps) {
     try {
       ({ msgid } = await notify.send(appId, kind, data.notification));
     } catch (error) {
-      return refused(job, token, data, error);
+      return refused(deps, job, token, data, error);
     }
-    count(data, 'sent');
-    await record(data, 'sent');
+    count(deps, data, 'sent');
+    await record(deps, data, 'sent');
     logger.info({ appId, msgKey, kind, template, msgid }, 'notification sent');
     return msgid === undefined ? { sent: true } : { sent: true, msgid };
   };
