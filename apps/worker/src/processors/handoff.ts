@@ -53,7 +53,10 @@ export function startHandoffSweeper(handoff: WorkerHandoff, everyMs: number, log
     try {
       for (const appId of handoff.accounts) await handoff.state.sweep(appId);
     } catch (error) {
-      logger.warn({ err: (error as Error).message }, 'handoff sweep failed; next one retries');
+      logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'handoff sweep failed; next one retries',
+      );
     } finally {
       running = false;
     }

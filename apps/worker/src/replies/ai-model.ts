@@ -59,7 +59,7 @@ function failureOf(error: unknown): ModelError {
 function reasonOf(args: string): string {
   try {
     const parsed: unknown = JSON.parse(args);
-    const reason = typeof parsed === 'object' && parsed !== null ? (parsed as { reason?: unknown }).reason : undefined;
+    const reason = typeof parsed === 'object' && parsed !== null && 'reason' in parsed ? parsed.reason : undefined;
     return typeof reason === 'string' ? reason : '';
   } catch {
     return '';

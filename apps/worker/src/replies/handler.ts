@@ -51,16 +51,21 @@ export async function loadHandler(path: string): Promise<MessageHandler> {
   if (!existsSync(file)) throw new ConfigError([`WECHAT_HANDLER: ${path}: no such file (${file})`]);
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    mod = await import(pathToFileURL(file).href);
   } catch (error) {
-    const e = error as Error;
+    // Whatever the module threw: an Error, or any value.
+    const e: { name?: unknown; message?: unknown } | undefined =
+      typeof error === 'object' && error !== null ? error : undefined;
     const what = `${e?.name ?? 'Error'}: ${String(e?.message ?? error).split('\n')[0]}`;
     throw new ConfigError([`WECHAT_HANDLER: ${path}: the module does not load (${what})`]);
   }
-  if (typeof mod.default !== 'function') {
+  if (!isHandler(mod.default)) {
     throw new ConfigError([
       `WECHAT_HANDLER: ${path}: the module has no default export function (message, ctx) => replies`,
     ]);
   }
-  return mod.default as MessageHandler;
+  return mod.default;
 }
+
+/** The module's default export, when it is a function: called as (message, ctx). */
+const isHandler = (value: unknown): value is MessageHandler => typeof value === 'function';

@@ -17,10 +17,13 @@ export async function resolveMedia(
   item: ReplyTemplate,
   options: { fresh?: boolean } = {},
 ): Promise<ReplyTemplate> {
-  if (!hasFile(item)) return item;
+  const body = item[item.msgtype];
+  if (typeof body !== 'object' || body === null || !('file' in body)) return item;
   const kind = FILE_MEDIA[item.msgtype];
   if (!kind) throw new Error(`msgtype ${item.msgtype} cannot carry a file`);
-  const { file, ...rest } = item[item.msgtype] as { file: string };
+  const { file, ...rest } = body;
+  // A rules file's `file` is a path, resolved and checked when the rules were loaded.
+  if (typeof file !== 'string') throw new Error(`msgtype ${item.msgtype}: file is not a path`);
   const mediaId = await client.uploadTempMedia(appId, kind.type, file, options);
   return { ...item, [item.msgtype]: { ...rest, [kind.field]: mediaId } };
 }
