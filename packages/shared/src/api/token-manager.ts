@@ -8,6 +8,7 @@ import { defineScript, releaseLockScript, reply } from '../redis/scripts.js';
 import { annotate, inSpan } from '../tracing/index.js';
 import { TokenUnavailableError, TransportError, WeChatApiError } from './errors.js';
 import type { WeChatHttp } from './http.js';
+import { expectNotice, type NoticeWaiters, wakeWaiters } from './token-notices.js';
 import { requestToken, type TokenAnswer } from './token-request.js';
 
 export interface TokenAccount {
@@ -56,7 +57,7 @@ export class TokenManager {
   private readonly options: Required<Omit<TokenManagerOptions, 'onRequest'>> & Pick<TokenManagerOptions, 'onRequest'>;
   private readonly accounts: Map<string, TokenAccount>;
   private readonly inflight = new Map<string, Promise<string>>();
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters: NoticeWaiters = new Map();
   /** Tokens read from Redis, reused until `until` or the next notice; only while notices are being received. */
   private readonly local = new Map<string, { token: string; until: number }>();
   private subscriber: RedisClient | undefined;
@@ -152,7 +153,7 @@ export class TokenManager {
     await this.listen();
     for (;;) {
       // Expect the notice before looking: a refresh that ends while we look still wakes us.
-      const notice = this.expectNotice(appId);
+      const notice = expectNotice(this.waiters, appId);
       try {
         await this.checkCooldown(appId);
         const stored = await this.read(appId);
@@ -246,9 +247,7 @@ export class TokenManager {
       subscriber.on('message', (_channel: string, appId: string) => {
         this.notices++;
         this.local.delete(appId);
-        const waiting = this.waiters.get(appId);
-        this.waiters.delete(appId);
-        for (const wake of waiting ?? []) wake();
+        wakeWaiters(this.waiters, appId);
       });
       /** Subscribes and, once Redis confirms it on this very connection, allows copies again. */
       const confirm = () => {
@@ -264,38 +263,6 @@ export class TokenManager {
       this.subscribed = confirm();
     }
     return this.subscribed;
-  }
-
-  /**
-   * Starts listening for the account's next notice; `wait` returns at once if it has come already, else when it
-   * comes or after `ms`. `cancel` stops listening.
-   */
-  private expectNotice(appId: string): { wait: (ms: number) => Promise<void>; cancel: () => void } {
-    let heard = false;
-    let wake: (() => void) | undefined;
-    const set = this.waiters.get(appId) ?? new Set();
-    const onNotice = () => {
-      heard = true;
-      wake?.();
-    };
-    set.add(onNotice);
-    this.waiters.set(appId, set);
-    return {
-      wait: (ms) =>
-        heard
-          ? Promise.resolve()
-          : new Promise((resolve) => {
-              const timer = setTimeout(resolve, ms);
-              wake = () => {
-                clearTimeout(timer);
-                resolve();
-              };
-            }),
-      cancel: () => {
-        set.delete(onNotice);
-        if (set.size === 0 && this.waiters.get(appId) === set) this.waiters.delete(appId);
-      },
-    };
   }
 
   close(): void {
