@@ -99,9 +99,11 @@ async function announceHandoffs(redisUrl: string): Promise<() => Promise<void>> 
 
 /** Runs the demo with `start` (the same composition as a real `pnpm start`). */
 export async function demo(start: typeof startAll): Promise<void> {
-  let redisUrl = process.env.REDIS_URL;
+  let redisUrl = process.env.REDIS_URL || undefined;
   let privateRedis: RedisServer | undefined;
-  if (!redisUrl) {
+  // A cluster or Sentinel set given (REDIS_CLUSTER_NODES, REDIS_SENTINELS) is used as it is.
+  const otherRedis = Boolean(process.env.REDIS_CLUSTER_NODES || process.env.REDIS_SENTINELS);
+  if (!redisUrl && !otherRedis) {
     if (hasRedisServer()) {
       // In its own process group: Ctrl-C must not stop it before the demo has drained.
       privateRedis = await RedisServer.start({ detached: true });
@@ -125,7 +127,7 @@ export async function demo(start: typeof startAll): Promise<void> {
   const a = SANDBOX_ACCOUNT;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    REDIS_URL: redisUrl,
+    REDIS_URL: redisUrl ?? '',
     WECHAT_API_BASE: simUrl,
     ...accountEnv(a),
     REPLY_RULES_FILE: process.env.REPLY_RULES_FILE ?? 'examples/rules-ai.yaml',
@@ -139,7 +141,8 @@ export async function demo(start: typeof startAll): Promise<void> {
     async (config, logger) => {
       const service = await start(config, logger);
       const { ingress, admin } = service;
-      const stopAnnouncing = await announceHandoffs(env.REDIS_URL ?? '');
+      // (On one Redis: the demo's own, or REDIS_URL's.)
+      const stopAnnouncing = redisUrl ? await announceHandoffs(redisUrl) : async () => {};
       console.log(
         [
           '',
@@ -147,7 +150,7 @@ export async function demo(start: typeof startAll): Promise<void> {
           `  ingress    ${ingress.url}/wechat/${a.appId}   (the URL WeChat would push to)`,
           `  simulator  ${simUrl}   (fake WeChat API; recorded replies: ${simUrl}/__sim/messages)`,
           `  model      ${env.AI_BASE_URL}   (${env.AI_BASE_URL?.startsWith(simUrl) ? "the simulator's FAKE model; AI_BASE_URL and AI_MODEL point at a real one" : env.AI_MODEL})`,
-          `  redis      ${redisUrl}`,
+          `  redis      ${redisUrl ?? `${config.redis.kind} (${config.redis.shards} shards)`}`,
           admin
             ? `  admin      ${admin.url}/ui   (dashboard; /metrics)`
             : '  admin      off (set ADMIN_PASSWORD to get the dashboard and /metrics)',
