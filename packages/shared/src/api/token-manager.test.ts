@@ -1,4 +1,4 @@
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { TokenManager, TokenUnavailableError, WeChatHttp } from '@wx-kf/shared/api';
 import { createLogger } from '@wx-kf/shared/log';
 import { createRedis, Keyspace, TOKEN_EVENTS } from '@wx-kf/shared/redis';
@@ -46,6 +46,13 @@ async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promis
  * A TCP proxy to Redis that can hold back a connection's SUBSCRIBE (and what follows it) and drop the
  * connections that subscribed: a re-subscription that Redis has not confirmed yet, on demand.
  */
+/** Listens on a free loopback port; the Redis URL of this proxy to `target` (same database). */
+async function listenAsRedis(server: Server, target: URL): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return `redis://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}${target.pathname}`;
+}
+
 async function subscribeHoldingProxy(target: URL) {
   const state = { hold: false, held: 0, subscribers: new Set<Socket>(), release: [] as (() => void)[] };
   const server = createServer((client) => {
@@ -76,10 +83,8 @@ async function subscribeHoldingProxy(target: URL) {
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
   return {
-    url: `redis://127.0.0.1:${port}${target.pathname}`,
+    url: await listenAsRedis(server, target),
     state,
     dropSubscribers: () => {
       for (const s of state.subscribers) s.destroy();
@@ -133,10 +138,8 @@ async function lateLeaseProxy(target: URL) {
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
   return {
-    url: `redis://127.0.0.1:${port}${target.pathname}`,
+    url: await listenAsRedis(server, target),
     state,
     close: () => new Promise((resolve) => server.close(resolve)),
   };
