@@ -43,7 +43,11 @@ export const adminApp: FastifyPluginAsync<AdminAppOptions> = async (app, options
   });
   const redis = queues.connection;
   const conversations = new Conversations(redis, { timeline: config.timeline });
-  const { registry, handoffs } = adminRegistry(options.registries ?? [], queues, conversations, [...accounts.keys()]);
+  const { registry, handoffs, refresh } = adminRegistry(options.registries ?? [], queues, conversations, [
+    ...accounts.keys(),
+  ]);
+  // Where the queue CLI's handoff counts stand now: only what it counts from here on is added (not awaited).
+  refresh().catch(() => undefined);
   const kf = new KfOperations(config, redis, logger, (change, appId, reason) =>
     handoffs.inc({ app_id: appId, change, reason }),
   );
@@ -56,7 +60,7 @@ export const adminApp: FastifyPluginAsync<AdminAppOptions> = async (app, options
   await app.register(async (operators) => {
     await auth.requireBasicAuth(operators);
     await operators.register(dashboardRoutes, { queues });
-    await operators.register(metricsRoutes, { registry });
+    await operators.register(metricsRoutes, { registry, refresh });
   });
   await app.register(async (api) => {
     auth.requireApiKey(api);

@@ -2,6 +2,7 @@ import type { Conversations } from '@wx-kf/shared/conversation';
 import { handoffCounter } from '@wx-kf/shared/handoff';
 import { QUEUE_NAMES } from '@wx-kf/shared/queue';
 import { type Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { StoredHandoffChanges } from './handoff-changes.js';
 import type { Queues } from './queues.js';
 
 const PAUSE_REASONS = ['quota', 'operator'] as const;
@@ -69,11 +70,14 @@ export function adminMetrics(registry: Registry, queues: Queues, conversations: 
 export interface AdminRegistry {
   registry: Registry;
   handoffs: Counter<'app_id' | 'change' | 'reason'>;
+  /** Run before each scrape: adds the queue CLI's handoff changes (counted in Redis) to `handoffs`. */
+  refresh(): Promise<void>;
 }
 
 /**
  * The admin's gauges with the registries of the process hosting the listener (ingress and/or worker metrics):
- * process metrics once, and operator handoffs in the host's `wxkf_handoffs_total` when it has one (pnpm start).
+ * process metrics once, and operator handoffs (the admin API's and the queue CLI's) in the host's
+ * `wxkf_handoffs_total` when it has one (pnpm start), else in the listener's own.
  */
 export function adminRegistry(
   hosted: Registry[],
@@ -85,5 +89,8 @@ export function adminRegistry(
   adminMetrics(own, queues, conversations, appIds);
   if (!hosted.some((r) => r.getSingleMetric('process_cpu_user_seconds_total')))
     collectDefaultMetrics({ register: own });
-  return { registry: Registry.merge([own, ...hosted]), handoffs: handoffCounter([own, ...hosted]) };
+  // Before the merge: a merged registry holds the metrics registered when it is made, not those added later.
+  const handoffs = handoffCounter([own, ...hosted]);
+  const cli = new StoredHandoffChanges(queues.connection, appIds, handoffs);
+  return { registry: Registry.merge([own, ...hosted]), handoffs, refresh: () => cli.sync() };
 }

@@ -7,8 +7,9 @@ import {
   pausedAppId,
   primaries,
   type RedisClient,
+  whenWritable,
 } from '@wx-kf/shared/redis';
-import type { Job, Queue } from 'bullmq';
+import type { Job, JobType, Queue } from 'bullmq';
 
 export type QueueName = (typeof QUEUE_NAMES)[number];
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'completed', 'failed'] as const;
@@ -73,18 +74,24 @@ export class Queues {
     return this.outbounds[this.keys.userShard(appId, touser)] as Queue;
   }
 
-  /** A queue's name as the dashboard shows it: `inbound`, or `s3.inbound` for shard 3 of a sharded layout. */
-  displayPrefix(queue: Queue): string {
-    const shard = [this.inbounds.indexOf(queue), this.outbounds.indexOf(queue)].find((i) => i >= 0) ?? 0;
-    return this.keys.shards > 1 ? `s${shard}.` : '';
+  /** Those of `queues` on one shard (`--shard <n>`); a RangeError for a shard the layout does not have. */
+  ofShard(queues: readonly Queue[], shard: number): Queue[] {
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.keys.shards) {
+      throw new RangeError(`--shard must be 0 to ${this.keys.shards - 1} (REDIS_SHARDS is ${this.keys.shards})`);
+    }
+    return queues.filter((q) => this.inbounds[shard] === q || this.outbounds[shard] === q);
   }
 
-  /** Counts per queue over all shards, as `pnpm queues stats --json` prints them (prioritized count as waiting). */
-  async stats(): Promise<Record<string, QueueStats>> {
+  /**
+   * Counts per queue over all shards (or one), as `pnpm queues stats --json` prints them (prioritized count as
+   * waiting).
+   */
+  async stats(shard?: number): Promise<Record<string, QueueStats>> {
     const entries = await Promise.all(
       QUEUE_NAMES.map(async (name) => {
+        const named = this.byName(name) ?? [];
         const shards = await Promise.all(
-          (this.byName(name) ?? []).map(async (q) => {
+          (shard === undefined ? named : this.ofShard(named, shard)).map(async (q) => {
             const [counts, paused] = await Promise.all([q.getJobCounts(...JOB_STATES, 'prioritized'), q.isPaused()]);
             return { counts, paused };
           }),
@@ -145,6 +152,8 @@ export class Queues {
 
   /** Every paused account, configured or not (a SCAN of every primary: for operators, not hot paths). */
   async allPauses(): Promise<AccountPause[]> {
+    // A Cluster knows its primaries only once it has read the slots: in a fresh process the list is empty.
+    await this.ready();
     const appIds = new Set<string>();
     for (const node of primaries(this.connection)) {
       let cursor = '0';
@@ -160,7 +169,46 @@ export class Queues {
     return this.pauses([...appIds].sort());
   }
 
+  /** Resolves once the connection is ready (a Cluster: its slots read), or fails after `ms`. */
+  async ready(ms = READY_TIMEOUT_MS): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis is not ready after ${ms / 1000} s`)), ms);
+    });
+    try {
+      await Promise.race([whenWritable(this.connection), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.all.map((q) => q.close()));
   }
+}
+
+/** How long an operator's command waits for Redis (a Cluster's slots) before it gives up. */
+const READY_TIMEOUT_MS = 10_000;
+
+/**
+ * When a job entered `state`, the order BullMQ lists each state in (newest first): finished for completed and
+ * failed, started for active, due for delayed, created otherwise.
+ */
+export function enteredState(job: Job, state: string): number {
+  if (state === 'completed' || state === 'failed') return job.finishedOn ?? job.timestamp;
+  if (state === 'active') return job.processedOn ?? job.timestamp;
+  if (state === 'delayed') return job.timestamp + (job.delay ?? 0);
+  return job.timestamp;
+}
+
+/**
+ * Jobs in `state` over several queues (every shard of a queue, or of both) as if they were one: newest first,
+ * positions `start` to `end` (inclusive; -1: to the last). Each queue gives its first `end + 1`, so a page costs
+ * at most that many jobs per shard.
+ */
+export async function newestFirst(queues: readonly Queue[], state: JobType, start = 0, end = -1): Promise<Job[]> {
+  const lists = await Promise.all(queues.map((q) => q.getJobs([state], 0, end, false)));
+  const jobs = lists.flat().filter((job): job is Job => Boolean(job));
+  jobs.sort((a, b) => enteredState(b, state) - enteredState(a, state) || String(b.id).localeCompare(String(a.id)));
+  return jobs.slice(start, end < 0 ? undefined : end + 1);
 }

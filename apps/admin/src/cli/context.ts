@@ -1,6 +1,7 @@
 import { type Config, ConfigError, readConfig } from '@wx-kf/shared/config';
 import type { RedisClient } from '@wx-kf/shared/redis';
 import type { Queue } from 'bullmq';
+import { InvalidArgumentError } from 'commander';
 import { clip, terminalSafe } from '../cli-output.js';
 import type { Queues } from '../queues.js';
 
@@ -62,10 +63,30 @@ export interface CliContext {
   config: CliConfig;
 }
 
-/** The shards of `--queue <name>`, or every queue without it. */
-export function queueOption(queues: Queues, name: string | undefined): Queue[] {
-  if (!name) return queues.all;
-  const shards = queues.byName(name);
-  if (!shards) throw new CliError(`unknown queue "${clip(name, 40)}" (inbound or outbound)`);
-  return shards;
+/**
+ * The queues a command works on: every shard of `--queue <name>` (of both queues without it), read as one; only
+ * those of `--shard <n>` when asked for.
+ */
+export function queueOption(queues: Queues, name: string | undefined, shard?: number): Queue[] {
+  const named = name ? queues.byName(name) : queues.all;
+  if (!named) throw new CliError(`unknown queue "${clip(name ?? '', 40)}" (inbound or outbound)`);
+  if (shard === undefined) return named;
+  try {
+    return queues.ofShard(named, shard);
+  } catch (error) {
+    throw new CliError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** `--shard <n>`: a shard number (checked against the layout by queueOption). */
+export function parseShard(value: string): number {
+  if (!/^\d{1,4}$/.test(value.trim())) throw new InvalidArgumentError('must be a shard number (0, 1, …)');
+  return Number(value);
+}
+
+/** `--limit <n>`: a positive count. */
+export function parseLimit(value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,6}$/.test(value.trim()) || n < 1) throw new InvalidArgumentError('must be a count of 1 or more');
+  return n;
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Argument, type Command } from 'commander';
 import { print, say, table } from '../cli-output.js';
+import { recordHandoffChange } from '../handoff-changes.js';
 import type { KfOperations, SessionView } from '../kf.js';
 import type { CliContext } from './context.js';
 
@@ -31,7 +32,14 @@ function withOpsOf({ redis, config }: CliContext): WithOps {
       import('../kf.js'),
       import('@wx-kf/shared/log'),
     ]);
-    const ops = new KfOperations(config.get(), redis, createLogger('queues', { level: 'silent' }));
+    // Handoffs this command opens or closes are counted in Redis, for the admin listener's wxkf_handoffs_total.
+    const counted: Promise<void>[] = [];
+    const ops = new KfOperations(
+      config.get(),
+      redis,
+      createLogger('queues', { level: 'silent' }),
+      (change, appId, why) => counted.push(recordHandoffChange(redis, appId, change, why)),
+    );
     try {
       await op(ops);
     } catch (error) {
@@ -40,6 +48,7 @@ function withOpsOf({ redis, config }: CliContext): WithOps {
       const b = described.body;
       throw new Error(b.errcode !== undefined ? `WeChat refused: ${b.errcode} ${b.errmsg}` : String(b.message));
     } finally {
+      await Promise.allSettled(counted);
       await ops.close();
     }
   };

@@ -1,8 +1,8 @@
 import type { StoredJobData } from '@wx-kf/shared/queue';
 import { Argument, type Command, InvalidArgumentError } from 'commander';
 import { clip, print, say, table } from '../cli-output.js';
-import { type AccountPause, JOB_STATES, type JobState, OPERATOR_PAUSE } from '../queues.js';
-import { type CliContext, CliError, queueOption, unknownAccount } from './context.js';
+import { type AccountPause, JOB_STATES, type JobState, newestFirst, OPERATOR_PAUSE } from '../queues.js';
+import { type CliContext, CliError, parseLimit, parseShard, queueOption, unknownAccount } from './context.js';
 import { jobDetail, jobText, summary } from './job-view.js';
 
 const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -32,17 +32,20 @@ function pauseRows(pauses: AccountPause[]): string {
 function registerStats(program: Command, { queues, config }: CliContext): void {
   program
     .command('stats')
-    .description('jobs per queue and state, and the accounts whose sends are paused')
+    .description('jobs per queue and state over every shard, and the accounts whose sends are paused')
+    .option('--shard <n>', 'the counts of one shard only', parseShard)
     .option('--json', 'machine-readable output')
     .action(async (opts) => {
-      const stats = await queues.stats();
+      if (opts.shard !== undefined) queueOption(queues, undefined, opts.shard); // refuses a shard out of range
+      const stats = await queues.stats(opts.shard);
       const pauses = await queues.allPauses();
       const accounts: Record<string, { paused: boolean } & Partial<Omit<AccountPause, 'appId'>>> = {};
       // Without a configuration, the accounts are the pause keys found in Redis.
       for (const a of config.ifLoads()?.accounts ?? []) accounts[a.appId] = { paused: false };
       for (const { appId, ...pause } of pauses) accounts[appId] = { paused: true, ...pause };
-      print(opts.json, { queues: stats, accounts }, () => {
-        const t = table(['queue', ...JOB_STATES, 'paused']);
+      const shard = opts.shard === undefined ? {} : { shard: opts.shard };
+      print(opts.json, { queues: stats, accounts, ...shard }, () => {
+        const t = table([opts.shard === undefined ? 'queue' : `queue (shard ${opts.shard})`, ...JOB_STATES, 'paused']);
         for (const [name, s] of Object.entries(stats))
           t.push([name, ...JOB_STATES.map((st) => s[st]), s.paused ? 'yes' : 'no']);
         const a = table(['account', 'paused']);
@@ -66,14 +69,18 @@ function registerStats(program: Command, { queues, config }: CliContext): void {
 function registerReads(program: Command, { queues }: CliContext): void {
   program
     .command('list')
-    .description('jobs in a state, newest first')
+    .description('jobs in a state over every shard, newest first')
     .addArgument(new Argument('<state>', 'job state').choices(JOB_STATES))
     .option('--queue <name>', 'inbound or outbound (default: both)')
-    .option('--limit <n>', 'at most this many per queue', (v) => Number.parseInt(v, 10), 20)
+    .option('--limit <n>', 'at most this many in all', parseLimit, 20)
+    .option('--shard <n>', 'the jobs of one shard only', parseShard)
     .option('--json', 'machine-readable output')
     .action(async (state: JobState, opts) => {
-      const shards = queueOption(queues, opts.queue);
-      const rows = (await Promise.all(shards.map((q) => q.getJobs([state], 0, opts.limit - 1)))).flat().map(summary);
+      const shards = queueOption(queues, opts.queue, opts.shard);
+      const jobs = await newestFirst(shards, state, 0, opts.limit - 1);
+      const rows = jobs.map((job) =>
+        opts.shard === undefined ? summary(job) : { ...summary(job), shard: opts.shard },
+      );
       print(opts.json, rows, () => {
         const t = table(['id', 'queue', 'appId', 'user', 'type', 'attempts', 'created', 'failed reason']);
         for (const r of rows) {
@@ -101,18 +108,21 @@ function registerRetries(program: Command, { queues }: CliContext): void {
   program
     .command('retry [jobId]')
     .description('retry one failed job, or every failed job with --failed')
-    .option('--failed', 'retry all failed jobs in both queues')
+    .option('--failed', 'retry all failed jobs in both queues, on every shard')
+    .option('--shard <n>', 'with --failed: one shard only', parseShard)
     .action(async (jobId: string | undefined, opts) => {
       if (opts.failed) {
-        const counts: string[] = [];
-        let total = 0;
-        for (const q of queues.all) {
+        // One total, and one per queue: the shards are added up.
+        const perQueue = new Map<string, number>();
+        for (const q of queueOption(queues, undefined, opts.shard)) {
           const n = await q.getFailedCount();
           if (n > 0) await q.retryJobs({ state: 'failed' });
-          counts.push(`${q.name} ${n}`);
-          total += n;
+          perQueue.set(q.name, (perQueue.get(q.name) ?? 0) + n);
         }
-        say(`retried ${total} failed job(s) (${counts.join(', ')})`);
+        const total = [...perQueue.values()].reduce((a, b) => a + b, 0);
+        const where = opts.shard === undefined ? '' : ` on shard ${opts.shard}`;
+        const counts = [...perQueue].map(([name, n]) => `${name} ${n}`).join(', ');
+        say(`retried ${total} failed job(s)${where} (${counts})`);
         return;
       }
       if (!jobId) throw new CliError('give a job id, or --failed');
@@ -188,10 +198,11 @@ function registerClean(program: Command, { queues }: CliContext): void {
     .description('remove jobs in a state (completed, failed, delayed, waiting) older than a duration')
     .requiredOption('--older-than <duration>', 'e.g. 1h, 7d', parseDuration)
     .option('--queue <name>', 'inbound or outbound (default: both)')
+    .option('--shard <n>', 'one shard only', parseShard)
     .action(async (state: string, opts) => {
       if (!isCleanable(state)) throw new CliError(`cannot clean "${clip(state, 40)}" (${CLEANABLE.join(', ')})`);
       let removed = 0;
-      for (const q of queueOption(queues, opts.queue)) {
+      for (const q of queueOption(queues, opts.queue, opts.shard)) {
         removed += (await q.clean(opts.olderThan, 100_000, state === 'waiting' ? 'wait' : state)).length;
       }
       say(`removed ${removed} ${state} job(s) older than ${opts.olderThan / 1000} s`);

@@ -1,9 +1,9 @@
 import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyPluginAsync } from 'fastify';
 import { clientErrorsFirst } from '../plugins/error-handler.js';
 import type { Queues } from '../queues.js';
+import { ShardedQueueAdapter } from '../sharded-queue-adapter.js';
 
 // bull-board routes that would put data of the dashboard user's choosing into a job: the worker sends what
 // a job holds, so these stay closed. Retry, promote, clean and remove stay open.
@@ -13,11 +13,14 @@ const BOARD_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 const EXTERNAL_LINK = /<link\b[^>]*\bhref=["']?(?:https?:)?\/\/[^>]*>\s*/gi;
 
-/** bull-board at `/ui` (every shard's queues; job data read-only), and `/` redirecting to it. */
+/**
+ * bull-board at `/ui`: `inbound` and `outbound`, each over every shard (ShardedQueueAdapter), job data read-only;
+ * `/` redirects to it.
+ */
 export const dashboardRoutes: FastifyPluginAsync<{ queues: Queues }> = async (app, { queues }) => {
   const board = new FastifyAdapter();
   createBullBoard({
-    queues: queues.all.map((q) => new BullMQAdapter(q, { prefix: queues.displayPrefix(q) })),
+    queues: [new ShardedQueueAdapter(queues.inbounds), new ShardedQueueAdapter(queues.outbounds)],
     serverAdapter: board,
     options: {
       uiConfig: { boardTitle: 'wx-kf queues', hideDocsLink: true },

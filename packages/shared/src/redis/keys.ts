@@ -188,6 +188,14 @@ export class Keyspace {
     return `${this.accountTag(appId)}:handoffs:${appId}`;
   }
 
+  /**
+   * Handoffs the queue CLI opened or closed (hash: `<change> <reason>` → count): its process ends before any
+   * scrape, so the admin listener adds these to `wxkf_handoffs_total`.
+   */
+  handoffChanges(appId: string): string {
+    return `${this.accountTag(appId)}:handoff-changes:${appId}`;
+  }
+
   /** What the model sees of a user's conversation (JSON entries, newest last), capped in length and age. */
   aiContext(appId: string, openid: string): string {
     return `${this.userTag(appId, openid)}:ai-context:${appId}:${openid}`;
