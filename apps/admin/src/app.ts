@@ -16,6 +16,8 @@ import { metricsRoutes } from './routes/metrics.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { sendRoutes } from './routes/send.js';
 import { userRoutes } from './routes/users.js';
+import { usersPageRoutes } from './routes/users-page.js';
+import { ActionTokens } from './users-page/action-tokens.js';
 
 export interface AdminAppOptions {
   config: Config;
@@ -61,6 +63,9 @@ export const adminApp: FastifyPluginAsync<AdminAppOptions> = async (app, options
     await auth.requireBasicAuth(operators);
     await operators.register(dashboardRoutes, { queues });
     await operators.register(metricsRoutes, { registry, refresh });
+    // The confirm forms' key comes from the admin password (AdminAuth has refused to start without one).
+    const tokens = new ActionTokens(config.admin.password ?? '');
+    await operators.register(usersPageRoutes, { accounts, conversations, queues, kf, tokens });
   });
   await app.register(async (api) => {
     auth.requireApiKey(api);
