@@ -85,7 +85,7 @@ function measure(root: string, path: string): FileMeasure {
 
 function table(title: string, header: string[], rows: (string | number)[][]): void {
   console.log(`\n${title}`);
-  if (rows.length === 0) rows.push(['(none)']);
+  if (rows.length === 0) return void console.log('  (none)');
   const cells = [header, ...rows].map((row) => row.map(String));
   const widths = header.map((_, i) => Math.max(...cells.map((row) => row[i]?.length ?? 0)));
   for (const row of cells) console.log(`  ${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ')}`.trimEnd());
