@@ -19,6 +19,11 @@ const BARE = 'bare Fastify route (ceiling)';
 const WEBOT = '`wechat` middleware on Express (XML only)';
 /** Only the servers whose label contains this (e.g. `JSON` compares the wx-kf JSON rows alone); default all. */
 const ONLY = process.env.BENCH_TARGETS;
+/**
+ * Another checkout of wx-kf (its dependencies installed), e.g. the commit before a change: its ingress runs as
+ * two more rows, interleaved with this one's, so "no slower than before" is measured in one run.
+ */
+const BASELINE = process.env.BENCH_BASELINE;
 
 interface Run {
   rps: number;
@@ -169,6 +174,23 @@ export async function benchIngress(): Promise<string> {
       start: (port: number) => wxkf(port, { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url }),
     },
   ];
+  if (BASELINE) {
+    const env = {
+      REDIS_URL: redis.url,
+      WECHAT_APP_ID: ACCOUNT.appId,
+      WECHAT_APP_SECRET: 'bench-secret',
+      WECHAT_TOKEN: ACCOUNT.token,
+      WECHAT_AES_KEY: ACCOUNT.aesKey,
+      WECHAT_TIMESTAMP_TOLERANCE: '1200', // the name before issue 25 (both names at once are refused)
+    };
+    for (const format of ['json', 'xml'] as const) {
+      targets.push({
+        label: `baseline (${BASELINE.split('/').pop()}) ingress, safe ${format.toUpperCase()} → Redis`,
+        format,
+        start: (port) => spawnIngress(port, env, [], 'apps/ingress/src/main.ts', BASELINE),
+      });
+    }
+  }
   if (ONLY) targets.splice(0, targets.length, ...targets.filter((t) => t.label.includes(ONLY)));
   const bad: (string | number)[][] = [];
   const bodies = { json: pushes('json', 40_000), xml: pushes('xml', 40_000) };

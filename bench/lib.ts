@@ -35,11 +35,12 @@ export async function spawnTarget(
   env: NodeJS.ProcessEnv,
   ready: string,
   nodeArgs: string[] = [],
+  root = ROOT,
 ): Promise<Target> {
   const loader = entry.endsWith('.ts') ? ['--conditions=wx-kf-source', '--import', 'tsx'] : [];
-  const node = [...nodeArgs, ...loader, join(ROOT, entry), ...args];
+  const node = [...nodeArgs, ...loader, join(root, entry), ...args];
   const child = spawn(process.execPath, node, {
-    cwd: ROOT,
+    cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -101,6 +102,7 @@ export async function spawnIngress(
   env: NodeJS.ProcessEnv,
   nodeArgs: string[] = [],
   entry = 'apps/ingress/src/main.ts',
+  root = ROOT,
 ): Promise<Target> {
   const target = await spawnTarget(
     'ingress',
@@ -109,6 +111,7 @@ export async function spawnIngress(
     { HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     '',
     nodeArgs,
+    root,
   );
   await waitForReady(port);
   return target;

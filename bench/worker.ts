@@ -25,6 +25,10 @@ const WARM_UP = 3000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Only these configurations, e.g. `1x50,2x50b` (processes x concurrency, b = bursts); default all. */
 const ONLY = process.env.BENCH_CONFIGS;
+/** Another checkout of wx-kf (dependencies installed): its worker drains each round too, for "no slower than before". */
+const BASELINE = process.env.BENCH_BASELINE;
+/** The steady rates of the push → send latency rows (pushes/s), e.g. `BENCH_RATES=50,250`. */
+const RATES = (process.env.BENCH_RATES ?? '250,500').split(',').map(Number);
 /** Messages per user in the ordered-burst row. */
 const BURST = 5;
 const SIM_LATENCY_MS = 20;
@@ -166,7 +170,7 @@ interface Drain {
 }
 
 async function drain(
-  kind: 'plain' | 'wx-kf',
+  kind: 'plain' | 'wx-kf' | 'baseline',
   processes: number,
   concurrency: number,
   redisUrl: string,
@@ -194,7 +198,7 @@ async function drain(
             'ready',
           )
         : await spawnTarget(
-            'worker',
+            kind,
             'apps/worker/src/main.ts',
             [],
             {
@@ -206,6 +210,8 @@ async function drain(
               LOG_LEVEL: 'info',
             },
             'worker started',
+            [],
+            kind === 'baseline' && BASELINE ? BASELINE : undefined,
           ),
     );
   }
@@ -236,7 +242,7 @@ async function drain(
   // The same jobs are then stored by the measured run (new ones would have other MsgIds, and their users an order
   // entry for a job that never comes).
   const measured =
-    kind === 'wx-kf' ? inboundJobs(JOBS, `${processes}_${concurrency}_measured_${runId}`, burst) : undefined;
+    kind !== 'plain' ? inboundJobs(JOBS, `${processes}_${concurrency}_measured_${runId}`, burst) : undefined;
   if (measured) {
     await ingest(redis, measured);
     for (const j of measured) ingested.add(j.opts.jobId);
@@ -363,6 +369,7 @@ export async function benchWorker(): Promise<string> {
       // Interleaved rounds, medians reported: this machine's CPU steal makes a single drain swing.
       const plains: Drain[] = [];
       const runs: Drain[] = [];
+      const baselines: Drain[] = [];
       for (let round = 1; round <= ROUNDS; round++) {
         // Each round pairs the two sides back to back, and which goes first alternates: a machine whose speed
         // drifts during the run favours neither side.
@@ -372,6 +379,7 @@ export async function benchWorker(): Promise<string> {
         const [plain, ours] = plainFirst ? [first, second] : [second, first];
         plains.push(plain);
         runs.push(ours);
+        if (BASELINE) baselines.push(await drain('baseline', processes, concurrency, redis.url, simUrl, burst));
         console.log(
           `[bench worker] ${processes}×c${concurrency}${burst > 1 ? ` bursts of ${burst}` : ''} round ${round}: plain ${plain.rate.toFixed(0)}/s, wx-kf ${ours.rate.toFixed(0)}/s${burst > 1 ? `, ${ours.outOfOrder} user(s) out of order` : ''}`,
         );
@@ -392,11 +400,25 @@ export async function benchWorker(): Promise<string> {
         `${Math.max(...runs.map((d) => d.tokens))} / ${Math.max(...runs.map((d) => d.stormTokens ?? 0))}`,
         burst > 1 ? '—' : (median(runs.map((d) => d.bytesPerJob ?? 0)) / 1024).toFixed(1),
       ]);
+      if (baselines.length > 0) {
+        const baseRatios = baselines.map((d, i) => d.rate / (plains[i] as Drain).rate);
+        rows.push([
+          `  baseline (${BASELINE?.split('/').pop()}), same rounds`,
+          '',
+          rate(baselines).toFixed(0),
+          `${pct(median(baseRatios))} % (${pct(Math.min(...baseRatios))}–${pct(Math.max(...baseRatios))})`,
+          '',
+          perCpu(baselines).toFixed(0),
+          Math.max(...baselines.map((d) => d.rss)).toFixed(0),
+          '',
+          '',
+        ]);
+      }
     }
     memory = await conversationMemory(redis.url);
     // Half the rate as well: at 500/s the six processes keep this machine's two cores busy, so that row also
     // measures queueing for a core.
-    for (const rate of [250, 500]) {
+    for (const rate of RATES) {
       // A fresh simulator: one holding earlier messages slows down, and its GC pauses would show as latency.
       const fresh = await spawnSim(await freePort(), ACCOUNT_ENV, SIM_LATENCY_MS);
       try {
