@@ -313,8 +313,12 @@ describe('tracing unset', () => {
     await worker.waitFor('replies sent');
     for (const p of [off, worker]) {
       const packages = otelPackages(p);
-      expect([...packages.keys()], p.name).toEqual(['@opentelemetry/api']);
-      expect(packages.get('@opentelemetry/api'), p.name).toMatch(/\/node_modules\/prom-client\//);
+      // Nothing but the API. Node 20 logs prom-client's require of it in both processes; Node 24 does not always
+      // in the worker (the control below shows the SDK's loads are seen on every version).
+      expect([...packages.keys()].filter((name) => name !== '@opentelemetry/api'), p.name).toEqual([]);
+      if (p === off || packages.has('@opentelemetry/api')) {
+        expect(packages.get('@opentelemetry/api'), p.name).toMatch(/\/node_modules\/prom-client\//);
+      }
       expect(p.output.some((l) => l.includes('"trace_id"'))).toBe(false);
     }
     expect([...otelPackages(on).keys()]).toEqual(
