@@ -34,6 +34,12 @@ describe('docs match the code', () => {
     expect(figure(read('.env.example'))).toBe(figure(read('README.md')));
   });
 
+  it('the accounts file .env.example suggests is ignored by git: it holds secrets (issue 27)', () => {
+    const suggested = /WECHAT_ACCOUNTS_FILE=\.\/(\S+)/.exec(read('.env.example'))?.[1];
+    expect(suggested).toBe('accounts.yaml');
+    expect(read('.gitignore').split('\n')).toContain(`/${suggested}`);
+  });
+
   it('docs/configuration.md documents every configuration variable', () => {
     const page = read('docs/configuration.md');
     for (const name of CONFIG_VARIABLES) expect(page, name).toContain(`\`${name}\``);
