@@ -315,7 +315,10 @@ describe('tracing unset', () => {
       const packages = otelPackages(p);
       // Nothing but the API. Node 20 logs prom-client's require of it in both processes; Node 24 does not always
       // in the worker (the control below shows the SDK's loads are seen on every version).
-      expect([...packages.keys()].filter((name) => name !== '@opentelemetry/api'), p.name).toEqual([]);
+      expect(
+        [...packages.keys()].filter((name) => name !== '@opentelemetry/api'),
+        p.name,
+      ).toEqual([]);
       if (p === off || packages.has('@opentelemetry/api')) {
         expect(packages.get('@opentelemetry/api'), p.name).toMatch(/\/node_modules\/prom-client\//);
       }
