@@ -116,6 +116,16 @@ describe('the users page', () => {
     expect((await get(`/users/${APP}/o_nobody_here`)).body).toContain('Nothing in the timeline');
   });
 
+  it("shows the user's subscribe grants, by template", async () => {
+    const user = 'o_page_grants';
+    await stored(user, 'hello');
+    expect((await get(`/users/${APP}/${user}`)).body).toContain('None: a subscribe message needs the user to accept');
+    const accept = [{ templateId: 'TPL_<ship>', change: 'add' as const }];
+    await new Conversations(redis).grants.applyPush(APP, user, 'popup-1', accept, false);
+    const page = (await get(`/users/${APP}/${user}`)).body;
+    expect(page).toContain('<h2>Subscribe grants</h2><ul><li><code>TPL_&lt;ship&gt;</code> × 1</li></ul>');
+  });
+
   it('closes a handoff only through its confirm page: no token, another user’s, or another origin is refused', async () => {
     const user = 'o_close_user';
     await handoffs.open(APP, user, { reason: 'operator', force: true });

@@ -21,6 +21,8 @@ export interface UserRecord {
   appId: string;
   openid: string;
   window: WindowView;
+  /** Subscribe-message grants left, by template id (a notification after the window needs one). */
+  grants: Record<string, number>;
   /** The stored handoff: open, or closed a short while ago; undefined when there is none. */
   handoff: HandoffState | undefined;
   timeline: TimelineRow[];
@@ -99,5 +101,5 @@ export async function userRecord(
       return { ...entry, outcome: entry.result, tone: 'ok', transfer: false, ...known, job: link };
     }),
   );
-  return { appId, openid, window: view.window, handoff, timeline };
+  return { appId, openid, window: view.window, grants: view.grants, handoff, timeline };
 }

@@ -55,6 +55,14 @@ function windowCard(w: WindowView): string {
   return `<section class="card" id="window"><h2>Send window</h2>${state}${trigger}</section>`;
 }
 
+function grantsCard(grants: Record<string, number>): string {
+  const rows = Object.entries(grants).map(([template, n]) => `<li><code>${esc(template)}</code> × ${esc(n)}</li>`);
+  const body = rows.length
+    ? `<ul>${rows.join('')}</ul>`
+    : '<p class="muted">None: a subscribe message needs the user to accept its template first.</p>';
+  return `<section class="card" id="grants"><h2>Subscribe grants</h2>${body}</section>`;
+}
+
 function handoffCard(r: UserRecord): string {
   const h: HandoffState | undefined = r.handoff;
   const since = (s: HandoffState) => new Date(s.since).toISOString();
@@ -94,7 +102,7 @@ ${rows}
     : '<p class="muted">Nothing in the timeline: no message from or to this user within its age cap (or the timeline is off).</p>';
   const body = `${lookupForm(accounts, r.appId, r.openid)}
 ${notice}<h1>${esc(r.openid)} <span class="muted">on ${esc(r.appId)}</span></h1>
-<div class="cards">${windowCard(r.window)}${handoffCard(r)}
+<div class="cards">${windowCard(r.window)}${grantsCard(r.grants)}${handoffCard(r)}
 <section class="card" id="erase"><h2>Erase</h2><p class="muted">Everything kept about this user: window, order, timeline, AI context, handoff, the queue jobs of their messages.</p>
 <div class="actions"><a class="button danger" href="${esc(pagePath(r.appId, r.openid, 'erase'))}">Erase this user…</a></div></section>
 </div>
@@ -142,6 +150,7 @@ export function erasedPage(e: Erasure): string {
     ['AI context entries', x.contextEntries],
     ['handoff', x.handoff],
     ['stored model answers', x.storedAnswers],
+    ['subscribe grants', x.grants],
     ['queue jobs', x.jobs],
   ];
   const items = kinds.map(([kind, n]) => `<li>${esc(kind)}: ${esc(n)}</li>`).join('');
