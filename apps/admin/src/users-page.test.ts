@@ -51,7 +51,8 @@ async function stored(openid: string, content: string, transferred = false): Pro
   };
   const job = inboundJob(APP, message as InboundMessage, { mode: 'safe', format: 'xml', transferred });
   // In the ingress's order: the script (which skips a push whose job exists) before the job.
-  await new Conversations(redis).ingest(APP, 'miniprogram', job.data.msgKey, message, { receivedAt: Date.now() });
+  const ingest = { receivedAt: Date.now(), transferred };
+  await new Conversations(redis).ingest(APP, 'miniprogram', job.data.msgKey, message, ingest);
   await queues.inbounds[0]?.add(job.name, job.data, job.opts);
   return job.data.msgKey;
 }
@@ -114,6 +115,15 @@ describe('the users page', () => {
     expect(page.body).toContain(`href="/ui/queue/inbound/${transfer}"`);
     expect(page.body).toContain(`href="/users/${APP}/${user}/close-handoff"`);
     expect((await get(`/users/${APP}/o_nobody_here`)).body).toContain('Nothing in the timeline');
+  });
+
+  it('still shows a transfer as a transfer once its job is gone (the timeline entry says so)', async () => {
+    const user = 'o_page_old_transfer';
+    const id = await stored(user, '人工', true);
+    await queues.inbounds[0]?.remove(id);
+    const page = (await get(`/users/${APP}/${user}`)).body;
+    expect(page).toContain('<span class="dir transfer">transfer</span>');
+    expect(page).toContain('(no longer kept)');
   });
 
   it("shows the user's subscribe grants, by template", async () => {

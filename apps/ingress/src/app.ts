@@ -97,7 +97,11 @@ export function buildApp(options: IngressOptions): FastifyInstance {
         // The route stores pushes of its accounts only.
         const account = accounts.get(data.appId);
         if (!account) throw new Error(`no account ${data.appId}`);
-        const ingestOptions = { receivedAt: data.receivedAt, handoffIdleMs: handoff ? handoffs.idleMs : 0 };
+        const ingestOptions = {
+          receivedAt: data.receivedAt,
+          handoffIdleMs: handoff ? handoffs.idleMs : 0,
+          transferred: data.transferred,
+        };
         return conversations.ingest(data.appId, account.config.type, opts.jobId, data.message, ingestOptions);
       },
     }),

@@ -103,6 +103,8 @@ describe('a re-delivered push changes nothing', () => {
     const first = buildPush({ account: mp, message: sampleMessage('text', { fromUser: 'o_ho', content: '转人工' }) });
     expect((await post(mp, first)).body).toContain('transfer_customer_service');
     expect(await handoffs.get(mp.appId, 'o_ho')).toMatchObject({ open: true, reason: 'rule' });
+    // The timeline says so itself (the job, which says it too, is kept only a day).
+    expect((await conversations.view(mp.appId, 'o_ho')).timeline.map((e) => e.result)).toEqual(['transferred']);
     await handoffs.close(mp.appId, 'o_ho', { reason: 'operator', force: true });
     const closed = await redis.get(keyspace.handoff(mp.appId, 'o_ho'));
     const ttl = await redis.pttl(keyspace.handoff(mp.appId, 'o_ho'));

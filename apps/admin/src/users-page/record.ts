@@ -98,7 +98,8 @@ export async function userRecord(
         };
       }
       const known = job ? await inboundOutcome(job) : undefined;
-      return { ...entry, outcome: entry.result, tone: 'ok', transfer: false, ...known, job: link };
+      const transfer = entry.result === 'transferred'; // recorded by the ingress: still known when the job is gone
+      return { ...entry, outcome: entry.result, tone: 'ok', transfer, ...known, job: link };
     }),
   );
   return { appId, openid, window: view.window, grants: view.grants, handoff, timeline };

@@ -123,12 +123,12 @@ export class Conversations {
     type: AccountType,
     jobId: string,
     message: Record<string, unknown>,
-    options: { receivedAt: number; handoffIdleMs?: number | undefined },
+    options: { receivedAt: number; handoffIdleMs?: number | undefined; transferred?: boolean | undefined },
   ): Promise<{ seen: boolean; handoff?: string | undefined }> {
     const openid = message.FromUserName;
     if (typeof openid !== 'string' || !OPENID_PATTERN.test(openid)) return { seen: false }; // the worker refuses it
     const shard = this.keys.userShard(appId, openid);
-    const { entry, needle } = inboundEntry(message, jobId, options.receivedAt);
+    const { entry, needle } = inboundEntry(message, jobId, options.receivedAt, options.transferred);
     const changes = grantChanges(message);
     const ingested = ingestScript(
       this.redis,

@@ -68,10 +68,20 @@ export function describeReply(item: { msgtype?: unknown; [field: string]: unknow
 }
 
 /** The stored entry of an inbound message, and the needle that finds it again (its job id). */
-export function inboundEntry(message: Record<string, unknown>, jobId: string, at: number) {
+export function inboundEntry(message: Record<string, unknown>, jobId: string, at: number, transferred = false) {
   const { kind, summary } = describeInbound(message);
+  // A message the ingress transferred says so itself: its job, which says it too, is kept only 24 h. (`j` stays
+  // last: the needle below finds the entry by it.)
+  const stored: StoredEntry = {
+    t: at,
+    d: 'in',
+    k: kind,
+    s: summary,
+    ...(transferred ? { r: 'transferred' } : {}),
+    j: jobId,
+  };
   return {
-    entry: JSON.stringify({ t: at, d: 'in', k: kind, s: summary, j: jobId } satisfies StoredEntry),
+    entry: JSON.stringify(stored),
     needle: `,"j":${JSON.stringify(jobId)}}`,
   };
 }
