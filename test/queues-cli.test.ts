@@ -124,6 +124,27 @@ describe('pnpm queues', () => {
     expect(table.out).toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/);
   });
 
+  it('names a notification job by its kind and template, not as "0 replies"', async () => {
+    const data = {
+      appId: APP,
+      touser: 'o_notified',
+      msgKey: 'job-notify',
+      kind: 'subscribe',
+      notification: { template_id: 'TPL_shipped', data: {} },
+      source: 'api',
+      receivedAt: Date.now(),
+    };
+    await outbound.add('notify', data, { ...OUTBOUND_JOB_OPTIONS, jobId: 'job-notify' });
+    try {
+      const [listed] = JSON.parse((await cli('list', 'waiting', '--queue', 'outbound', '--json')).out).filter(
+        (j: { id: string }) => j.id === 'job-notify',
+      );
+      expect(listed).toMatchObject({ type: 'notification subscribe TPL_shipped', user: 'o_notified' });
+    } finally {
+      await outbound.remove('job-notify');
+    }
+  });
+
   it('prints tables without colour codes when stdout is not a terminal', async () => {
     for (const { out } of await Promise.all([cli('stats'), cli('list', 'failed')])) {
       expect(out).toContain('│');

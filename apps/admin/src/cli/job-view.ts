@@ -38,11 +38,21 @@ export function summary(job: Job) {
       ? message.Event
         ? `event ${message.Event}`
         : (message.MsgType ?? '?')
-      : `${data.replies?.length ?? 0} replies`,
+      : (notificationType(job) ?? `${data.replies?.length ?? 0} replies`),
     attempts: job.attemptsMade,
     created: iso(job.timestamp),
     failedReason: job.failedReason || undefined,
   };
+}
+
+/** A notification job's kind and template: `notify` jobs carry WeChat's body, not replies. */
+function notificationType(job: Job): string | undefined {
+  const data: unknown = job.data;
+  if (job.name !== 'notify' || typeof data !== 'object' || data === null) return undefined;
+  const kind = 'kind' in data && typeof data.kind === 'string' ? data.kind : 'subscribe';
+  const body = 'notification' in data && typeof data.notification === 'object' ? data.notification : null;
+  const template = body && 'template_id' in body && typeof body.template_id === 'string' ? body.template_id : '?';
+  return `notification ${kind} ${template}`;
 }
 
 /** How many replies a completed outbound (send) job had accepted, from its result. */
