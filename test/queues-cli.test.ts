@@ -1,3 +1,4 @@
+import type { NotificationJobData } from '@wx-kf/shared/notify';
 import {
   INBOUND_QUEUE,
   type InboundJobData,
@@ -11,7 +12,7 @@ import {
 import { createRedis, Keyspace } from '@wx-kf/shared/redis';
 import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
-import { type Queue, UnrecoverableError, Worker } from 'bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -125,16 +126,22 @@ describe('pnpm queues', () => {
   });
 
   it('names a notification job by its kind and template, not as "0 replies"', async () => {
-    const data = {
+    const data: NotificationJobData = {
       appId: APP,
       touser: 'o_notified',
       msgKey: 'job-notify',
       kind: 'subscribe',
-      notification: { template_id: 'TPL_shipped', data: {} },
+      notification: { touser: 'o_notified', template_id: 'TPL_shipped', data: {} },
       source: 'api',
       receivedAt: Date.now(),
     };
-    await outbound.add('notify', data, { ...OUTBOUND_JOB_OPTIONS, jobId: 'job-notify' });
+    // Notification jobs share the outbound queue (under their own job name and data).
+    const notifications = new Queue<NotificationJobData>(OUTBOUND_QUEUE, {
+      connection: redis,
+      prefix: outbound.opts.prefix,
+    });
+    await notifications.add('notify', data, { ...OUTBOUND_JOB_OPTIONS, jobId: 'job-notify' });
+    await notifications.close();
     try {
       const [listed] = JSON.parse((await cli('list', 'waiting', '--queue', 'outbound', '--json')).out).filter(
         (j: { id: string }) => j.id === 'job-notify',
