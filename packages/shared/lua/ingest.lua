@@ -4,7 +4,7 @@
 -- {granted end or 0, seen (the job or its de-duplication key exists), the handoff state or nil}.
 -- A push seen before changes nothing: no grant, no order or timeline entry, no handoff renewal (only a read).
 --- @include "window"
---- @include "timeline"
+--- @include "capped-list"
 local seen = redis.call('EXISTS', job, dedup)
 local state = false
 if seen > 0 then
@@ -18,5 +18,5 @@ if granted > 0 then redis.call('ZADD', openWindows, 'GT', granted, openid) end
 -- bounded look, so a user with a long backlog costs no more per push).
 if not redis.call('LPOS', order, jobId, 'RANK', -1, 'MAXLEN', 64) then redis.call('RPUSH', order, jobId) end
 redis.call('PEXPIRE', order, orderTtl)
-append(timeline, entry, needle, tonumber(max), ttl)
+append_capped(timeline, entry, needle, 4, tonumber(max), ttl)
 return {granted, seen, state}

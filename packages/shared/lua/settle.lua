@@ -5,8 +5,7 @@
 -- A refund applies only to the grant the send was taken from (same end, same action): a grant since then has
 -- reset the count already, and adding the send back to it could over-send. A message WeChat accepted joins the
 -- user's AI context (when one is kept).
---- @include "timeline"
---- @include "context"
+--- @include "capped-list"
 if effect == 'refund' then
   local cur = redis.call('HMGET', window, 'until', 'at', 'closed')
   if cur[1] == takenUntil and cur[2] == at and not cur[3] then redis.call('HINCRBY', window, 'left', 1) end
@@ -16,8 +15,8 @@ elseif effect == 'closed' then
   if redis.call('EXISTS', window) == 1 then redis.call('HSET', window, 'left', '0', 'closed', now) end
   redis.call('ZREM', openWindows, openid)
 end
-append(timeline, entry, '', tonumber(max), ttl)
-remember(context, contextEntry, '', tonumber(contextMax), contextTtl)
+append_capped(timeline, entry, '', 4, tonumber(max), ttl)
+append_capped(context, contextEntry, '', 25, tonumber(contextMax), contextTtl)
 if release == '' then return '' end
 redis.call('LREM', order, 1, release)
 return redis.call('LINDEX', order, 0) or ''
