@@ -128,7 +128,11 @@ export class Conversations {
     const openid = message.FromUserName;
     if (typeof openid !== 'string' || !OPENID_PATTERN.test(openid)) return { seen: false }; // the worker refuses it
     const shard = this.keys.userShard(appId, openid);
-    const { entry, needle } = inboundEntry(message, jobId, options.receivedAt, options.transferred);
+    // The timeline's entry only when there is a timeline (its JSON is the biggest allocation of the call).
+    const timeline = this.timeline.entries > 0;
+    const { entry, needle } = timeline
+      ? inboundEntry(message, jobId, options.receivedAt, options.transferred)
+      : { entry: '', needle: '' };
     const changes = grantChanges(message);
     const ingested = ingestScript(
       this.redis,
@@ -142,7 +146,7 @@ export class Conversations {
         ...grantArgs(windowGrant(type, message), actionTime(message.CreateTime)),
         now: this.now(),
         jobId,
-        entry: this.timeline.entries > 0 ? entry : '',
+        entry,
         needle,
         max: this.timeline.entries,
         ttl: this.timeline.maxAgeMs,
