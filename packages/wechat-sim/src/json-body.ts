@@ -1,7 +1,6 @@
-/** Whether `value` is an object and not an array: its properties can be read by name, each as unknown. */
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+import { isRecord } from '@wx-kf/shared/record';
+
+export { isRecord };
 
 /** A request body parsed as a JSON object; undefined for anything else (the simulator answers WeChat's errcode). */
 export function parseJsonBody(body: unknown): Record<string, unknown> | undefined {

@@ -1,6 +1,7 @@
 import type { AccountConfig } from '@wx-kf/shared/config';
 import { clip } from '@wx-kf/shared/log';
 import type { InboundJobData, OutboundJobData, ReplyPlan } from '@wx-kf/shared/queue';
+import { isRecord } from '@wx-kf/shared/record';
 import { MessageFormatError, OPENID_PATTERN, type ReplyItem, validateReply } from '@wx-kf/shared/wechat';
 import { UnrecoverableError } from 'bullmq';
 
@@ -111,7 +112,7 @@ export function checkInboundJob(
   const d = data;
   const account = checkAccount(d.appId, accounts);
   const message = d.message;
-  if (!isObject(message) || Array.isArray(message)) throw invalid('message is not an object');
+  if (!isRecord(message)) throw invalid('message is not an object');
   const touser = checkUser(message.FromUserName, 'message.FromUserName');
   if (typeof message.MsgType !== 'string') throw invalid('message.MsgType is not a string');
   let plan: ReplyPlan | undefined;
