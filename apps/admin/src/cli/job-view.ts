@@ -118,6 +118,12 @@ function resultLine(result: InboundResult): string {
       return 'no replies (no rule matched)';
     case 'handoff':
       return 'no replies: the user is with a human agent (handoff)';
+    case 'history':
+      return 'no replies: an old message a first WeCom pull found (history)';
+    case 'pulled':
+      return `pulled ${result.pages} page(s), ${result.messages} message(s) stored as jobs`;
+    case 'joined':
+      return 'no pull: another job was pulling this open_kfid (it went round once more)';
   }
 }
 

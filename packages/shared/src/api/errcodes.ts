@@ -26,7 +26,12 @@ export interface ErrcodeRow {
   readonly grant?: GrantEffect;
   /** The admin API's HTTP status for this refusal; absent: the action's default (`httpOf`). */
   readonly http?: number;
+  /** WeCom: the session is not the bot's (95018): read its state again (the handoff follows it). */
+  readonly session?: 'refresh';
 }
+
+/** One channel's errcodes (WeChat's below; WeCom's in channel/wecom/errcodes.ts). */
+export type ErrcodeTable = Readonly<Record<number, ErrcodeRow>>;
 
 /** An errcode's row as callers read it: the HTTP status always given. */
 export interface ErrcodeRule extends ErrcodeRow {
@@ -47,7 +52,7 @@ const HTTP_BY_ACTION: Readonly<Record<ErrorAction, number>> = {
  * The one errcode table (mirrored, and checked by errcodes.test.ts, in docs/wechat-protocol.md §9). An unlisted
  * code is permanent: `fail`, no window effect, HTTP 400.
  */
-export const ERRCODES: Readonly<Record<number, ErrcodeRow>> = {
+export const ERRCODES: ErrcodeTable = {
   [-1]: { action: 'retry' }, // system busy
   45011: { action: 'retry', http: 429 }, // API called too frequently
   40001: { action: 'refresh_token' }, // invalid credential / access_token not latest
@@ -88,13 +93,13 @@ export function httpOf(row: ErrcodeRow): number {
   return row.http ?? HTTP_BY_ACTION[row.action];
 }
 
-/** What wx-kf does about `errcode`: its row, or an unlisted code's (permanent). */
-export function errcodeRule(errcode: number): ErrcodeRule {
-  const row = ERRCODES[errcode] ?? UNLISTED;
+/** What wx-kf does about `errcode` on a channel (WeChat's by default): its row, or an unlisted code's (permanent). */
+export function errcodeRule(errcode: number, table: ErrcodeTable = ERRCODES): ErrcodeRule {
+  const row = table[errcode] ?? UNLISTED;
   return { ...row, http: httpOf(row) };
 }
 
 /** What a caller does about `errcode` (its row's action). */
-export function decide(errcode: number): ErrorAction {
-  return errcodeRule(errcode).action;
+export function decide(errcode: number, table: ErrcodeTable = ERRCODES): ErrorAction {
+  return errcodeRule(errcode, table).action;
 }

@@ -1,16 +1,22 @@
-import { decide, type ErrorAction } from './errcodes.js';
+import { ERRCODES, type ErrcodeRule, type ErrcodeTable, type ErrorAction, errcodeRule } from './errcodes.js';
 
-/** WeChat answered with a non-zero errcode. `action` is what to do about it, from the one errcode table. */
+/**
+ * WeChat (or WeCom) answered with a non-zero errcode. `action` is what to do about it, from the channel's
+ * errcode table (WeChat's unless the client was made for another); `rule` is the whole row.
+ */
 export class WeChatApiError extends Error {
   override readonly name = 'WeChatApiError';
   readonly action: ErrorAction;
+  readonly rule: ErrcodeRule;
   constructor(
     readonly errcode: number,
     readonly errmsg: string,
     readonly path: string,
+    table: ErrcodeTable = ERRCODES,
   ) {
     super(`${errcode} ${errmsg}`);
-    this.action = decide(errcode);
+    this.rule = errcodeRule(errcode, table);
+    this.action = this.rule.action;
   }
 }
 

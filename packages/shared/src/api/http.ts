@@ -2,6 +2,7 @@ import { Agent, type Dispatcher, FormData, ProxyAgent, request } from 'undici';
 import type { z } from 'zod';
 import { isRecord } from '../record.js';
 import { annotate, inSpan } from '../tracing/index.js';
+import type { ErrcodeTable } from './errcodes.js';
 import { TransportError, WeChatApiError } from './errors.js';
 
 export interface HttpOptions {
@@ -12,6 +13,8 @@ export interface HttpOptions {
   /** Connect / response-headers / body timeouts. */
   timeoutMs?: number;
   connections?: number;
+  /** What its errcodes mean (WeChat's table by default; a WeCom client passes WeCom's). */
+  errcodes?: ErrcodeTable;
 }
 
 export interface CallOptions {
@@ -22,9 +25,9 @@ export interface CallOptions {
 }
 
 /** A JSON answer's errcode as WeChatApiError (errcode 0 or absent is no error). */
-function throwErrcode(answer: Record<string, unknown>, path: string): void {
+function throwErrcode(answer: Record<string, unknown>, path: string, table: ErrcodeTable | undefined): void {
   const errcode = typeof answer.errcode === 'number' ? answer.errcode : 0;
-  if (errcode !== 0) throw new WeChatApiError(errcode, String(answer.errmsg ?? ''), path);
+  if (errcode !== 0) throw new WeChatApiError(errcode, String(answer.errmsg ?? '').slice(0, 200), path, table);
 }
 
 /** The one HTTP client for the WeChat API: a keep-alive pool with bounded timeouts, errcodes as typed errors. */
@@ -33,6 +36,7 @@ export class WeChatHttp {
   private readonly baseUrl: string;
   /** A call's span attributes: where it goes. */
   private readonly server: { 'server.address': string; 'server.port': number };
+  private readonly errcodes: ErrcodeTable | undefined;
 
   constructor(options: HttpOptions) {
     const timeout = options.timeoutMs ?? 5000;
@@ -45,6 +49,7 @@ export class WeChatHttp {
     };
     this.dispatcher = options.proxy ? new ProxyAgent({ uri: options.proxy, ...common }) : new Agent(common);
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.errcodes = options.errcodes;
     const base = new URL(this.baseUrl);
     this.server = {
       'server.address': base.hostname,
@@ -66,7 +71,7 @@ export class WeChatHttp {
     const work = async () => {
       const { bytes } = await this.fetch(path, options);
       const parsed = this.parse(path, bytes);
-      throwErrcode(parsed, path);
+      throwErrcode(parsed, path, this.errcodes);
       if (!answer) return parsed;
       const read = answer.safeParse(parsed);
       if (!read.success)
@@ -79,7 +84,7 @@ export class WeChatHttp {
   /** Calls `path` for bytes (media/get): a JSON answer is an errcode, thrown as WeChatApiError, or the bytes. */
   async download(path: string, options: CallOptions = {}): Promise<Buffer> {
     const { bytes, json } = await this.fetch(path, options);
-    if (json) throwErrcode(this.parse(path, bytes), path);
+    if (json) throwErrcode(this.parse(path, bytes), path, this.errcodes);
     return bytes;
   }
 

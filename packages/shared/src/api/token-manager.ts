@@ -21,8 +21,11 @@ export interface TokenManagerOptions {
   redis: RedisClient;
   http: WeChatHttp;
   accounts: TokenAccount[];
-  /** `stable`: cgi-bin/stable_token in normal mode (never force_refresh). `classic`: cgi-bin/token. */
-  source: TokenSource;
+  /**
+   * `stable`: cgi-bin/stable_token in normal mode (never force_refresh). `classic`: cgi-bin/token. `wecom`: a
+   * WeCom corp's cgi-bin/gettoken (the `http` then points at WeCom's API).
+   */
+  source: TokenSource | 'wecom';
   logger: Logger;
   /** Called once per token request to WeChat with its result ('ok', or the errcode / 'transport'). */
   onRequest?: (appId: string, result: string) => void;

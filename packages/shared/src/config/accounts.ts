@@ -26,10 +26,13 @@ export function configuredAccounts(e: Env, problems: string[]): AccountConfig[] 
     try {
       const file = loadStructuredFile(e.WECHAT_ACCOUNTS_FILE, accountsFileSchema, 'WECHAT_ACCOUNTS_FILE');
       for (const a of file.accounts) {
+        const wecom = a.type === 'wecom-kf';
+        if (wecom && a.security === 'any') problems.push(`account ${a.appId}: a wecom-kf account is always "safe"`);
         accounts.push({
           ...a,
           type: a.type ?? e.WECHAT_ACCOUNT_TYPE,
-          security: a.security ?? e.WECHAT_SECURITY ?? (a.aesKey ? 'safe' : 'any'),
+          // WeCom encrypts every callback: a wecom-kf account takes nothing else.
+          security: wecom ? 'safe' : (a.security ?? e.WECHAT_SECURITY ?? (a.aesKey ? 'safe' : 'any')),
           handoff: a.handoff ?? e.WECHAT_HANDOFF,
           ...(a.ai ? { ai: { ...a.ai, baseUrl: a.ai.baseUrl?.replace(/\/+$/, '') } } : {}),
         });
@@ -61,7 +64,9 @@ export function checkAccounts(accounts: readonly AccountConfig[], problems: stri
       );
     }
     tokens.set(account.token, account);
-    if (account.security === 'safe' && !account.aesKey) {
+    if (account.type === 'wecom-kf' && !account.aesKey) {
+      problems.push(`account ${account.appId}: a wecom-kf account needs the callback's EncodingAESKey (aesKey)`);
+    } else if (account.security === 'safe' && !account.aesKey) {
       problems.push(`account ${account.appId}: security "safe" needs an EncodingAESKey (aesKey / WECHAT_AES_KEY)`);
     }
   }

@@ -18,6 +18,8 @@ export const DEFAULT_WORKER_CONCURRENCY = 50;
 const port = z.coerce.number().int().min(0).max(65535);
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
 const accountType = z.enum(['miniprogram', 'officialaccount']);
+/** An accounts-file entry may also be a WeCom customer-service corp (微信客服), with its CorpID as `appId`. */
+const fileAccountType = z.enum(['miniprogram', 'officialaccount', 'wecom-kf']);
 const security = z.enum(['any', 'safe']);
 const handoff = z.enum(['auto', 'on', 'off']);
 const appId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be the AppID (letters, digits, - or _)');
@@ -116,6 +118,13 @@ export const envSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: port.default(3000),
   WECHAT_API_BASE: z.url({ protocol: /^https?$/ }).default('https://api.weixin.qq.com'),
+  WECOM_API_BASE: z.url({ protocol: /^https?$/ }).default('https://qyapi.weixin.qq.com'),
+  WECOM_HISTORY_MAX_AGE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3 * 86_400)
+    .default(300),
   WECHAT_APP_ID: optional(appId),
   WECHAT_APP_SECRET: optional(z.string().min(1)),
   WECHAT_TOKEN: optional(token),
@@ -192,7 +201,7 @@ export const accountsFileSchema = z.strictObject({
         appSecret: z.string().min(1),
         token,
         aesKey: aesKey.optional(),
-        type: accountType.optional(),
+        type: fileAccountType.optional(),
         security: security.optional(),
         replyRules: z.string().optional(),
         handoff: handoff.optional(),

@@ -8,13 +8,16 @@ export type HandoffSetting = 'auto' | 'on' | 'off';
 /** Where access_tokens come from: `cgi-bin/stable_token` (normal mode) or `cgi-bin/token`. */
 export type TokenSource = 'stable' | 'classic';
 
-/** One WeChat account (Mini Program / Mini Game or Official Account) served by this deployment. */
+/**
+ * One account served by this deployment: a Mini Program / Mini Game or Official Account, or a WeCom
+ * customer-service corp (`wecom-kf`: `appId` is the CorpID, `appSecret` the 微信客服 secret).
+ */
 export interface AccountConfig {
   appId: string;
   appSecret: string;
-  /** The Token configured in the console's message-push settings. */
+  /** The Token configured in the console's message-push (or WeCom callback) settings. */
   token: string;
-  /** The 43-character EncodingAESKey; needed for compat and safe mode. */
+  /** The 43-character EncodingAESKey; needed for compat and safe mode, and always for `wecom-kf`. */
   aesKey?: string | undefined;
   type: AccountType;
   /** `safe` accepts only pushes with a verified Encrypt; the default for an account with an AES key. */
@@ -111,6 +114,13 @@ export interface Config {
     /** HTTP(S) proxy for the calls (an egress IP on the API whitelist). */
     proxy?: string | undefined;
     tokenSource: TokenSource;
+    /** WeCom's API origin (WECOM_API_BASE), for `wecom-kf` accounts, without a trailing slash. */
+    wecomBase: string;
+  };
+  /** The WeCom customer-service pull (docs/wecom.md). */
+  wecom: {
+    /** A first pull (no cursor yet) records messages older than this in the timeline and answers none of them. */
+    historyMaxAgeMs: number;
   };
   handoff: {
     /** A handoff with no message from the user for this long closes (WeChat stops forwarding after 30 min). */

@@ -1,3 +1,4 @@
+import { wecomWindowGrant } from '../channel/wecom/window.js';
 import type { AccountType } from '../wechat/custom-message.js';
 
 /** What opened (or last widened) a user's send window. */
@@ -39,9 +40,10 @@ const OA_MESSAGES = new Set(['text', 'image', 'voice', 'video', 'shortvideo', 'l
 /** The allowance a pushed message grants on this kind of account, or undefined when it grants none. */
 export function windowGrant(
   type: AccountType,
-  message: { MsgType?: unknown; Event?: unknown },
+  message: { MsgType?: unknown; Event?: unknown; [field: string]: unknown },
 ): WindowGrant | undefined {
   if (typeof message.MsgType !== 'string') return undefined;
+  if (type === 'wecom-kf') return wecomWindowGrant(message); // the pull channel's own window (channel/wecom)
   if (message.MsgType !== 'event') {
     const documented = type === 'miniprogram' ? MP_MESSAGES : OA_MESSAGES;
     return documented.has(message.MsgType) ? WINDOW_GRANTS.message : undefined;

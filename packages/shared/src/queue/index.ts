@@ -29,6 +29,8 @@ export interface InboundJobData {
   /** Answered with transfer_customer_service: the 客服 tool handles it, the worker sends nothing. */
   transferred: boolean;
   message: InboundMessage;
+  /** WeCom: pulled as history (a first pull's old message): recorded in the timeline, never answered. */
+  history?: boolean;
   /** Set by the worker once a multi-reply plan is part sent, so a retry resumes it instead of planning again. */
   plan?: ReplyPlan;
 }
@@ -57,6 +59,8 @@ export interface OutboundJobData {
   ignoreWindow?: boolean;
   /** Send even while the user is handed to a human agent (the send API's `ignoreHandoff`). */
   ignoreHandoff?: boolean;
+  /** WeCom: the customer-service account (open_kfid) the customer wrote to, which replies come from. */
+  openKfId?: string;
 }
 
 /** Completed and failed jobs are kept for a bounded age and count. */
@@ -96,7 +100,7 @@ export const OUTBOUND_JOB_OPTIONS: DefaultJobOptions = {
 export function inboundJob(
   appId: string,
   message: InboundMessage,
-  push: { mode: PushMode; format: PushFormat; transferred?: boolean; receivedAt?: number },
+  push: { mode: PushMode; format: PushFormat; transferred?: boolean; receivedAt?: number; history?: boolean },
 ) {
   const jobId = inboundJobId(appId, message);
   const data: InboundJobData = {
@@ -107,6 +111,7 @@ export function inboundJob(
     receivedAt: push.receivedAt ?? Date.now(),
     transferred: push.transferred ?? false,
     message,
+    ...(push.history ? { history: true } : {}),
   };
   return {
     name: 'push',

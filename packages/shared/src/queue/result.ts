@@ -8,17 +8,30 @@
  * - `none`: nothing to send (no rule matched, or the handler chose no reply).
  * - `transferred`: answered with transfer_customer_service at the ingress; the 客服 tool has the message.
  * - `handoff`: the user is with a human agent (or the push was the agents' kf event): the bot sends nothing.
+ * - `history`: WeCom: an old message a first pull found; in the timeline, not answered.
+ * - `pulled`: WeCom: a pull notice; this job pulled `pages` pages of `messages` messages and stored them as jobs.
+ * - `joined`: WeCom: a pull notice while another job pulled that open_kfid; that pull goes round once more.
  */
 export type InboundResult =
   | { action: 'replied'; replies: number }
   | { action: 'requeued'; replies: number; sent: number; outboundJobId: string; reason: string }
-  | { action: 'none' | 'transferred' | 'handoff' };
+  | { action: 'pulled'; pages: number; messages: number }
+  | { action: 'none' | 'transferred' | 'handoff' | 'history' | 'joined' };
 
 /** An inbound job's outcome by name. */
 export type InboundAction = InboundResult['action'];
 
 /** Every outcome name an inbound job's result may hold. */
-export const INBOUND_ACTIONS: readonly InboundAction[] = ['replied', 'requeued', 'none', 'transferred', 'handoff'];
+export const INBOUND_ACTIONS: readonly InboundAction[] = [
+  'replied',
+  'requeued',
+  'none',
+  'transferred',
+  'handoff',
+  'history',
+  'pulled',
+  'joined',
+];
 
 /** Names older workers wrote, and the name each has now (jobs are kept for days: they are read back). */
 const FORMER_ACTIONS: ReadonlyMap<string, InboundAction> = new Map([['handed_off', 'requeued']]);
@@ -45,9 +58,18 @@ export function readInboundResult(value: unknown): InboundResult | undefined {
       if (!complete || typeof outboundJobId !== 'string' || typeof reason !== 'string') return undefined;
       return { ...value, action, replies, sent, outboundJobId, reason };
     }
+    case 'pulled': {
+      const pages = 'pages' in value ? value.pages : undefined;
+      const messages = 'messages' in value ? value.messages : undefined;
+      return typeof pages === 'number' && typeof messages === 'number'
+        ? { ...value, action, pages, messages }
+        : undefined;
+    }
     case 'none':
     case 'transferred':
     case 'handoff':
+    case 'history':
+    case 'joined':
       return { ...value, action };
     default:
       return undefined;

@@ -225,4 +225,23 @@ export class Keyspace {
   aiTokens(appId: string, day: string): string {
     return `${this.accountTag(appId)}:ai-tokens:${appId}:${day}`;
   }
+
+  /**
+   * A WeCom open_kfid's pull (hash: `cursor`, `requested` = notices counted, `token` and `tokenAt` = the newest
+   * callback Token): on the shard of its notices, which the ingress stores as if from a user named by the
+   * open_kfid. No expiry: the cursor is kept like the queues.
+   */
+  wecomPull(corpId: string, openKfId: string): string {
+    return `${this.userTag(corpId, openKfId)}:wecom-pull:${corpId}:${openKfId}`;
+  }
+
+  /** The one puller of an open_kfid (its job id, with a lease renewed per page). */
+  wecomPuller(corpId: string, openKfId: string): string {
+    return `${this.userTag(corpId, openKfId)}:wecom-puller:${corpId}:${openKfId}`;
+  }
+
+  /** Pages pulled and not yet stored as jobs (JSON, oldest first), written with the cursor that follows them. */
+  wecomPages(corpId: string, openKfId: string): string {
+    return `${this.userTag(corpId, openKfId)}:wecom-pages:${corpId}:${openKfId}`;
+  }
 }

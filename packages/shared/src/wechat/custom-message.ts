@@ -2,8 +2,11 @@ import { z } from 'zod';
 import { isRecord } from '../record.js';
 import { MessageFormatError } from './errors.js';
 
-/** `miniprogram` covers Mini Programs and Mini Games; `officialaccount` covers subscription and service accounts. */
-export type AccountType = 'miniprogram' | 'officialaccount';
+/**
+ * `miniprogram` covers Mini Programs and Mini Games; `officialaccount` covers subscription and service accounts;
+ * `wecom-kf` is a WeCom customer-service corp (微信客服: the pull channel, channel/wecom).
+ */
+export type AccountType = 'miniprogram' | 'officialaccount' | 'wecom-kf';
 
 /** WeChat's custom/send refuses a text longer than this (bytes of UTF-8). */
 export const TEXT_CONTENT_MAX_BYTES = 2048;
@@ -122,7 +125,13 @@ function schemas(allowFile: boolean) {
       ...kf,
     }),
   ]);
-  return { miniprogram, officialaccount };
+  // kf/send_msg takes these with custom/send's shapes (its link, miniprogram and msgmenu differ: not offered).
+  const wecom = z.discriminatedUnion('msgtype', [
+    common.text,
+    common.image,
+    z.strictObject({ msgtype: z.literal('voice'), voice: mediaRef('media_id', allowFile) }),
+  ]);
+  return { miniprogram, officialaccount, 'wecom-kf': wecom };
 }
 
 const sendable = schemas(false);
@@ -130,6 +139,7 @@ const templates = schemas(true);
 
 export type MiniProgramReply = z.infer<typeof sendable.miniprogram>;
 export type OfficialAccountReply = z.infer<typeof sendable.officialaccount>;
+export type WeComReply = z.infer<(typeof sendable)['wecom-kf']>;
 /** One custom/send body without `touser`: what a rule or handler returns and what the worker sends. */
 export type ReplyItem = MiniProgramReply | OfficialAccountReply;
 /** A custom/send request body. */
@@ -139,6 +149,7 @@ export type CustomMessage = ReplyItem & { touser: string };
 export const SENDABLE_TYPES: Record<AccountType, readonly string[]> = {
   miniprogram: sendable.miniprogram.options.map((o) => o.shape.msgtype.value),
   officialaccount: sendable.officialaccount.options.map((o) => o.shape.msgtype.value),
+  'wecom-kf': sendable['wecom-kf'].options.map((o) => o.shape.msgtype.value),
 };
 
 /** The first few issues, bounded: the reason goes back to API callers and into logs. */

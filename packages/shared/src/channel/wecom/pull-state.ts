@@ -1,0 +1,145 @@
+import { isRecord } from '../../record.js';
+import { keyspaceOf, type RedisClient } from '../../redis/index.js';
+import type { Keyspace } from '../../redis/keys.js';
+import { defineScript, reply } from '../../redis/scripts.js';
+
+// The pull's scripts (lua/wecom-*.lua): every key of one open_kfid shares its slot.
+const claimScript = defineScript('wecom-claim', ['pull', 'puller'], ['owner', 'token', 'tokenAt', 'leaseMs']);
+const pageScript = defineScript(
+  'wecom-page',
+  ['pull', 'puller', 'pages'],
+  ['owner', 'from', 'next', 'page', 'leaseMs'],
+);
+const storedScript = defineScript('wecom-stored', ['puller', 'pages'], ['owner', 'leaseMs']);
+const finishScript = defineScript('wecom-finish', ['pull', 'puller'], ['owner', 'seen', 'leaseMs']);
+
+/** How long a puller holds an open_kfid without a page: a crashed one's pull is taken over after it. */
+export const PULLER_LEASE_MS = 60_000;
+
+/** Where a pull starts (or goes round again): the notices counted, the cursor, the newest Token and when it came. */
+export interface PullTurn {
+  requested: string;
+  cursor: string;
+  token?: string | undefined;
+  tokenAt: number;
+}
+
+/** A pulled page as kept between its pull and its store: whether it came from a pull without a cursor. */
+export interface StoredPage {
+  first: boolean;
+  items: unknown[];
+}
+
+/** An open_kfid's pull state as the CLI shows it. */
+export interface PullView {
+  cursor: string;
+  notices: number;
+  tokenAt?: string | undefined;
+  puller?: string | undefined;
+  pages: number;
+}
+
+const turnOf = (values: readonly unknown[]): PullTurn => ({
+  requested: reply.text(values[0]),
+  cursor: reply.text(values[1]),
+  token: reply.text(values[2]) || undefined,
+  tokenAt: reply.int(values[3] ?? 0),
+});
+
+/**
+ * An open_kfid's pull in Redis, shared by every worker: the cursor, the notices, the one puller (a lock owned by
+ * its job id, with a lease) and the pages pulled but not yet stored. A page and the cursor after it are written by
+ * one script, so a crash between pages loses nothing; its jobs are de-duplicated on msgid, so storing a page again
+ * repeats nothing.
+ */
+export class PullState {
+  private readonly keys: Keyspace;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly leaseMs = PULLER_LEASE_MS,
+  ) {
+    this.keys = keyspaceOf(redis);
+    for (const script of [claimScript, pageScript, storedScript, finishScript]) script.register(redis);
+  }
+
+  private ks(corpId: string, openKfId: string) {
+    return {
+      pull: this.keys.wecomPull(corpId, openKfId),
+      puller: this.keys.wecomPuller(corpId, openKfId),
+      pages: this.keys.wecomPages(corpId, openKfId),
+    };
+  }
+
+  /** Counts a notice and takes the puller's lock for `owner`: the turn to pull, or who pulls already. */
+  async claim(
+    corpId: string,
+    openKfId: string,
+    owner: string,
+    notice: { token?: string | undefined; at: number },
+  ): Promise<PullTurn | { holder: string }> {
+    const { pull, puller } = this.ks(corpId, openKfId);
+    const args = { owner, token: notice.token ?? '', tokenAt: notice.at, leaseMs: this.leaseMs };
+    const [got, ...rest] = reply.list(await claimScript(this.redis, { pull, puller }, args));
+    return reply.int(got) === 1 ? turnOf(rest) : { holder: reply.text(rest[0]) };
+  }
+
+  /** The oldest page pulled and not yet stored, if any (a crashed puller's, or this one's). */
+  async nextPage(corpId: string, openKfId: string): Promise<StoredPage | undefined> {
+    const raw = await this.redis.lindex(this.ks(corpId, openKfId).pages, 0);
+    if (raw === null) return undefined;
+    const page: unknown = JSON.parse(raw);
+    if (!isRecord(page) || !Array.isArray(page.items)) return { first: false, items: [] };
+    const items: unknown[] = page.items;
+    return { first: page.first === true, items };
+  }
+
+  /** Writes a page with the cursor after it; false when this puller lost the lock or the cursor moved. */
+  async savePage(corpId: string, openKfId: string, owner: string, from: string, next: string, page: StoredPage) {
+    const items = page.items.length > 0 ? JSON.stringify(page) : '';
+    const args = { owner, from, next, page: items, leaseMs: this.leaseMs };
+    return reply.int(await pageScript(this.redis, this.ks(corpId, openKfId), args)) === 1;
+  }
+
+  /** Drops the oldest page once its jobs are stored; false when this puller lost the lock. */
+  async pageStored(corpId: string, openKfId: string, owner: string): Promise<boolean> {
+    const { puller, pages } = this.ks(corpId, openKfId);
+    return reply.int(await storedScript(this.redis, { puller, pages }, { owner, leaseMs: this.leaseMs })) >= 0;
+  }
+
+  /** Ends a pull made for `seen` notices: undefined (released), the next turn (notices came since), or 'lost'. */
+  async finish(corpId: string, openKfId: string, owner: string, seen: string): Promise<PullTurn | 'lost' | undefined> {
+    const { pull, puller } = this.ks(corpId, openKfId);
+    const [state, ...rest] = reply.list(
+      await finishScript(this.redis, { pull, puller }, { owner, seen, leaseMs: this.leaseMs }),
+    );
+    const s = reply.int(state);
+    return s < 0 ? 'lost' : s === 0 ? undefined : turnOf(rest);
+  }
+
+  /** The pull's state, for the CLI. */
+  async view(corpId: string, openKfId: string): Promise<PullView> {
+    const { pull, puller, pages } = this.ks(corpId, openKfId);
+    const [hash, holder, pending] = await Promise.all([
+      this.redis.hgetall(pull),
+      this.redis.get(puller),
+      this.redis.llen(pages),
+    ]);
+    const tokenAt = Number(hash.tokenAt ?? 0);
+    return {
+      cursor: hash.cursor ?? '',
+      notices: Number(hash.requested ?? 0),
+      tokenAt: tokenAt > 0 ? new Date(tokenAt).toISOString() : undefined,
+      puller: holder ?? undefined,
+      pages: pending,
+    };
+  }
+
+  /**
+   * Forgets the cursor: the next pull starts at what WeCom still keeps (3 days), as a first pull, so its older
+   * messages are recorded, not answered. A pull running stops at its next page (its cursor moved).
+   */
+  async resetCursor(corpId: string, openKfId: string): Promise<void> {
+    await this.redis.hdel(this.ks(corpId, openKfId).pull, 'cursor');
+  }
+}

@@ -1,0 +1,120 @@
+import { WeChatApiError } from '../../api/errors.js';
+import type { InboundMessage } from '../../wechat/message.js';
+import type { WeComClient } from './client.js';
+import { pulledMessage } from './message.js';
+import type { PullState, PullTurn } from './pull-state.js';
+
+/** A sync Token is valid 10 minutes after its callback; one older than this is not sent (a pull without is slower). */
+export const SYNC_TOKEN_MS = 9 * 60_000;
+/** kf/sync_msg's largest page. */
+export const SYNC_LIMIT = 1000;
+
+export interface PullDeps {
+  kf: WeComClient;
+  state: PullState;
+  /**
+   * Stores pulled messages as inbound jobs (de-duplicated on msgid) with their conversation state, in order;
+   * `history`: recorded in the timeline, not answered.
+   */
+  store: (corpId: string, messages: { message: InboundMessage; history: boolean }[]) => Promise<void>;
+  /** A first pull (no cursor) answers none of the messages older than this. */
+  historyMaxAgeMs: number;
+  now?: () => number;
+  /** Per page pulled: how many messages, how long sync_msg took. */
+  onPage?: (corpId: string, messages: number, seconds: number) => void;
+  /** Per item skipped (no customer named, or malformed). */
+  onSkipped?: (corpId: string) => void;
+}
+
+/** How a notice's job ended: this worker pulled (pages, messages), or another puller had the open_kfid. */
+export type PullOutcome =
+  | { action: 'pulled'; pages: number; messages: number }
+  | { action: 'joined' }
+  | { action: 'lost'; pages: number; messages: number };
+
+/** The notice as its job carries it. */
+export interface PullRequest {
+  corpId: string;
+  openKfId: string;
+  /** The job's id: the puller's lock owner (a stalled job run again still owns its pull). */
+  owner: string;
+  token?: string | undefined;
+  at: number;
+}
+
+/** Pull counts so far. */
+interface Counts {
+  pages: number;
+  messages: number;
+}
+
+/** Stores the pages pulled and not yet stored, oldest first; false when the lock was lost. */
+async function storePending(deps: PullDeps, r: PullRequest, counts: Counts): Promise<boolean> {
+  const now = (deps.now ?? Date.now)();
+  for (;;) {
+    const page = await deps.state.nextPage(r.corpId, r.openKfId);
+    if (!page) return true;
+    const messages: { message: InboundMessage; history: boolean }[] = [];
+    for (const raw of page.items) {
+      const message = pulledMessage(raw, r.openKfId);
+      if (!message) {
+        deps.onSkipped?.(r.corpId);
+        continue;
+      }
+      const old = Number(message.CreateTime) * 1000 < now - deps.historyMaxAgeMs;
+      messages.push({ message, history: page.first && old });
+    }
+    await deps.store(r.corpId, messages);
+    counts.messages += messages.length;
+    if (!(await deps.state.pageStored(r.corpId, r.openKfId, r.owner))) return false;
+  }
+}
+
+/** Pulls from `turn.cursor` until WeCom has no more; false when the lock was lost. */
+async function pullPages(deps: PullDeps, r: PullRequest, turn: PullTurn, counts: Counts): Promise<boolean> {
+  const now = deps.now ?? Date.now;
+  let cursor = turn.cursor;
+  let token = turn.token && now() - turn.tokenAt < SYNC_TOKEN_MS ? turn.token : undefined;
+  const first = cursor === '';
+  for (let more = true; more; ) {
+    const started = performance.now();
+    let page: Awaited<ReturnType<WeComClient['syncMsg']>>;
+    try {
+      page = await deps.kf.syncMsg(r.corpId, { openKfId: r.openKfId, cursor, token, limit: SYNC_LIMIT });
+    } catch (error) {
+      // 95007: the Token is not (or no longer) valid: the pull goes on without one.
+      if (token && error instanceof WeChatApiError && error.errcode === 95007) {
+        token = undefined;
+        continue;
+      }
+      throw error;
+    }
+    deps.onPage?.(r.corpId, page.msg_list.length, (performance.now() - started) / 1000);
+    counts.pages++;
+    const saved = { first, items: page.msg_list };
+    if (!(await deps.state.savePage(r.corpId, r.openKfId, r.owner, cursor, page.next_cursor, saved))) return false;
+    cursor = page.next_cursor;
+    if (!(await storePending(deps, r, counts))) return false;
+    more = page.has_more;
+  }
+  return true;
+}
+
+/**
+ * A pull notice's work: one puller per open_kfid across every worker. This worker pulls when the open_kfid is
+ * free (or already its own: a stalled job run again), storing each page with the cursor after it; a notice
+ * arriving meanwhile makes it go round once more. Another worker's notice only counts itself and ends.
+ */
+export async function pull(deps: PullDeps, r: PullRequest): Promise<PullOutcome> {
+  const claimed = await deps.state.claim(r.corpId, r.openKfId, r.owner, { token: r.token, at: r.at });
+  if ('holder' in claimed) return { action: 'joined' };
+  const counts: Counts = { pages: 0, messages: 0 };
+  const lost = () => ({ action: 'lost' as const, ...counts });
+  // A crashed puller's pages first: they were pulled, their cursor already moved past them.
+  if (!(await storePending(deps, r, counts))) return lost();
+  for (let turn: PullTurn | 'lost' | undefined = claimed; turn; ) {
+    if (turn === 'lost' || !(await pullPages(deps, r, turn, counts))) return lost();
+    turn = await deps.state.finish(r.corpId, r.openKfId, r.owner, turn.requested);
+  }
+  return { action: 'pulled', ...counts };
+}
