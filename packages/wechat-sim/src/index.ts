@@ -11,3 +11,8 @@ export * from './server.js';
 export * from './state.js';
 export * from './subscribe.js';
 export * from './subscribe-state.js';
+export * from './wecom-errcodes.js';
+export * from './wecom-log.js';
+export * from './wecom-push.js';
+export * from './wecom-sessions.js';
+export * from './wecom-state.js';

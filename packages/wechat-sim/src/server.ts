@@ -13,6 +13,9 @@ import { type RecordedMessage, type SimOptions, SimState } from './state.js';
 import { subscribeRoutes } from './subscribe.js';
 import { SubscribeState } from './subscribe-state.js';
 import { tokenRoutes } from './token-routes.js';
+import { wecomControlRoutes } from './wecom-control-routes.js';
+import { wecomRoutes } from './wecom-routes.js';
+import { type WeComOptions, WeComState } from './wecom-state.js';
 
 export interface SimulatorOptions extends SimOptions {
   logger?: Logger;
@@ -20,6 +23,8 @@ export interface SimulatorOptions extends SimOptions {
   onMessage?: (message: RecordedMessage) => void;
   /** The fake OpenAI-compatible model under `/v1/` (always served; these set its key and speed). */
   model?: ModelOptions;
+  /** WeCom corps with 微信客服 (the pull channel: gettoken, kf/sync_msg, kf/send_msg… on the same origin). */
+  wecom?: WeComOptions;
 }
 
 /**
@@ -38,12 +43,15 @@ export class Simulator {
   readonly secChecks: SecCheckCall[] = [];
   /** Subscribe messages: users' grants from the pop-up events pushed, and the notifications sent. */
   readonly subscriptions = new SubscribeState();
+  /** WeCom 微信客服: corps, message logs, sessions, what the API sent, and the sync counters. */
+  readonly wecom: WeComState;
   readonly app: FastifyInstance;
   private baseUrl: string | undefined;
 
   constructor(options: SimulatorOptions) {
     this.state = new SimState(options);
     this.model = new ModelState(options.model);
+    this.wecom = new WeComState(options.wecom, this.state);
     // Typed as Fastify's logger, so the instance is a plain FastifyInstance.
     const loggerInstance: FastifyBaseLogger | undefined = options.logger;
     this.app = Fastify({
@@ -64,7 +72,9 @@ export class Simulator {
     modelRoutes(this.app, this.model, this.faults, this.state.now);
     secCheckRoutes(this.app, this.state, this.secChecks, (req, reply) => gate.authorise(req, reply));
     subscribeRoutes(this.app, this.state, this.subscriptions, (req, reply) => gate.authorise(req, reply));
+    wecomRoutes(this.app, this.wecom, gate);
     controlRoutes(this.app, this);
+    wecomControlRoutes(this.app, this.wecom);
   }
 
   /** Listens on loopback (port 0 = any free port) and returns the base URL. */
@@ -101,6 +111,7 @@ export class Simulator {
     this.model.reset();
     this.secChecks.length = 0;
     this.subscriptions.reset();
+    this.wecom.reset();
     this.faults.clear();
   }
 }
