@@ -17,10 +17,12 @@ import { SAMPLE_TYPES, sampleMessage } from './samples.js';
 import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT } from './sandbox.js';
 import { Simulator } from './server.js';
 import { parsePopupChoice, popupEvent } from './subscribe.js';
+import { pushWeCom, WECOM_HELP, wecomCorps } from './wecom-cli.js';
 
-/** The account to push as: the configured one(s) when there are credentials, else the demo's sandbox. */
+/** The WeChat account to push as: the configured one(s) when there are credentials, else the demo's sandbox. */
 function pickAccount(appId: string | undefined): AccountConfig {
-  const accounts = hasCredentials() ? loadConfig().accounts : [SANDBOX_ACCOUNT];
+  // WeCom corps are pushed with --wecom (wecom-cli.ts).
+  const accounts = (hasCredentials() ? loadConfig().accounts : [SANDBOX_ACCOUNT]).filter((a) => a.type !== 'wecom-kf');
   const account = appId ? accounts.find((a) => a.appId === appId) : accounts[0];
   if (!account)
     throw new InvalidArgumentError(`no configured account ${appId} (have: ${accounts.map((a) => a.appId).join(', ')})`);
@@ -43,11 +45,12 @@ const popupChoices = (value: string, previous: ReturnType<typeof parsePopupChoic
 };
 
 /**
- * The simulator `push` tells about the user: `WECHAT_API_BASE` (environment or `.env`) when it points at one,
- * as for the ingress and the worker (not when it is WeChat's own API), else the default `sim serve` port.
+ * The simulator `push` tells about the user: `WECHAT_API_BASE` (`WECOM_API_BASE` for --wecom; environment or
+ * `.env`) when it points at one, as for the ingress and the worker (not when it is WeChat's or WeCom's own API,
+ * both under qq.com), else the default `sim serve` port.
  */
-function simulatorUrl(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.WECHAT_API_BASE?.trim();
+function simulatorUrl(variable: 'WECHAT_API_BASE' | 'WECOM_API_BASE' = 'WECHAT_API_BASE'): string {
+  const base = process.env[variable]?.trim();
   if (base) {
     try {
       if (!/(^|\.)(weixin\.)?qq\.com$/.test(new URL(base).hostname)) return base.replace(/\/+$/, '');
@@ -83,6 +86,14 @@ program
   .addOption(new Option('--format <format>', 'body format').choices(['xml', 'json']).default('xml'))
   .option('--account <appId>', 'account to push as (default: the first configured, or the sandbox)')
   .option('--from <openid>', 'the user', 'o_sim_user_0001')
+  .option(
+    '--wecom',
+    'as WeCom 微信客服 instead: the simulator queues the message, the ingress gets the callback',
+    false,
+  )
+  .option('--corp <CorpID>', '--wecom: the corp (default: the first wecom-kf account, or the sandbox)')
+  .option('--kf <open_kfid>', "--wecom: the kf account (default: the corp's first)")
+  .option('--user <external_userid>', '--wecom: the customer (default: wm_sim_customer_0001)')
   .option('--agent <kf>', 'kf events: the agent (KfAccount; FromKfAccount of a switch)')
   .option('--to-agent <kf>', 'kf_switch_session: the agent the session moves to (ToKfAccount)')
   .option('--url <url>', 'ingress URL (default: http://127.0.0.1:$PORT/wechat/<appId>)')
@@ -97,6 +108,19 @@ program
     `simulator to tell about the user activity (opens the send window; default: WECHAT_API_BASE when it is not WeChat's, else http://127.0.0.1:${DEFAULT_SIM_PORT})`,
   )
   .action(async (opts) => {
+    if (opts.wecom) {
+      const sim = opts.sim ?? simulatorUrl('WECOM_API_BASE');
+      const accepted = await pushWeCom({
+        corp: opts.corp,
+        kf: opts.kf,
+        user: opts.user,
+        text: opts.text,
+        sim,
+        url: opts.url,
+      });
+      process.exitCode = accepted ? 0 : 1;
+      return;
+    }
     opts.sim ??= simulatorUrl();
     const account = pickAccount(opts.account);
     const mode: PushMode = opts.mode ?? (account.aesKey ? 'safe' : 'plain');
@@ -208,15 +232,22 @@ Control and inspection under /__sim/ (not WeChat's API; POST bodies are JSON; ru
   GET  /__sim/subscriptions   a user's grants by template (?appId=…&openid=…)
   GET  /__sim/notifications   the notifications sent, in order (?appId=…&touser=… filter them)
 
+${WECOM_HELP}
 Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"path":"/cgi-bin/message/custom/send","script":[{"errcode":-1}]}'
 `,
   )
   .action(async (opts) => {
-    const accounts = (hasCredentials() ? loadConfig().accounts : [SANDBOX_ACCOUNT]).map(
-      ({ appId, appSecret, type }) => ({ appId, appSecret, type }),
-    );
+    const configured = hasCredentials() ? loadConfig().accounts : [SANDBOX_ACCOUNT];
+    const accounts = configured
+      .filter((a) => a.type !== 'wecom-kf')
+      .map(({ appId, appSecret, type }) => ({ appId, appSecret, type }));
+    const corps = wecomCorps(configured);
     const sim = new Simulator({
       accounts,
+      wecom: {
+        corps,
+        onSend: (m) => console.log(`[simulator] kf/send_msg → ${m.touser}: ${JSON.stringify(m.body)}`),
+      },
       sendWindows: opts.sendWindows,
       model: { key: opts.modelKey, latencyMs: opts.modelLatency, tokensPerSecond: opts.modelTps },
       onMessage: (m) => console.log(`[simulator] custom/send → ${m.touser}: ${JSON.stringify(m.body)}`),
@@ -226,12 +257,15 @@ Example: curl -X POST http://127.0.0.1:${DEFAULT_SIM_PORT}/__sim/faults -d '{"pa
     console.log(
       `[simulator] THIS IS A SIMULATOR, NOT WECHAT. Fake WeChat API on ${url} for ${accounts.map((a) => a.appId).join(', ')}`,
     );
+    console.log(`[simulator] Fake WeCom 微信客服 API on ${url} for ${corps.map((c) => c.corpId).join(', ')}`);
     console.log(
       `[simulator] THIS IS A FAKE LANGUAGE MODEL, NOT A REAL ONE: OpenAI-compatible base URL ${url}/v1 (model ${sim.model.settings.name}${opts.modelKey ? ', key required' : ''})`,
     );
     console.log(`[simulator] inspect: ${url}/__sim/state, ${url}/__sim/messages, ${url}/__sim/model`);
     if (url !== `http://127.0.0.1:${DEFAULT_SIM_PORT}`) {
-      console.log(`[simulator] services and \`pnpm sim push\` find it with WECHAT_API_BASE=${url}`);
+      console.log(
+        `[simulator] services and \`pnpm sim push\` find it with WECHAT_API_BASE=${url} (WeCom: WECOM_API_BASE=${url})`,
+      );
     }
     // `on`, not `once`: Ctrl-C under pnpm arrives twice (terminal and pnpm), and a second signal with no
     // listener left would kill the process before it closed.
