@@ -19,6 +19,7 @@ export function controlRoutes(app: FastifyInstance, sim: Simulator): void {
     typing: state.typing.length,
     media: state.media.size,
     modelCalls: sim.model.calls.length,
+    wecom: { corps: [...sim.wecom.corps.keys()], ...sim.wecom.stats() },
   }));
   app.get('/__sim/messages', async (req) =>
     state.messagesFor(stringParam(req.query, 'appId'), stringParam(req.query, 'touser')),
