@@ -1,5 +1,6 @@
 import { aiAccounts } from '@wx-kf/shared/ai';
 import { NotifyClient, TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
+import { Channels, WeChatPushChannel } from '@wx-kf/shared/channel';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { Conversations } from '@wx-kf/shared/conversation';
 import { Handoffs, handoffAccounts } from '@wx-kf/shared/handoff';
@@ -12,6 +13,7 @@ import type { WorkerHandoff } from './processors/handoff.js';
 import { notificationProcessor } from './processors/notify.js';
 import { aiParts } from './replies/ai-reply.js';
 import { loadHandler, type MessageHandler } from './replies/handler.js';
+import { type WeComParts, wecomParts } from './wecom-parts.js';
 import type { WorkerStartOptions } from './worker.js';
 
 /** What every shard's workers share: the accounts' rules, the connections, the WeChat client, the users' state. */
@@ -31,6 +33,10 @@ export interface WorkerParts {
   http: WeChatHttp;
   tokens: TokenManager;
   wechat: WeChatClient;
+  /** Each account's channel: WeChat's push channel, or WeCom's pull channel for the wecom-kf accounts. */
+  channels: Channels;
+  /** The WeCom pull channel's parts, when a wecom-kf account is configured. */
+  wecom: WeComParts | undefined;
   handoff: WorkerHandoff;
   conversations: Conversations;
   ai: ReturnType<typeof aiParts>;
@@ -56,13 +62,15 @@ export async function buildParts(config: Config, logger: Logger, options: Worker
   const tokens = new TokenManager({
     redis,
     http,
-    accounts: config.accounts,
+    accounts: config.accounts.filter((a) => a.type !== 'wecom-kf'),
     source: config.api.tokenSource,
     logger,
     onRequest: (appId, result) => metrics.tokenRequests.inc({ app_id: appId, result }),
     ...options.tokenOptions,
   });
   const wechat = new WeChatClient(http, tokens, redis);
+  const wecom = wecomParts(config, redis, logger, metrics, registry, options.tokenOptions);
+  const channels = new Channels(config.accounts, new WeChatPushChannel(wechat), wecom?.channel);
   const handoff: WorkerHandoff = {
     accounts: handoffAccounts(config, rules),
     state: new Handoffs({
@@ -102,6 +110,8 @@ export async function buildParts(config: Config, logger: Logger, options: Worker
     http,
     tokens,
     wechat,
+    channels,
+    wecom,
     handoff,
     conversations,
     ai,

@@ -20,8 +20,11 @@ import { conversationHooks } from './processors/conversation.js';
 import { startHandoffSweeper } from './processors/handoff.js';
 import { type InboundResult, inboundProcessor } from './processors/inbound.js';
 import { outboundProcessor } from './processors/outbound.js';
+import { pullProcessor } from './processors/pull.js';
 import { replySender } from './processors/send.js';
+import { sessionRefused } from './processors/wecom.js';
 import { AiReplier } from './replies/ai-reply.js';
+import type { WeComParts } from './wecom-parts.js';
 
 export interface RunningWorker {
   registry: Registry;
@@ -68,18 +71,19 @@ function tracedWorker<D, R>(
 }
 
 /** A shard's two workers: its inbound jobs, and the outbound jobs they create on the same (user's) shard. */
-function shardWorkers(p: WorkerParts, q: ShardQueues, concurrency: number) {
-  const { config, logger, accounts, metrics, redis, wechat, handoff, conversations, ai } = p;
+function shardWorkers(p: WorkerParts, q: ShardQueues, concurrency: number, pulls?: PullJob) {
+  const { config, logger, accounts, metrics, redis, channels, handoff, conversations, ai } = p;
   // Users' send windows, the order of their messages, their timelines and typing (processors/conversation.ts).
   const conversation = conversationHooks({
     conversations,
     inbound: q.inbound,
     outbound: q.outbound,
-    client: wechat,
+    channels,
     logger,
     typingAfterMs: config.worker.typingAfterMs,
   });
-  const sendReplies = replySender({ client: wechat, redis, logger, metrics, conversation });
+  const onSessionRefused = sessionRefused(channels, handoff, logger);
+  const sendReplies = replySender({ channels, redis, logger, metrics, conversation, onSessionRefused });
   const aiReplies =
     ai &&
     new AiReplier({
@@ -87,7 +91,7 @@ function shardWorkers(p: WorkerParts, q: ShardQueues, concurrency: number) {
       conversations,
       conversation,
       sendReplies,
-      client: wechat,
+      channels,
       handoff,
       metrics: metrics.ai,
       logger,
@@ -97,13 +101,14 @@ function shardWorkers(p: WorkerParts, q: ShardQueues, concurrency: number) {
     rules: p.rules,
     handler: p.handler,
     outbound: q.outbound,
-    client: wechat,
+    channels,
     logger,
     sendReplies,
     outboundJobOptions: p.options.outboundJobOptions,
     conversation,
     handoff,
     ai: aiReplies,
+    pull: pulls,
   });
   const send = outboundProcessor(sendReplies, accounts, handoff, (data, release) =>
     conversation.release(data.appId, data.touser, release),
@@ -126,6 +131,24 @@ function shardWorkers(p: WorkerParts, q: ShardQueues, concurrency: number) {
       ),
     ),
   ];
+}
+
+/** A WeCom pull notice's job (processors/pull.ts). */
+type PullJob = (job: Job<InboundJobData>) => Promise<InboundResult>;
+
+function wecomPuller(p: WorkerParts, wecom: WeComParts, inbound: Queue<InboundJobData>[]): PullJob {
+  return pullProcessor({
+    corps: wecom.corps,
+    kf: wecom.channel.kf,
+    state: wecom.state,
+    redis: p.redis,
+    inbound,
+    conversations: p.conversations,
+    historyMaxAgeMs: p.config.wecom.historyMaxAgeMs,
+    handoffIdleMs: p.config.handoff.idleMs,
+    metrics: wecom.metrics,
+    logger: p.logger,
+  });
 }
 
 /** The worker, its errors logged and its jobs' ends counted (and logged when they fail). */
@@ -174,7 +197,15 @@ export async function startWorker(
     outbound: openQueue(OUTBOUND_QUEUE, connection, shard),
     inbound: openQueue(INBOUND_QUEUE, redis, shard),
   }));
-  const workers: Worker[] = queues.flatMap((q) => shardWorkers(p, q, concurrency));
+  // WeCom: a pull notice's job stores the customers' messages on their own shards' inbound queues.
+  const pulls =
+    p.wecom &&
+    wecomPuller(
+      p,
+      p.wecom,
+      queues.map((q) => q.inbound),
+    );
+  const workers: Worker[] = queues.flatMap((q) => shardWorkers(p, q, concurrency, pulls));
 
   const listener = config.worker.metrics ? await listenForMetrics(config.worker.metrics, workers, registry) : undefined;
   const metricsUrl = listener?.url;
@@ -202,6 +233,7 @@ export async function startWorker(
       await Promise.all(queues.flatMap((q) => [q.outbound, q.inbound]).map((q) => q.close()));
       tokens.close();
       await http.close();
+      await p.wecom?.close();
       await Promise.all([connection.quit(), redis.quit()]).catch(() => undefined);
     },
   };

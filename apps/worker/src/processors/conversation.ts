@@ -1,10 +1,5 @@
-import {
-  errcodeRule,
-  TokenUnavailableError,
-  TransportError,
-  WeChatApiError,
-  type WeChatClient,
-} from '@wx-kf/shared/api';
+import { TokenUnavailableError, TransportError, WeChatApiError } from '@wx-kf/shared/api';
+import type { Channels } from '@wx-kf/shared/channel';
 import type { Conversations, OutEntry, SentMessage, SettleEffect, Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData, OutboundJobData } from '@wx-kf/shared/queue';
@@ -26,7 +21,8 @@ export interface ConversationDeps {
   conversations: Conversations;
   inbound: Queue<InboundJobData>;
   outbound: Queue<OutboundJobData>;
-  client: WeChatClient;
+  /** Typing goes through the account's channel, where it has one. */
+  channels: Channels;
   logger: Logger;
   /** Planning longer than this shows "typing…" (0 = never). */
   typingAfterMs: number;
@@ -47,7 +43,7 @@ export interface SendOutcome {
  * closes it), any other refusal gives the send back.
  */
 function effectOf(error: unknown): SettleEffect | undefined {
-  if (error instanceof WeChatApiError) return errcodeRule(error.errcode).window ?? 'refund';
+  if (error instanceof WeChatApiError) return error.rule.window ?? 'refund'; // the channel's own table
   // An HTTP error status is an answer (nothing was sent), and without a token nothing left: the send goes back.
   // A timeout or a dropped connection may have been delivered: the send stays counted (never over-send).
   if (error instanceof TransportError && error.kind === 'http') return 'refund';
@@ -129,9 +125,12 @@ function showTyping(deps: ConversationDeps, appId: string, touser: string, inter
   if (deps.typingAfterMs <= 0) return () => undefined;
   const timer = setTimeout(() => {
     if (Date.now() - interactedAt > TYPING_WINDOW_MS) return;
-    deps.client.setTyping(appId, touser, true).catch((error: Error) => {
-      deps.logger.debug({ appId, err: error.message }, 'typing refused');
-    });
+    deps.channels
+      .of(appId)
+      .typing?.(appId, touser, true)
+      .catch((error: Error) => {
+        deps.logger.debug({ appId, err: error.message }, 'typing refused');
+      });
   }, deps.typingAfterMs);
   timer.unref();
   return () => clearTimeout(timer);

@@ -8,9 +8,9 @@ export interface WorkerHandoff {
   state: Handoffs;
 }
 
-const KF_EVENTS = new Set(['kf_create_session', 'kf_switch_session', 'kf_close_session']);
+const KF_EVENTS = new Set(['kf_create_session', 'kf_switch_session', 'kf_close_session', 'session_status_change']);
 
-/** WeChat's session events (an agent took, moved or closed the user's session). */
+/** WeChat's session events (an agent took, moved or closed the user's session), and WeCom's `session_status_change`. */
 export const isKfEvent = (message: InboundMessage): boolean =>
   message.MsgType === 'event' && KF_EVENTS.has(String(message.Event));
 
@@ -35,6 +35,27 @@ export async function applyKfEvent(
     case 'kf_switch_session':
       return handoffs.open(appId, openid, { reason: 'kf_switch_session', agent: text(message.ToKfAccount), at });
     case 'kf_close_session':
+      return handoffs.close(appId, openid, { reason: 'kf_close_session', at });
+    case 'session_status_change':
+      return applySessionChange(handoffs, appId, openid, message, at);
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * WeCom's `session_status_change` (an agent's doing in WeCom's tools): change_type 1 (接入) and 4 (重新接入) open
+ * the handoff with the new servicer, 2 (转接) moves it, 3 (结束) closes it.
+ */
+function applySessionChange(handoffs: Handoffs, appId: string, openid: string, message: InboundMessage, at: number) {
+  const agent = text(message.NewServicer);
+  switch (message.ChangeType) {
+    case '1':
+    case '4':
+      return handoffs.open(appId, openid, { reason: 'kf_create_session', agent, at });
+    case '2':
+      return handoffs.open(appId, openid, { reason: 'kf_switch_session', agent, at });
+    case '3':
       return handoffs.close(appId, openid, { reason: 'kf_close_session', at });
     default:
       return undefined;

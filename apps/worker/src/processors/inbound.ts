@@ -1,4 +1,4 @@
-import type { WeChatClient } from '@wx-kf/shared/api';
+import type { Channels } from '@wx-kf/shared/channel';
 import type { AccountConfig } from '@wx-kf/shared/config';
 import type { Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
@@ -11,6 +11,7 @@ import {
 } from '@wx-kf/shared/queue';
 import type { ReplyRules } from '@wx-kf/shared/rules';
 import { inSpan } from '@wx-kf/shared/tracing';
+import { isPullNotice } from '@wx-kf/shared/wecom';
 import { Backoffs, type DefaultJobOptions, DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { AiReplier } from '../replies/ai-reply.js';
 import type { MessageHandler } from '../replies/handler.js';
@@ -19,13 +20,15 @@ import { applyKfEvent, isKfEvent, type WorkerHandoff } from './handoff.js';
 import { checkInboundJob, jobIdOf } from './job-data.js';
 import { type PlanDeps, planFresh } from './plan.js';
 import type { Reupload, SendReplies, SendReport } from './send.js';
+import { handOverAfterReplies, wecomSilence, wecomTransfer, wecomVia } from './wecom.js';
 
 export interface InboundDeps {
   accounts: Map<string, AccountConfig>;
   rules: Map<string, ReplyRules>;
   handler?: MessageHandler | undefined;
   outbound: Queue<OutboundJobData>;
-  client: WeChatClient;
+  /** Each account's channel (WeChat's push channel, WeCom's pull channel). */
+  channels: Channels;
   logger: Logger;
   sendReplies: SendReplies;
   /** Options of the outbound jobs that take over a send that must wait (default OUTBOUND_JOB_OPTIONS). */
@@ -36,6 +39,8 @@ export interface InboundDeps {
   handoff?: WorkerHandoff | undefined;
   /** The model, for rules that answer with `ai` (replies/ai-reply.ts). */
   ai?: AiReplier | undefined;
+  /** WeCom: a pull notice's job pulls the open_kfid's messages (processors/pull.ts). */
+  pull?: ((job: Job<InboundJobData>) => Promise<InboundResult>) | undefined;
 }
 
 /** How a job ended: the shared queue contract, which `pnpm queues show` reads back. */
@@ -70,21 +75,28 @@ async function endWith(c: Inbound, job: Job, checked: Checked, result: InboundRe
 
 /**
  * A message that gets no reply before any plan: a transfer, a kf session event (the agents' tool reporting,
- * not the user speaking: it changes the handoff), or a user with a human (invariant 12: the bot sends nothing).
+ * not the user speaking: it changes the handoff), a user with a human (invariant 12: the bot sends nothing), or on
+ * WeCom what is not the customer speaking now (history, an agent's message, a system event; only recorded).
  */
 async function noReply(c: Inbound, job: Job, checked: Checked): Promise<InboundResult | undefined> {
   const { data, touser } = checked;
   const { appId } = data;
+  const wecom = checked.account.type === 'wecom-kf';
   // Sends nothing, so it need not wait for its turn; it only lets the user's next message go.
   if (data.transferred) return endWith(c, job, checked, { action: 'transferred' });
-  if (!c.handoff?.accounts.has(appId)) return undefined;
-  const kfEvent = isKfEvent(data.message);
-  if (kfEvent) await applyKfEvent(c.handoff.state, appId, data.message);
-  // The model's hand-over replies (stored with the plan) still go: the model opened this handoff.
-  if (kfEvent || (!data.plan?.ignoreHandoff && (await c.handoff.state.isOpen(appId, touser)))) {
-    return endWith(c, job, checked, { action: 'handoff' });
+  const silent = wecom ? wecomSilence(data) : undefined;
+  if (silent) return endWith(c, job, checked, { action: silent });
+  if (c.handoff?.accounts.has(appId)) {
+    const kfEvent = isKfEvent(data.message);
+    if (kfEvent) await applyKfEvent(c.handoff.state, appId, data.message);
+    // The model's hand-over replies (stored with the plan) still go: the model opened this handoff.
+    if (kfEvent || (!data.plan?.ignoreHandoff && (await c.handoff.state.isOpen(appId, touser)))) {
+      return endWith(c, job, checked, { action: 'handoff' });
+    }
   }
-  return undefined;
+  // WeCom: a transfer rule moves the session to a person here (WeChat's ingress answered its transfers itself).
+  const transfer = wecom && !data.plan ? await wecomTransfer(c, checked) : undefined;
+  return transfer ? endWith(c, job, checked, transfer) : undefined;
 }
 
 /** The plan, in the user's turn: the stored one, the model's answer, or a fresh one; or the job's end. */
@@ -132,21 +144,24 @@ async function sendPlan(c: Inbound, job: Job<InboundJobData>, checked: Checked, 
   const { data, touser } = checked;
   const { appId, msgKey, receivedAt } = data;
   const { plan, report, reupload, taken } = ready;
+  const via = wecomVia(data);
   const { sent, stop } = report?.stop
     ? report
     : await c.sendReplies(
-        { appId, touser, msgKey, replies: plan.replies, receivedAt, release: job.id, taken },
+        { appId, touser, msgKey, replies: plan.replies, receivedAt, release: job.id, taken, ...via },
         plan.sent,
         (n) => job.updateData({ ...data, plan: { ...plan, sent: n } }),
         reupload,
       );
   if (!stop) {
     if (plan.source === 'ai') await c.ai?.done(appId, touser, jobIdOf(job));
+    // The model's hand-over replies are out: WeCom's session moves to the queue only now (else 95018 for them).
+    if (plan.ignoreHandoff) await handOverAfterReplies(c, appId, touser, msgKey, via);
     return { action: 'replied', replies: plan.replies.length };
   }
   if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);
   const outboundJobId = await c.enqueue(
-    { appId, touser, msgKey, sent, receivedAt, ...carried(plan) },
+    { appId, touser, msgKey, sent, receivedAt, ...carried(plan), ...(via.openKfId ? { openKfId: via.openKfId } : {}) },
     `${job.id}-r`,
     stop.kind === 'wait' ? stop.delayMs : firstRetryDelay(c.jobOptions, job, stop.error),
   );
@@ -175,6 +190,7 @@ export function inboundProcessor(deps: InboundDeps) {
   const c: Inbound = { ...deps, jobOptions, enqueue };
 
   const process = async (job: Job<InboundJobData>, token?: string): Promise<InboundResult> => {
+    if (c.pull && isPullNotice(job.data.message ?? {})) return c.pull(job);
     const checked = checkInboundJob(job.data, c.accounts);
     const ended = await noReply(c, job, checked);
     if (ended) return ended;

@@ -99,8 +99,15 @@ export function checkOutboundJob(
       receivedAt: receivedAt(d.receivedAt),
       ...(d.ignoreWindow === true ? { ignoreWindow: true } : {}),
       ...(d.ignoreHandoff === true ? { ignoreHandoff: true } : {}),
+      ...openKfIdOf(d.openKfId, account),
     },
   };
+}
+
+/** A WeCom reply's open_kfid: required for a wecom-kf account (else it could not be sent), never for another. */
+function openKfIdOf(value: unknown, account: AccountConfig): { openKfId?: string } {
+  if (account.type !== 'wecom-kf') return {};
+  return { openKfId: checkUser(value, 'openKfId') };
 }
 
 /** An inbound job's data, checked: a configured account, a message from an OpenID, and a valid stored plan. */

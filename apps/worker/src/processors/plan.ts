@@ -1,4 +1,5 @@
-import { TokenUnavailableError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
+import { TokenUnavailableError, WeChatApiError } from '@wx-kf/shared/api';
+import type { Channels } from '@wx-kf/shared/channel';
 import type { AccountConfig } from '@wx-kf/shared/config';
 import { actionTime, type Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
@@ -16,7 +17,8 @@ import type { Reupload } from './send.js';
 /** What planning a message needs: the user's handler (else the rules), the client, and the user's conversation. */
 export interface PlanDeps {
   handler?: MessageHandler | undefined;
-  client: WeChatClient;
+  /** Each account's channel: its client uploads and downloads media, its typing shows "typing…". */
+  channels: Channels;
   logger: Logger;
   conversation?: ConversationHooks | undefined;
   handoff?: WorkerHandoff | undefined;
@@ -55,8 +57,11 @@ function handlerHandoff(handoff: WorkerHandoff, appId: string) {
 
 /** The handler's replies, validated like the send API's (media by media_id: upload with ctx.client). */
 async function handlerPlan(deps: PlanDeps, data: InboundJobData, account: AccountConfig): Promise<Planned> {
-  const { handler, logger, handoff, client, conversation, enqueue } = deps;
+  const { handler, logger, handoff, conversation, enqueue } = deps;
   const { appId, message, msgKey } = data;
+  const channel = deps.channels.of(appId);
+  const { client } = channel;
+  const openKfId = typeof message.OpenKfId === 'string' ? { openKfId: message.OpenKfId } : {};
   const result = await handler?.(message, {
     account: { appId, type: account.type },
     log: logger.child({ appId, msgKey }),
@@ -64,8 +69,16 @@ async function handlerPlan(deps: PlanDeps, data: InboundJobData, account: Accoun
     handoff: handoff?.accounts.has(appId) ? handlerHandoff(handoff, appId) : undefined,
     client,
     send: (touser, items) =>
-      enqueue({ appId, touser, msgKey, replies: checkReplies(items, account), sent: 0, source: 'handler' }),
-    typing: (touser, on = true) => client.setTyping(appId, touser, on).catch(() => undefined),
+      enqueue({
+        appId,
+        touser,
+        msgKey,
+        replies: checkReplies(items, account),
+        sent: 0,
+        source: 'handler',
+        ...openKfId,
+      }),
+    typing: async (touser, on = true) => channel.typing?.(appId, touser, on).catch(() => undefined),
     window: async (touser) => {
       if (!conversation) throw new Error('this worker keeps no send windows');
       return conversation.window(appId, touser);
@@ -83,8 +96,9 @@ async function rulesPlan(
   account: AccountConfig,
   decision?: Decision,
 ): Promise<Planned> {
-  const { client, logger } = deps;
+  const { logger } = deps;
   const { appId, msgKey } = data;
+  const { client } = deps.channels.of(appId);
   if (decision?.kind !== 'reply' || decision.replies.length === 0) return { replies: [] };
   if (decision.missing) {
     logger.warn({ appId, msgKey, missing: decision.missing.slice(0, 5) }, 'reply template fields not in the message');

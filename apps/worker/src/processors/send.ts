@@ -1,10 +1,11 @@
-import { TokenUnavailableError, TransportError, WeChatApiError, type WeChatClient } from '@wx-kf/shared/api';
+import { TokenUnavailableError, TransportError, WeChatApiError } from '@wx-kf/shared/api';
+import type { Channel, Channels, Recipient } from '@wx-kf/shared/channel';
 import { describeReply, type Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
 import { keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
 import { annotate, inSpan } from '@wx-kf/shared/tracing';
-import { type ReplyItem, toCustomMessage } from '@wx-kf/shared/wechat';
+import type { ReplyItem } from '@wx-kf/shared/wechat';
 import type { WorkerMetrics } from '../metrics.js';
 import type { ConversationHooks } from './conversation.js';
 
@@ -15,12 +16,18 @@ export const QUOTA_PAUSE_MS = 15 * 60_000;
 export const PAUSE_CHECK_MS = 1000;
 
 export interface SendDeps {
-  client: WeChatClient;
+  /** Each account's channel (WeChat's custom/send, WeCom's kf/send_msg). */
+  channels: Channels;
   redis: RedisClient;
   logger: Logger;
   metrics: WorkerMetrics;
   /** The users' send windows and timelines (conversation.ts); without it, sends are not checked. */
   conversation?: ConversationHooks | undefined;
+  /**
+   * A send refused because the session is not the bot's (WeCom's 95018): the session's holder is read again and
+   * the handoff follows it (processors/handoff.ts). Never retried.
+   */
+  onSessionRefused?: ((appId: string, to: Recipient) => Promise<void>) | undefined;
 }
 
 /** Why sending stopped before the last reply. */
@@ -40,8 +47,10 @@ export interface SendReport {
 
 export type Replies = Pick<
   OutboundJobData,
-  'appId' | 'touser' | 'msgKey' | 'replies' | 'receivedAt' | 'ignoreWindow'
+  'appId' | 'touser' | 'msgKey' | 'replies' | 'receivedAt' | 'ignoreWindow' | 'openKfId'
 > & {
+  /** WeCom: the event code (enter_session's welcome) the first reply goes out with. */
+  code?: string | undefined;
   /** The job to take out of the user's order once every reply is accepted or the send fails for good. */
   release?: string | undefined;
   /** The send already taken from the window for the first reply to go out (by the turn that let the job go). */
@@ -82,30 +91,32 @@ function wait(metrics: WorkerMetrics, appId: string, delayMs: number, reason: st
   return { kind: 'wait', delayMs, reason };
 }
 
-/** One custom/send call; a cached media_id that WeChat no longer knows: the rules' file uploaded again, once. */
+/** One send on the account's channel; a cached media_id that WeChat no longer knows: the rules' file uploaded again, once. */
 async function sendOne(
-  client: WeChatClient,
+  channel: Channel,
   appId: string,
-  touser: string,
+  to: Recipient,
   item: ReplyItem,
   reupload: () => Promise<ReplyItem | undefined>,
 ): Promise<void> {
   try {
-    await client.sendCustomMessage(appId, toCustomMessage(touser, item));
+    await channel.send(appId, to, item);
   } catch (error) {
     if (!(error instanceof WeChatApiError && error.action === 'reupload_media')) throw error;
     const fresh = await reupload();
     if (!fresh) throw error;
-    await client.sendCustomMessage(appId, toCustomMessage(touser, fresh));
+    await channel.send(appId, to, fresh);
   }
 }
 
 /** What a failed send means for the job, with its metrics and one log line. */
-async function classify(s: Sending, appId: string, i: number, error: unknown, log: Logger): Promise<SendStop> {
+async function classify(s: Sending, appId: string, to: Recipient, error: unknown, log: Logger): Promise<SendStop> {
   const { metrics } = s;
+  const i = to.index;
   if (error instanceof WeChatApiError) {
     metrics.sends.inc({ app_id: appId, errcode: String(error.errcode) });
     log.warn({ errcode: error.errcode, errmsg: error.errmsg, reply: i, action: error.action }, 'send refused');
+    if (error.rule.session === 'refresh') await s.onSessionRefused?.(appId, to).catch(() => undefined);
     if (error.action === 'pause_account') {
       await s.pauses.pause(appId, `${error.errcode} ${error.errmsg}`);
       log.error({ errcode: error.errcode }, 'daily quota reached: sending paused for this account');
@@ -141,6 +152,7 @@ async function sendReply(
   const { metrics, logger, conversation } = s;
   const { appId, touser, msgKey } = job;
   const last = i + 1 === job.replies.length;
+  const to: Recipient = { touser, msgKey, index: i, openKfId: job.openKfId, code: job.code };
   // The window first: a send it forbids fails at once, without calling WeChat and without retries.
   // The send the turn took, if it got one; a refusal then is taken again (the user may have written since).
   const take = first && job.taken?.ok ? job.taken : await conversation?.take(appId, touser);
@@ -154,12 +166,13 @@ async function sendReply(
   }
   try {
     const attributes = { 'wxkf.reply.index': i, 'wxkf.reply.msgtype': item.msgtype };
-    await inSpan('send', attributes, () => sendOne(s.client, appId, touser, item, async () => reupload?.(i)), {
+    const channel = s.channels.of(appId);
+    await inSpan('send', attributes, () => sendOne(channel, appId, to, item, async () => reupload?.(i)), {
       onSuccess: { 'wechat.errcode': 0 },
     });
   } catch (error) {
     // A child logger only on this rare path: the usual one logs a single line (replySender).
-    const stop = await classify(s, appId, i, error, logger.child({ appId, msgKey }));
+    const stop = await classify(s, appId, to, error, logger.child({ appId, msgKey }));
     await conversation?.settle(appId, touser, {
       take,
       error,

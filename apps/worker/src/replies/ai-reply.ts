@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type AiAccount, AiAnswers, AiLimits, CLAIM_LEASE_MS, type StoredAnswer } from '@wx-kf/shared/ai';
 import { ContentCheck, type WeChatClient, type WeChatHttp } from '@wx-kf/shared/api';
+import type { Channels } from '@wx-kf/shared/channel';
 import type { AccountConfig, AiConfig } from '@wx-kf/shared/config';
 import type { InboundJobData, ReplyPlan } from '@wx-kf/shared/queue';
 import type { RedisClient } from '@wx-kf/shared/redis';
@@ -21,7 +22,8 @@ export interface AiDeps extends AskDeps {
   models: Map<string, ModelClient>;
   answers: AiAnswers;
   sendReplies: SendReplies;
-  client: WeChatClient;
+  /** Each account's channel: its client uploads a rule's media. */
+  channels: Channels;
   contentCheck: ContentCheck;
   handoff?: WorkerHandoff | undefined;
 }
@@ -123,7 +125,8 @@ export class AiReplier {
     const stream = new AnswerStream(t, {
       answers: deps.answers,
       sendReplies: deps.sendReplies,
-      contentCheck: decision.action.check ? deps.contentCheck : undefined,
+      // msg_sec_check is WeChat's: a wecom-kf corp has none (docs/wecom.md).
+      contentCheck: decision.action.check && account.type !== 'wecom-kf' ? deps.contentCheck : undefined,
       logger: deps.logger,
     });
     const run: Run = { t, account, decision, stream, budget, settings, model };
@@ -192,7 +195,8 @@ export class AiReplier {
     const room = run.budget - run.stream.replies.length;
     if (room <= 0) return [];
     const uploaded: ReplyTemplate[] = [];
-    for (const t of templates) uploaded.push(await resolveMedia(this.deps.client, run.t.data.appId, t));
+    for (const t of templates)
+      uploaded.push(await resolveMedia(this.deps.channels.of(run.t.data.appId).client, run.t.data.appId, t));
     return checkReplies(uploaded, run.account).slice(0, room);
   }
 

@@ -134,8 +134,9 @@ export class AnswerStream {
     const { job, data, touser } = this.target;
     const { appId, msgKey, receivedAt } = data;
     const replies = this.replies.slice(0, i + 1);
+    const openKfId = typeof data.message.OpenKfId === 'string' ? { openKfId: data.message.OpenKfId } : {};
     const report = await this.deps.sendReplies(
-      { appId, touser, msgKey, replies, receivedAt },
+      { appId, touser, msgKey, replies, receivedAt, ...openKfId },
       i,
       async () => undefined,
     );

@@ -17,6 +17,7 @@ export type HandoffReason =
   | 'kf_switch_session'
   | 'kf_close_session'
   | 'ai'
+  | 'session_state'
   | 'idle';
 
 /** A user's handoff as stored (JSON). A closed record stays a short while so late, older events do not reopen it. */
@@ -60,7 +61,14 @@ export function usesHandoff(
 ): boolean {
   const setting = account.handoff ?? 'auto';
   if (setting !== 'auto') return setting === 'on';
-  return has.transferRules || has.handler || has.ai === true || account.type === 'officialaccount';
+  // An Official Account's and a WeCom corp's sessions can move to a person in their own tools at any time.
+  return (
+    has.transferRules ||
+    has.handler ||
+    has.ai === true ||
+    account.type === 'officialaccount' ||
+    account.type === 'wecom-kf'
+  );
 }
 
 /** The configured accounts that use handoff, given each account's rules (whether they can transfer or use the model). */
@@ -216,7 +224,7 @@ export function handoffCounter(registries: Registry[]): Counter<'app_id' | 'chan
   if (existing) return existing as Counter<'app_id' | 'change' | 'reason'>;
   return new Counter({
     name: 'wxkf_handoffs_total',
-    help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason (rule, handler, operator, ai, kf_create_session, kf_close_session, idle)',
+    help: 'Handoffs to human agents opened and closed, by account, change (opened, closed) and reason (rule, handler, operator, ai, kf_create_session, kf_switch_session, kf_close_session, session_state, idle)',
     labelNames: ['app_id', 'change', 'reason'],
     registers: registries.slice(0, 1),
   });

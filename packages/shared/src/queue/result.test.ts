@@ -6,8 +6,22 @@ describe('readInboundResult', () => {
     const requeued = { action: 'requeued', replies: 2, sent: 1, outboundJobId: 'a-m1-r', reason: 'window closed' };
     expect(readInboundResult(requeued)).toEqual(requeued);
     expect(readInboundResult({ action: 'replied', replies: 3 })).toEqual({ action: 'replied', replies: 3 });
-    for (const action of ['none', 'transferred', 'handoff']) expect(readInboundResult({ action })).toEqual({ action });
-    expect(INBOUND_ACTIONS).toEqual(['replied', 'requeued', 'none', 'transferred', 'handoff']);
+    for (const action of ['none', 'transferred', 'handoff', 'history', 'joined']) {
+      expect(readInboundResult({ action })).toEqual({ action });
+    }
+    const pulled = { action: 'pulled', pages: 3, messages: 2500 };
+    expect(readInboundResult(pulled)).toEqual(pulled);
+    expect(readInboundResult({ action: 'pulled', pages: 3 })).toBeUndefined();
+    expect(INBOUND_ACTIONS).toEqual([
+      'replied',
+      'requeued',
+      'none',
+      'transferred',
+      'handoff',
+      'history',
+      'pulled',
+      'joined',
+    ]);
   });
 
   it('reads the former name handed_off as requeued, keeping the rest of the result', () => {

@@ -1,0 +1,102 @@
+import type { Conversations } from '@wx-kf/shared/conversation';
+import type { Logger } from '@wx-kf/shared/log';
+import { type InboundJobData, type InboundResult, inboundJob } from '@wx-kf/shared/queue';
+import { keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
+import type { InboundMessage } from '@wx-kf/shared/wechat';
+import { type PullDeps, type PullState, pull, type WeComClient } from '@wx-kf/shared/wecom';
+import type { Job, Queue } from 'bullmq';
+import type { PullMetrics } from '../wecom-metrics.js';
+import { invalid } from './job-data.js';
+
+export interface PullProcessorDeps {
+  /** The configured wecom-kf accounts (CorpIDs): a notice for anything else is refused. */
+  corps: ReadonlySet<string>;
+  kf: WeComClient;
+  state: PullState;
+  redis: RedisClient;
+  /** Every shard's inbound queue (index = shard): a pulled message goes to its customer's shard. */
+  inbound: readonly Queue<InboundJobData>[];
+  conversations: Conversations;
+  historyMaxAgeMs: number;
+  /** Renews an open handoff on a customer's message, as a WeChat push does (HANDOFF_IDLE_TIMEOUT_SECONDS). */
+  handoffIdleMs: number;
+  metrics: PullMetrics;
+  logger: Logger;
+}
+
+const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+/**
+ * The messages of one page as inbound jobs, in order: each with its conversation state (window grant, order,
+ * timeline; idempotent) just before its add, as the ingress stores a push. The job id is the msgid's: a page
+ * stored twice (a crash before its cursor moved on, or before it was dropped) adds nothing the second time.
+ */
+function pageStore(d: PullProcessorDeps): PullDeps['store'] {
+  const keys = keyspaceOf(d.redis);
+  return async (corpId, messages) => {
+    const receivedAt = Date.now();
+    // Issued in page order on one connection, so each customer's order list gets their messages in order.
+    await Promise.all(messages.map(({ message, history }) => storeOne(d, keys, corpId, message, history, receivedAt)));
+  };
+}
+
+function storeOne(
+  d: PullProcessorDeps,
+  keys: ReturnType<typeof keyspaceOf>,
+  corpId: string,
+  message: InboundMessage,
+  history: boolean,
+  receivedAt: number,
+) {
+  const job = inboundJob(corpId, message, { mode: 'safe', format: 'json', receivedAt, history });
+  const queue = d.inbound[keys.userShard(corpId, message.FromUserName)];
+  if (!queue) throw new Error('no inbound queue for the customer’s shard');
+  const customer = message.Origin === '3';
+  return Promise.all([
+    d.conversations.ingest(corpId, 'wecom-kf', job.opts.jobId, message, {
+      receivedAt,
+      handoffIdleMs: customer ? d.handoffIdleMs : undefined,
+    }),
+    queue.add(job.name, job.data, job.opts),
+  ]);
+}
+
+/**
+ * A WeCom pull notice's job (channel/wecom/pull.ts): pulls the open_kfid when no other job does, else counts
+ * itself so that pull goes round once more. A notice for an account that is not a configured wecom-kf corp, or
+ * without an open_kfid, fails at once (job data is not trusted).
+ */
+export function pullProcessor(d: PullProcessorDeps) {
+  const deps: PullDeps = {
+    kf: d.kf,
+    state: d.state,
+    store: pageStore(d),
+    historyMaxAgeMs: d.historyMaxAgeMs,
+    onPage: (corpId, count, seconds) => {
+      d.metrics.pages.inc({ app_id: corpId });
+      d.metrics.messages.inc({ app_id: corpId }, count);
+      d.metrics.pageSeconds.observe({ app_id: corpId }, seconds);
+    },
+    onSkipped: (corpId) => d.metrics.skipped.inc({ app_id: corpId }),
+  };
+  return async (job: Job<InboundJobData>): Promise<InboundResult> => {
+    const corpId = text(job.data?.appId) ?? '';
+    const message = job.data?.message ?? {};
+    const openKfId = text(message.OpenKfId);
+    if (!d.corps.has(corpId)) throw invalid('a pull notice for an account that is not a wecom-kf corp');
+    if (!openKfId || !/^[A-Za-z0-9_-]{1,64}$/.test(openKfId)) throw invalid('a pull notice without an open_kfid');
+    if (!job.id) throw invalid('the job has no id');
+    const request = { corpId, openKfId, owner: job.id, token: text(message.Token), at: job.data.receivedAt };
+    try {
+      const outcome = await pull(deps, request);
+      d.metrics.pulls.inc({ app_id: corpId, result: outcome.action });
+      if (outcome.action === 'lost') d.logger.warn({ appId: corpId, openKfId }, 'pull lost its lock to another');
+      return outcome.action === 'lost'
+        ? { action: 'pulled', pages: outcome.pages, messages: outcome.messages }
+        : outcome;
+    } catch (error) {
+      d.metrics.pulls.inc({ app_id: corpId, result: 'failed' });
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,81 @@
+// What the conversation pipeline does differently for a WeCom customer (微信客服); everything else is shared.
+import type { Channels, Recipient } from '@wx-kf/shared/channel';
+import type { Logger } from '@wx-kf/shared/log';
+import type { InboundJobData, InboundResult } from '@wx-kf/shared/queue';
+import type { ReplyRules } from '@wx-kf/shared/rules';
+import type { WorkerHandoff } from './handoff.js';
+
+/** Where a WeCom reply goes: the open_kfid the customer wrote to, and an event's code (the welcome). */
+export function wecomVia(data: InboundJobData): { openKfId?: string; code?: string } {
+  const { OpenKfId, WelcomeCode } = data.message;
+  return {
+    ...(typeof OpenKfId === 'string' ? { openKfId: OpenKfId } : {}),
+    ...(typeof WelcomeCode === 'string' ? { code: WelcomeCode } : {}),
+  };
+}
+
+/**
+ * A pulled message the bot does not answer: history (a first pull's old message), an agent's message (origin 5)
+ * or a system event (origin 4) other than a welcome (`enter_session` with its code) and the session changes the
+ * handoff reads. Each is in the timeline already (the puller's ingest wrote it).
+ */
+export function wecomSilence(data: InboundJobData): 'history' | 'none' | undefined {
+  if (data.history) return 'history';
+  const m = data.message;
+  if (m.Origin === '5') return 'none';
+  if (m.MsgType !== 'event') return undefined;
+  if (m.Event === 'session_status_change') return undefined;
+  return m.Event === 'enter_session' && typeof m.WelcomeCode === 'string' ? undefined : 'none';
+}
+
+/** What a WeCom transfer needs: the rules, the channels and the handoff. */
+interface TransferDeps {
+  rules: Map<string, ReplyRules>;
+  handler?: unknown;
+  channels: Channels;
+  handoff?: WorkerHandoff | undefined;
+}
+
+/**
+ * A transfer rule on WeCom: the session moves with service_state/trans (to the named person, else the queue),
+ * then the handoff opens, so the bot is silent until it closes. A rerun finds the handoff open and stops before.
+ */
+export async function wecomTransfer(
+  c: TransferDeps,
+  checked: { data: InboundJobData; touser: string },
+): Promise<InboundResult | undefined> {
+  const { data, touser } = checked;
+  if (c.handler) return undefined;
+  const decision = c.rules.get(data.appId)?.decide(data.message);
+  if (decision?.kind !== 'transfer') return undefined;
+  const to: Recipient = { touser, msgKey: data.msgKey, index: 0, ...wecomVia(data) };
+  await c.channels.of(data.appId).handOver?.(data.appId, to, decision.kfAccount);
+  await c.handoff?.state.open(data.appId, touser, { reason: 'rule', agent: decision.kfAccount, force: true });
+  return { action: 'transferred' };
+}
+
+/** After the model's hand-over replies: WeCom's session moves to the queue (a WeChat account has nothing to move). */
+export async function handOverAfterReplies(
+  c: { channels: Channels },
+  appId: string,
+  touser: string,
+  msgKey: string,
+  via: { openKfId?: string },
+): Promise<void> {
+  await c.channels.of(appId).handOver?.(appId, { touser, msgKey, index: 0, ...via });
+}
+
+/**
+ * A send refused because the session is not the bot's (WeCom's 95018): the session's holder is read and the
+ * handoff follows it (open while a person or the queue has it, closed otherwise), so the next message is silent.
+ */
+export function sessionRefused(channels: Channels, handoff: WorkerHandoff, logger: Logger) {
+  return async (appId: string, to: Recipient): Promise<void> => {
+    const holder = await channels.of(appId).sessionHolder?.(appId, to);
+    if (!holder || !handoff.accounts.has(appId)) return;
+    const change = { reason: 'session_state', agent: holder.agent, force: true } as const;
+    if (holder.held) await handoff.state.open(appId, to.touser, change);
+    else await handoff.state.close(appId, to.touser, change);
+    logger.info({ appId, held: holder.held }, 'WeCom session read again after 95018');
+  };
+}
