@@ -64,8 +64,7 @@ export function buildApp(options: IngressOptions): FastifyInstance {
   const handoffIds = handoffAccounts(config, allRules);
   const metrics = new IngressMetrics(options.registry ?? new Registry());
   for (const a of config.accounts) {
-    const accepts = a.security === 'safe' ? 'encrypted pushes only (compat or safe mode)' : 'plaintext and encrypted';
-    logger.info({ appId: a.appId, security: a.security, aesKey: Boolean(a.aesKey) }, `account accepts ${accepts}`);
+    logger.info({ appId: a.appId, security: a.security, aesKey: Boolean(a.aesKey) }, `account accepts ${accepts(a)}`);
   }
 
   const app = ingressInstance(logger, options.bodyLimit ?? DEFAULT_BODY_LIMIT);
@@ -112,6 +111,12 @@ export function buildApp(options: IngressOptions): FastifyInstance {
     handoff: { accounts: handoffIds, state: handoffs },
   });
   return app;
+}
+
+/** What an account's pushes may be, for its start-up line. */
+function accepts(account: Config['accounts'][number]): string {
+  if (account.type === 'wecom-kf') return "WeCom's encrypted callbacks (its pull notices)";
+  return account.security === 'safe' ? 'encrypted pushes only (compat or safe mode)' : 'plaintext and encrypted';
 }
 
 /** The Fastify instance: timeouts, body as bytes whatever its Content-Type, load shedding, zod compilers. */

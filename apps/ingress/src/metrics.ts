@@ -12,7 +12,7 @@ export class IngressMetrics {
   constructor(registry: Registry) {
     this.pushes = new Counter({
       name: 'wxkf_pushes_total',
-      help: 'Pushes received, by account, mode (plain, compat, safe; encrypted when refused before decryption) and result (stored, duplicate, transferred, rejected, unavailable, error)',
+      help: 'Pushes received, by account, mode (plain, compat, safe; encrypted when refused before decryption; wecom for WeCom callbacks) and result (stored, duplicate, transferred, ignored (a WeCom event that is no pull notice), rejected, unavailable, error)',
       labelNames: ['app_id', 'mode', 'result'],
       registers: [registry],
     });

@@ -49,6 +49,12 @@ export interface PushStoreOptions {
 export interface StoreOptions {
   signature?: SignatureUse | undefined;
   handoff?: boolean | undefined;
+  /**
+   * `false` when the message's sender is no user (a WeCom pull notice's FromUserName is an open_kfid): then no
+   * send window, order or timeline is written (`ingest` is skipped), only whether it was stored before is read.
+   * Default true.
+   */
+  conversation?: boolean | undefined;
 }
 
 /** What the ingest script found: whether the push was stored before, and the user's handoff state (raw). */
@@ -67,7 +73,14 @@ export function pushStore(options: PushStoreOptions) {
   const keys = keyspaceOf(redis);
   const durability = options.durability ?? 'local';
   const replicated = options.durability === 'replicated' ? replicaWaiter(redis, REPLICA_WAIT_MS) : undefined;
-  const store = async (job: ReturnType<typeof inboundJob>, { signature, handoff }: StoreOptions): Promise<Ingested> => {
+  /** Whether the job or its de-duplication key exists (what `ingest` says too), for a message with no conversation. */
+  const seenBefore = async (shard: number, jobId: string): Promise<Ingested> => ({
+    seen: (await redis.exists(keys.inboundJob(shard, jobId), keys.inboundDedup(shard, jobId))) > 0,
+  });
+  const store = async (
+    job: ReturnType<typeof inboundJob>,
+    { signature, handoff, conversation }: StoreOptions,
+  ): Promise<Ingested> => {
     await whenWritable(redis); // a connection still connecting at start is waited for, not failed (within the timeout)
     // An encrypted push is authenticated by msg_signature: its binding (which keeps its query from being reused)
     // goes out with the store. (A plaintext push's was bound before its body was parsed, by the route.)
@@ -83,11 +96,10 @@ export function pushStore(options: PushStoreOptions) {
     // this push was delivered before. The same script writes the user's window grant, order and timeline (no
     // extra round trip; in Redis before `success`, so they never wait for a worker; idempotent). Its keys share
     // the user's tag, so the node that takes the job has them: `confirm` (WAIT) covers them too.
-    const [ingested] = await Promise.all([
-      options.ingest(job, { handoff: Boolean(handoff) }),
-      queue.add(job.name, job.data, job.opts),
-      binding,
-    ]);
+    // Without a conversation, only the read of those keys goes before the add (the same slot: the shard's tag).
+    const ingest =
+      conversation === false ? seenBefore(shard, job.opts.jobId) : options.ingest(job, { handoff: Boolean(handoff) });
+    const [ingested] = await Promise.all([ingest, queue.add(job.name, job.data, job.opts), binding]);
     await confirm?.();
     return ingested;
   };

@@ -158,8 +158,11 @@ function jsonEnvelopeEncrypt(body: string): string | undefined {
   return found;
 }
 
-/** The envelope's own `Encrypt`; MessageFormatError when there is none (or more than one). Linear in the body. */
-function envelopeEncrypt(body: string, format: PushFormat): string {
+/**
+ * The envelope's own `Encrypt`; MessageFormatError when there is none (or more than one). Linear in the body.
+ * WeChat's encrypted pushes and WeCom's callbacks (routes/wecom.ts) both take it from here.
+ */
+export function envelopeEncrypt(body: string, format: PushFormat): string {
   const found = format === 'xml' ? xmlEnvelopeEncrypt(body) : jsonEnvelopeEncrypt(body);
   if (!found) throw new MessageFormatError('encrypted push without Encrypt');
   return found;

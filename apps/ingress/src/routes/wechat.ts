@@ -1,26 +1,21 @@
 import { isUtf8 } from 'node:buffer';
 import type { Config } from '@wx-kf/shared/config';
 import { type Handoffs, parseHandoff } from '@wx-kf/shared/handoff';
-import { errorMessage, type Logger } from '@wx-kf/shared/log';
+import type { Logger } from '@wx-kf/shared/log';
 import { inboundJob } from '@wx-kf/shared/queue';
 import type { ReplyRules } from '@wx-kf/shared/rules';
-import { annotate, annotateUser, inSpan, serverSpans } from '@wx-kf/shared/tracing';
-import {
-  buildTransferReply,
-  MessageFormatError,
-  type PushFormat,
-  SUCCESS,
-  sealReply,
-  verifySignature,
-} from '@wx-kf/shared/wechat';
+import { annotateUser, inSpan, serverSpans } from '@wx-kf/shared/tracing';
+import { buildTransferReply, MessageFormatError, SUCCESS, sealReply, verifySignature } from '@wx-kf/shared/wechat';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { IngressMetrics } from '../metrics.js';
 import { type PushStore, UnavailableError, withTimeout } from '../push-store.js';
 import { checkTimestamp, type IngressAccount, type PushQuery, type ReceivedPush, receivePush } from '../receive.js';
-import { bounded, refusal } from '../refusal.js';
+import { refusal } from '../refusal.js';
 import type { SignatureBinder, SignatureUse } from '../signature-binding.js';
+import { type PushLine, pushOutcome, refusePush } from './push-outcome.js';
+import { answerWeComCheck, receiveWeComCallback } from './wecom.js';
 
 export interface WeChatRoutesOptions {
   config: { ingress: Pick<Config['ingress'], 'timestampToleranceSeconds'> };
@@ -46,14 +41,19 @@ const querystring = z.looseObject({
   timestamp: field(20),
   nonce: field(64),
   encrypt_type: field(16),
-  echostr: field(128),
+  // WeCom's is encrypted (base64 of the padded challenge); WeChat's is a short number (WECHAT_ECHOSTR_MAX).
+  echostr: field(512),
 });
+/** WeChat's echostr is echoed as it came: bounded as before WeCom's longer one shared the schema. */
+const WECHAT_ECHOSTR_MAX = 128;
 const params = z.object({ appId: z.string().max(64).optional() });
 /**
  * Whether a captured `signature` could carry a body here: only if the account takes plaintext pushes. An
  * account that takes only encrypted ones (security `safe`, the default with an AES key) need not bind any.
  */
 const acceptsPlaintext = (account: IngressAccount) => account.config.security !== 'safe';
+/** A WeCom customer-service corp: its callback comes to the same URL (its CorpID as the AppID). */
+const isWeCom = (account: IngressAccount) => account.config.type === 'wecom-kf';
 /** Longest wait for Redis in a URL check (the push path has the store's own timeout). */
 const REDIS_WAIT_MS = 2500;
 /** A handoff write that Redis did not do: 503, so WeChat delivers the push again. */
@@ -88,6 +88,7 @@ async function answerUrlCheck(
     checkTimestamp(timestamp, config.ingress.timestampToleranceSeconds, now());
     verifySignature(account.config.token, query);
     if (!echostr) return reply.code(400).send({ error: 'format', message: 'echostr is required' });
+    if (echostr.length > WECHAT_ECHOSTR_MAX) throw new MessageFormatError('echostr is too long');
     // Consumed here, so this query cannot be replayed as a plaintext push (its signature covers no body).
     if (acceptsPlaintext(account)) {
       const use: SignatureUse = {
@@ -139,32 +140,6 @@ function transferAnswer(
   });
 }
 
-/** A push's one log line, filled in as the push is read. */
-interface PushLine {
-  appId: string;
-  /** Until the push is opened, what the query string claims (`encrypted` or `plain`). */
-  mode: string;
-  format?: PushFormat;
-  msgType?: string;
-  msgKey?: string;
-  /** The agent holding the user's open handoff (true when none is named). */
-  handoff?: string | true;
-}
-
-/** How a push ended: its result, HTTP status, log level and what else its line says. */
-type PushFinish = (result: string, status: number, level: 'info' | 'warn' | 'error', extra?: object) => void;
-
-/** Ends a push: counts it by result, times its answer and writes its one log line (`line`, as it is by then). */
-function pushOutcome({ metrics, logger }: WeChatRoutesOptions, line: PushLine, started: number): PushFinish {
-  return (result, status, level, extra = {}) => {
-    const seconds = (performance.now() - started) / 1000;
-    metrics.pushes.inc({ app_id: line.appId, mode: line.mode, result });
-    metrics.ackSeconds.observe({ result }, seconds);
-    logger[level]({ ...line, outcome: result, status, ms: Math.round(seconds * 10_000) / 10, ...extra }, 'push');
-    annotate({ 'wxkf.app_id': line.appId, 'wxkf.outcome': result, 'wxkf.msg_key': line.msgKey });
-  };
-}
-
 /**
  * A plaintext body is believed, and even parsed, only once its signature is bound to it: a captured signature
  * buys at most one parse of one body. (An encrypted push's binding goes out with its store.)
@@ -182,20 +157,10 @@ async function bindPlaintext(store: PushStore, account: IngressAccount, query: P
   });
 }
 
-/** Answers a refused push with its status and `{ error, message }`, counted and logged by its kind. */
-function refusePush(error: unknown, reply: FastifyReply, finish: PushFinish, countUnavailable: () => void) {
-  const r = refusal(error);
-  if (r.status === 503) {
-    countUnavailable();
-    finish('unavailable', 503, 'error', { reason: bounded(errorMessage(error)) });
-  } else if (r.status === 500) finish('error', 500, 'error', { err: error });
-  else finish('rejected', r.status, 'warn', { reason: r.message });
-  return reply.code(r.status).send({ error: r.error, message: r.message });
-}
-
 /**
  * The push URL: `GET /wechat/:appId` answers WeChat's URL check, `POST /wechat/:appId` receives a push
  * (authenticate, open, store, answer `success` or a transfer). With exactly one account, `/wechat` works too.
+ * For a `wecom-kf` account (its CorpID as the AppID) both are WeCom's callback instead (routes/wecom.ts).
  */
 export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fastify, options) => {
   const { config, accounts, transferRules, store, now, metrics, handoff } = options;
@@ -209,13 +174,18 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
   for (const url of paths) {
     app.get(url, { schema }, async (req, reply) => {
       const account = accountFor(req.params.appId, reply);
-      return account ? answerUrlCheck(options, account, req.query, reply) : reply;
+      if (!account) return reply;
+      if (isWeCom(account)) return answerWeComCheck(options, account, req.query, reply);
+      return answerUrlCheck(options, account, req.query, reply);
     });
 
     app.post(url, { schema }, async (req, reply) => {
       const started = performance.now();
       const account = accountFor(req.params.appId, reply);
       if (!account) return reply;
+      // WeCom's callback: no plaintext, transfer or handoff (routes/wecom.ts).
+      if (isWeCom(account))
+        return receiveWeComCallback(options, account, { query: req.query, body: req.body, started }, reply);
       const appId = account.config.appId;
       const query = req.query;
       const line: PushLine = { appId, mode: query.encrypt_type === 'aes' ? 'encrypted' : 'plain' };
