@@ -9,6 +9,7 @@ import { CliConfig, type CliContext, firstLine } from './cli/context.js';
 import { registerKfCommands } from './cli/kf-commands.js';
 import { registerQueueCommands } from './cli/queues-commands.js';
 import { registerUserCommands } from './cli/users-commands.js';
+import { registerWeComCommands } from './cli/wecom-commands.js';
 import { clip, terminalSafe } from './cli-output.js';
 import { Queues } from './queues.js';
 
@@ -18,7 +19,7 @@ export { parseDuration } from './cli/queues-commands.js';
 function buildProgram(ctx: CliContext): Command {
   const program = new Command('pnpm queues')
     .description(
-      'Inspect and operate the wx-kf queues (inbound: stored pushes, each sending its replies; outbound: replies being retried, and the send API).',
+      'Inspect and operate the wx-kf queues (inbound: stored pushes, each sending its replies; outbound: replies being retried, and the send API), users, Official Account agents and sessions, and WeCom customer service’s pull (wecom).',
     )
     .exitOverride()
     .configureOutput({
@@ -36,6 +37,7 @@ function buildProgram(ctx: CliContext): Command {
   registerQueueCommands(program, ctx);
   registerUserCommands(program, ctx);
   registerKfCommands(program, ctx);
+  registerWeComCommands(program, ctx);
   return program;
 }
 
@@ -55,7 +57,7 @@ function failure(error: unknown): number {
 export async function main(args: string[]): Promise<number> {
   if (args.length === 0) {
     console.error(
-      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean, user, forget, agents, session, sessions); --help lists them',
+      'queues: give a command (stats, paused, list, show, retry, remove, pause, resume, clean, user, forget, agents, session, sessions, wecom); --help lists them',
     );
     return 1;
   }

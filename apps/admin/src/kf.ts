@@ -16,6 +16,13 @@ const refused = (error: string, message: string) => new Refusal(400, error, mess
 const NO_SESSION_API =
   'Mini Programs and Mini Games have no agent or session API (customservice/kfaccount, kfsession); nothing was sent to WeChat';
 
+/**
+ * The one line for WeCom customer-service corps: their people are WeCom servicers, set in WeCom's console, and a
+ * session moves through kf/service_state, not through the Official Account API.
+ */
+const WECOM_NO_SESSION_API =
+  'WeCom customer-service accounts (wecom-kf) have no Official Account agent or session API (customservice/kfaccount, kfsession): their servicers are set in WeCom; nothing was sent to WeChat or WeCom';
+
 /** A handoff as the CLI and the API show it: `since` in ISO 8601, without the stored event-order mark. */
 export interface HandoffView {
   open: boolean;
@@ -69,7 +76,8 @@ export class KfOperations {
       const tokens = new TokenManager({
         redis: this.redis,
         http,
-        accounts: this.config.accounts,
+        // WeChat's token endpoints only: a wecom-kf corp's token comes from WeCom (its own client, the CLI's `wecom`).
+        accounts: this.config.accounts.filter((a) => a.type !== 'wecom-kf'),
         source: this.config.api.tokenSource,
         logger: this.logger,
       });
@@ -95,9 +103,10 @@ export class KfOperations {
     return clip(ids, 200);
   }
 
-  /** An Official Account, or the one-line refusal for a Mini Program (WeChat is not called). */
+  /** An Official Account, or the one-line refusal for a Mini Program or a WeCom corp (nobody is called). */
   official(appId?: string): AccountConfig {
     const account = this.account(appId);
+    if (account.type === 'wecom-kf') throw refused('unsupported', WECOM_NO_SESSION_API);
     if (account.type !== 'officialaccount') throw refused('unsupported', NO_SESSION_API);
     return account;
   }
@@ -167,7 +176,8 @@ export class KfOperations {
 
   /**
    * Hands the user to a human: on an Official Account, WeChat's session with `agent` first (kfsession/create),
-   * then wx-kf's handoff; on a Mini Program, wx-kf's handoff only (no session API).
+   * then wx-kf's handoff; on a Mini Program or a WeCom corp, wx-kf's handoff only (WeCom's session state is the
+   * worker's to move: it hands over through kf/service_state when a rule or handler transfers).
    */
   async openSession(appId: string | undefined, openid: string, agent?: string): Promise<SessionView> {
     const account = this.account(appId);

@@ -54,7 +54,8 @@ export class Notifications {
       const tokens = new TokenManager({
         redis: this.queues.connection,
         http,
-        accounts: this.config.accounts,
+        // WeChat's token endpoints only: a wecom-kf corp has no notifications (and its token comes from WeCom).
+        accounts: this.config.accounts.filter((a) => a.type !== 'wecom-kf'),
         source: this.config.api.tokenSource,
         logger: this.logger,
       });
@@ -66,6 +67,9 @@ export class Notifications {
 
   /** The kind's body for this account: 400 `kind` for another kind of account or a field of another kind. */
   body(account: AccountConfig, kind: NotificationKind, body: NotificationBody): NotificationBody {
+    if (account.type === 'wecom-kf') {
+      throw new Refusal(400, 'kind', 'a WeCom customer-service account (wecom-kf) has no notifications');
+    }
     if (KIND_ACCOUNT[kind] !== account.type) {
       const kinds = account.type === 'miniprogram' ? '"subscribe"' : '"template" or "bizsend"';
       throw new Refusal(400, 'kind', `a ${account.type} sends ${kinds} notifications, not "${kind}"`);

@@ -7,7 +7,12 @@ import type { CliContext } from './context.js';
 
 const iso = (seconds: number | undefined) => (seconds ? new Date(seconds * 1000).toISOString() : '');
 
-const NOTE = 'Mini Programs have no session API, so WeChat was not called';
+/** Why `session open|close` changed wx-kf's handoff only, by the kind of account. */
+const NOTES: Readonly<Record<string, string>> = {
+  miniprogram: 'Mini Programs have no session API, so WeChat was not called',
+  'wecom-kf':
+    'WeCom was not called: its session state (kf/service_state) stays as it was; move the session in WeCom if a servicer should take it',
+};
 
 function sessionLine(v: SessionView): string {
   const handoff = v.handoff
@@ -165,7 +170,7 @@ function registerSessions(program: Command, withOps: WithOps): void {
               : await ops.showSession(account.appId, openid);
         print(opts.json, view, () => {
           const note =
-            account.type === 'officialaccount' || action === 'show' ? '' : ` (wx-kf's handoff only: ${NOTE})`;
+            NOTES[account.type] && action !== 'show' ? ` (wx-kf's handoff only: ${NOTES[account.type]})` : '';
           return `${sessionLine(view)}${note}`;
         });
       }),
@@ -204,8 +209,9 @@ function registerSessions(program: Command, withOps: WithOps): void {
 }
 
 /**
- * `agents …`, `session …` and `sessions …`: Official Account agents and sessions (Mini Programs get one line
- * saying they have no such API), with `--account` and `--json`.
+ * `agents …`, `session …` and `sessions …`: Official Account agents and sessions (Mini Programs and WeCom corps
+ * get one line saying they have no such API; their `session open|close` is wx-kf's handoff only), with
+ * `--account` and `--json`.
  */
 export function registerKfCommands(program: Command, ctx: CliContext): void {
   const withOps = withOpsOf(ctx);

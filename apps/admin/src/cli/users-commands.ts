@@ -45,7 +45,8 @@ export function formatErasure(e: Erasure): string {
 
 /** The checks `user` and `forget` share: an OpenID, and a configured account when the configuration loads. */
 function checkUser(config: CliContext['config'], appId: string, openid: string) {
-  if (!OPENID_PATTERN.test(openid)) throw new CliError(`"${clip(openid, 70)}" is not an OpenID`);
+  if (!OPENID_PATTERN.test(openid))
+    throw new CliError(`"${clip(openid, 70)}" is not an OpenID (or a WeCom external_userid)`);
   // The age cap and the accounts, when the configuration loads (without it, any appId is looked up).
   const configured = config.ifLoads();
   const known = configured?.accounts.map((a) => a.appId);
@@ -60,7 +61,9 @@ function checkUser(config: CliContext['config'], appId: string, openid: string) 
 export function registerUserCommands(program: Command, { redis, config }: CliContext): void {
   program
     .command('user <appId> <openid>')
-    .description("a user's send window (open until, sends left, what opened it) and timeline, newest last")
+    .description(
+      "a user's send window (open until, sends left, what opened it) and timeline, newest last; for a WeCom corp (wecom-kf), its CorpID and the customer's external_userid",
+    )
     .option('--json', 'machine-readable output')
     .action(async (appId: string, openid: string, opts) => {
       const configured = checkUser(config, appId, openid);

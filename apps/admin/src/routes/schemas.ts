@@ -12,6 +12,9 @@ export const appId = z.string().max(64);
 /** An OpenID in a request: the send API's `touser`, the users and kf routes' `:openid`. */
 export const openid = z.string().regex(OPENID_PATTERN, 'must be an OpenID: 1 to 64 characters of A-Z a-z 0-9 _ -');
 
+/** A WeCom customer-service account's open_kfid (the send API's `open_kfid`): the OpenID alphabet. */
+export const openKfId = z.string().regex(OPENID_PATTERN, 'must be an open_kfid: 1 to 64 characters of A-Z a-z 0-9 _ -');
+
 /** An Official Account agent (`prefix@account`), checked further by the operations. */
 export const agent = z.string().min(1).max(64);
 const nickname = z.string().min(1).max(64);
@@ -21,6 +24,8 @@ export const sendSchema = {
   body: z.object({
     appId,
     touser: openid,
+    /** WeCom (wecom-kf accounts only, and required there): the customer-service account the replies come from. */
+    open_kfid: openKfId.optional(),
     messages: z
       .array(z.unknown())
       .min(1)

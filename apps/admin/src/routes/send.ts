@@ -44,6 +44,22 @@ function validMessages(messages: unknown[], account: AccountConfig): Replies {
 }
 
 /**
+ * The open_kfid a WeCom reply comes from: required for a `wecom-kf` account, which has no notifications to fall
+ * back on; refused for the others, whose replies have no such sender (400 either way, before anything is kept).
+ */
+function kfIdOf(account: AccountConfig, body: { open_kfid?: string | undefined; fallback?: unknown }) {
+  if (account.type !== 'wecom-kf') {
+    if (body.open_kfid === undefined) return undefined;
+    throw new Refusal(400, 'open_kfid', 'open_kfid is only for a WeCom customer-service (wecom-kf) account');
+  }
+  if (body.open_kfid === undefined)
+    throw new Refusal(400, 'open_kfid', 'open_kfid is required for a WeCom customer-service account');
+  if (body.fallback !== undefined)
+    throw new Refusal(400, 'fallback', 'a WeCom customer-service account has no notifications to fall back on');
+  return body.open_kfid;
+}
+
+/**
  * Refuses a call the user's window or quota cannot carry in full (invariant 11): refusing the whole call beats
  * sending its first messages and failing the rest.
  */
@@ -57,7 +73,8 @@ async function checkWindow(conversations: Conversations, appId: string, touser: 
 /**
  * `POST /api/v1/messages`: custom/send bodies for one user, queued on the outbound queue (202 `{ jobId }`). With an
  * Idempotency-Key, a retry with the same body answers the first job (`Idempotent-Replayed: true`). With a
- * `fallback` notification, a closed window sends that instead, and the answer says which went out (`via`).
+ * `fallback` notification, a closed window sends that instead, and the answer says which went out (`via`). For a
+ * WeCom corp (`wecom-kf`), `touser` is the customer's external_userid and `open_kfid` the account it wrote to.
  */
 export const sendRoutes: FastifyPluginAsync<SendRoutesOptions> = async (fastify, options) => {
   const { accounts, queues, conversations, idempotency, kf, notifications, logger } = options;
@@ -70,6 +87,7 @@ export const sendRoutes: FastifyPluginAsync<SendRoutesOptions> = async (fastify,
     if (!account) throw new UnknownAccount(400);
     const { appId } = account;
     annotateUser(appId, body.touser);
+    const openKfId = kfIdOf(account, body);
     const replies = validMessages(body.messages, account);
     const fallback = body.fallback && (await fallbackRequest(notifications, account, body.touser, body.fallback));
     // Every field that changes what is sent: a retry is answered as the first request only if it is the same.
@@ -81,6 +99,7 @@ export const sendRoutes: FastifyPluginAsync<SendRoutesOptions> = async (fastify,
         Boolean(body.ignoreWindow),
         Boolean(body.ignoreHandoff),
         ...(fallback ? [fallback] : []),
+        ...(openKfId ? [{ openKfId }] : []),
       ]),
     );
     // Which went out, said only to a caller who gave a fallback (a notification's job id starts with `notify-`).
@@ -123,6 +142,7 @@ export const sendRoutes: FastifyPluginAsync<SendRoutesOptions> = async (fastify,
         receivedAt: Date.now(),
         ...(body.ignoreWindow ? { ignoreWindow: true } : {}),
         ...(body.ignoreHandoff ? { ignoreHandoff: true } : {}),
+        ...(openKfId ? { openKfId } : {}),
       };
       await queues.outboundFor(appId, body.touser).add('send', data, { ...OUTBOUND_JOB_OPTIONS, jobId });
       await claim?.record(jobId);
