@@ -35,6 +35,8 @@ export const KNOWN_EVENTS: ReadonlySet<string> = new Set([
   'kf_create_session',
   'kf_close_session',
   'kf_switch_session',
+  // WeCom customer service (微信客服, wecom-kf accounts): the customer opened the chat (with a welcome code)
+  'enter_session',
   // job results and subscription messages
   'TEMPLATESENDJOBFINISH',
   'MASSSENDJOBFINISH',

@@ -1,0 +1,271 @@
+// WeCom customer service (微信客服) end to end: the simulator's WeCom, a real ingress process and real worker
+// processes on a real Redis. The callback is a notice; the workers pull, answer and hand over.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Conversations } from '@wx-kf/shared/conversation';
+import { Handoffs } from '@wx-kf/shared/handoff';
+import { INBOUND_QUEUE, type InboundJobData, openQueue, readInboundResult } from '@wx-kf/shared/queue';
+import { createRedis } from '@wx-kf/shared/redis';
+import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
+import { type SimCorp, Simulator } from '@wx-kf/wechat-sim';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
+const KF = 'wkTESTKF0000000000000000000001';
+const CORP: SimCorp = {
+  corpId: 'wwtestcorp0000001',
+  secret: 'kf-secret-for-tests',
+  token: 'wecomTestToken1',
+  aesKey: 'WeComTestEncodingAESKey0000000000000000000A',
+  kfAccounts: [{ openKfId: KF, name: 'test kf' }],
+  servicers: ['agent1'],
+};
+const sim = new Simulator({ accounts: [], wecom: { corps: [CORP] } });
+const dir = mkdtempSync(join(tmpdir(), 'wx-kf-wecom-'));
+const accountsFile = join(dir, 'accounts.json');
+writeFileSync(
+  accountsFile,
+  JSON.stringify({
+    accounts: [
+      { appId: CORP.corpId, appSecret: CORP.secret, token: CORP.token, aesKey: CORP.aesKey, type: 'wecom-kf' },
+    ],
+  }),
+);
+const rulesFile = join(dir, 'rules.json');
+const text = (content: string) => ({ msgtype: 'text', text: { content } });
+writeFileSync(
+  rulesFile,
+  JSON.stringify({
+    rules: [
+      { when: { event: 'enter_session' }, reply: [text('welcome!')] },
+      { when: { msgType: 'text', contains: 'human' }, transfer: { kfAccount: 'agent1' } },
+      { when: { msgType: 'text', contains: 'six' }, reply: [1, 2, 3, 4, 5, 6].map((i) => text(`part ${i}`)) },
+    ],
+    fallback: [text('got {{Content}}')],
+  }),
+);
+
+let redisUrl: string;
+let redis: Redis;
+let inbound: Queue<InboundJobData>;
+let ingressUrl: string;
+let running: ServiceProcess[] = [];
+
+const env = (): NodeJS.ProcessEnv => ({
+  REDIS_URL: redisUrl,
+  WECHAT_ACCOUNTS_FILE: accountsFile,
+  WECOM_API_BASE: sim.url,
+  WECHAT_API_BASE: sim.url,
+  REPLY_RULES_FILE: rulesFile,
+  WORKER_CONCURRENCY: '50',
+  WORKER_LOCK_DURATION_MS: '2000',
+});
+
+async function worker(): Promise<ServiceProcess> {
+  const p = ServiceProcess.start('worker', env());
+  running.push(p);
+  await p.waitFor('worker started');
+  return p;
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** What the customers received, by customer, in delivery order (text content). */
+function received(): Map<string, string[]> {
+  const byUser = new Map<string, string[]>();
+  for (const m of sim.wecom.sentTo(CORP.corpId)) {
+    const body = m.body.text;
+    const content = typeof body === 'object' && body !== null && 'content' in body ? String(body.content) : m.msgtype;
+    byUser.set(m.touser, [...(byUser.get(m.touser) ?? []), content]);
+  }
+  return byUser;
+}
+
+/** The stored results of the inbound jobs, by outcome name. */
+async function outcomes(): Promise<Record<string, number>> {
+  const jobs = await inbound.getJobs(['completed'], 0, -1);
+  const counts: Record<string, number> = {};
+  for (const job of jobs) {
+    const action = readInboundResult(job.returnvalue)?.action ?? 'unknown';
+    counts[action] = (counts[action] ?? 0) + 1;
+  }
+  return counts;
+}
+
+const customers = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `wm_${tag}_${i}`);
+
+beforeAll(async () => {
+  await sim.listen();
+});
+beforeEach(async () => {
+  redisUrl = await isolatedRedisUrl();
+  redis = createRedis(redisUrl, 'client');
+  inbound = openQueue(INBOUND_QUEUE, redis);
+  sim.reset();
+  const port = await freePort();
+  const ingress = ServiceProcess.start('ingress', { ...env(), HOST: '127.0.0.1', PORT: String(port) });
+  running.push(ingress);
+  await ingress.waitFor('ingress listening');
+  ingressUrl = `http://127.0.0.1:${port}`;
+});
+afterEach(async () => {
+  await Promise.all(running.map((p) => p.stop('SIGKILL')));
+  running = [];
+  await inbound.close();
+  redis.disconnect();
+});
+afterAll(() => sim.close());
+
+describe('WeCom customer service through ingress and worker processes', () => {
+  it('answers the URL check with the decrypted echostr', async () => {
+    const check = await sim.wecom.verifyUrl(ingressUrl, CORP.corpId);
+    expect(check.status).toBe(200);
+    expect(check.body).toBe(check.expected);
+    const tampered = await sim.wecom.verifyUrl(ingressUrl, CORP.corpId, { tamper: true });
+    expect(tampered.status).toBeGreaterThanOrEqual(400);
+  });
+
+  it('one callback delivered three times and a 2 500-message backlog: one reply per msgid, in each customer’s order', async () => {
+    await Promise.all([worker(), worker()]);
+    const users = customers(500, 'backlog');
+    sim.wecom.customerMessages(2500, {
+      corpId: CORP.corpId,
+      openKfId: KF,
+      externalUserIds: users,
+      content: (i) => `m${Math.floor(i / users.length)}`, // each customer's messages are m0 … m4, in order
+    });
+    const notice = await sim.wecom.notify(ingressUrl, CORP.corpId, KF, { times: 3 });
+    expect(notice.status).toBe(200);
+    await until(() => sim.wecom.sent.length >= 2500);
+    await new Promise((r) => setTimeout(r, 500)); // anything extra would show up now
+    const got = received();
+    expect(got.size).toBe(500);
+    for (const user of users) expect(got.get(user)).toEqual(['got m0', 'got m1', 'got m2', 'got m3', 'got m4']);
+    expect(sim.wecom.sent).toHaveLength(2500);
+    expect(sim.wecom.duplicateSends).toBe(0);
+    expect(sim.wecom.syncCallsByKf.get(KF)).toBeGreaterThanOrEqual(3); // 1000 per page
+    expect(sim.wecom.maxConcurrentSyncs.get(KF)).toBe(1);
+    // The three deliveries of the callback are one notice job.
+    expect((await outcomes()).pulled).toBe(1);
+  }, 120_000);
+
+  it('a worker killed between pages: after a restart nothing is lost or doubled', async () => {
+    sim.slow({ path: '/cgi-bin/kf/sync_msg', fixedMs: 800 });
+    const victim = await worker();
+    // 4 each: a send taken by a killed worker stays counted (the ledger never over-sends), so 5 could leave one short.
+    const users = customers(525, 'kill');
+    sim.wecom.customerMessages(2100, { corpId: CORP.corpId, openKfId: KF, externalUserIds: users });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(() => sim.wecom.sent.length > 0); // the first page is stored and being answered
+    await victim.stop('SIGKILL');
+    const pulledBefore = sim.wecom.syncCalls;
+    expect(pulledBefore).toBeLessThan(3); // killed before the last of the three pages was pulled
+    expect(sim.wecom.sent.length).toBeLessThan(2100);
+    await worker(); // takes the stalled notice job over: same job, same pull
+    await until(() => sim.wecom.sent.length >= 2100, 90_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const got = received();
+    for (const user of users) expect(got.get(user)).toHaveLength(4);
+    expect(sim.wecom.sent).toHaveLength(2100);
+    expect(sim.wecom.syncCalls).toBeGreaterThan(pulledBefore);
+    console.log(
+      `[wecom] SIGKILL between pages: 2100 delivered once each; ${sim.wecom.duplicateSends} send(s) retried with the same msgid and not delivered again`,
+    );
+  }, 180_000);
+
+  it('two callbacks while a pull runs: one puller, which goes round once more', async () => {
+    sim.slow({ path: '/cgi-bin/kf/sync_msg', fixedMs: 600 });
+    await Promise.all([worker(), worker()]);
+    const first = customers(40, 'first');
+    sim.wecom.customerMessages(40, { corpId: CORP.corpId, openKfId: KF, externalUserIds: first });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(() => sim.wecom.syncCalls >= 1);
+    const later = customers(20, 'later');
+    sim.wecom.customerMessages(20, { corpId: CORP.corpId, openKfId: KF, externalUserIds: later });
+    await Promise.all([sim.wecom.notify(ingressUrl, CORP.corpId, KF), sim.wecom.notify(ingressUrl, CORP.corpId, KF)]);
+    await until(() => sim.wecom.sent.length >= 60);
+    await until(async () => (await inbound.getJobCounts('completed')).completed >= 63);
+    expect(sim.wecom.maxConcurrentSyncs.get(KF)).toBe(1);
+    const counts = await outcomes();
+    expect(counts.pulled).toBe(1);
+    expect(counts.joined).toBe(2);
+    expect(sim.wecom.sent).toHaveLength(60);
+  }, 60_000);
+
+  it('a first pull with 3 days of history answers none of the old messages and records them', async () => {
+    await worker();
+    const user = 'wm_history_0';
+    sim.wecom.history({ corpId: CORP.corpId, openKfId: KF, externalUserId: user, daysAgo: 2, count: 10 });
+    sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: user, content: 'now' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(() => sim.wecom.sent.length >= 1);
+    await until(async () => (await outcomes()).history === 10);
+    expect(received().get(user)).toEqual(['got now']);
+    const view = await new Conversations(redis).view(CORP.corpId, user);
+    expect(view.timeline.filter((e) => e.direction === 'in')).toHaveLength(11);
+  });
+
+  it('a welcome code is used within its 20 s', async () => {
+    await worker();
+    const { welcomeCode } = sim.wecom.enterSession({ corpId: CORP.corpId, openKfId: KF, externalUserId: 'wm_welcome' });
+    expect(welcomeCode).toBeTruthy();
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(() => sim.wecom.sent.length >= 1);
+    const [welcome] = sim.wecom.sentTo(CORP.corpId, 'wm_welcome');
+    expect(welcome?.viaEvent).toBe(true);
+    expect(welcome?.body).toMatchObject({ text: { content: 'welcome!' } });
+  });
+
+  it('a transfer moves the session to the agent and the bot stays silent; 95018 is not retried and reads the state', async () => {
+    await worker();
+    const user = 'wm_transfer';
+    sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: user, content: 'a human please' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(() => sim.wecom.transCalls.length >= 1);
+    expect(sim.wecom.transCalls[0]).toMatchObject({ externalUserId: user, to: 3, servicer: 'agent1', errcode: 0 });
+    expect(sim.wecom.state(CORP.corpId, KF, user).service_state).toBe(3);
+    const handoffs = new Handoffs({ redis, idleMs: 60_000 });
+    await until(async () => (await handoffs.isOpen(CORP.corpId, user)) === true);
+    sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: user, content: 'hello?' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(async () => (await outcomes()).handoff === 1);
+    expect(sim.wecom.sentTo(CORP.corpId, user)).toEqual([]);
+
+    // A person has another customer's session, and no event told us: the bot's send gets 95018.
+    const other = 'wm_taken';
+    sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: other, content: 'hi' });
+    sim.wecom.sessions.set(CORP.corpId, KF, other, 3, 'agent1');
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(async () => (await inbound.getJobCounts('failed')).failed >= 1);
+    const [failed] = await inbound.getJobs(['failed']);
+    expect(failed?.failedReason).toMatch(/^95018/);
+    expect(failed?.attemptsMade).toBe(1); // never retried
+    expect(await handoffs.get(CORP.corpId, other)).toMatchObject({
+      open: true,
+      agent: 'agent1',
+      reason: 'session_state',
+    });
+    expect(sim.wecom.sentTo(CORP.corpId, other)).toEqual([]);
+  });
+
+  it('the window’s sixth send is refused locally, never sent to WeCom', async () => {
+    await worker();
+    const user = 'wm_six';
+    sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: user, content: 'six please' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(async () => (await inbound.getJobCounts('failed')).failed >= 1);
+    expect(received().get(user)).toEqual(['part 1', 'part 2', 'part 3', 'part 4', 'part 5']);
+    const [failed] = await inbound.getJobs(['failed']);
+    expect(failed?.failedReason).toMatch(/no sends left/);
+    const view = await new Conversations(redis).view(CORP.corpId, user);
+    expect(view.window.left).toBe(0);
+  });
+});
