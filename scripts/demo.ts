@@ -1,13 +1,16 @@
-// The no-credentials demo of `pnpm start`: the simulator on loopback stands in for WeChat, with one sandbox
-// account, and Redis of its own: a private redis-server (or, without one installed, a database of its own on the
+// The no-credentials demo of `pnpm start`: the simulator on loopback stands in for WeChat (and WeCom), with a
+// sandbox Mini Program and a sandbox WeCom customer-service corp, and Redis of its own: a private redis-server (or, without one installed, a database of its own on the
 // Redis at 127.0.0.1:6379, emptied at each start), never another application's data.
-import { accountEnv } from '@wx-kf/shared/config';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AccountConfig } from '@wx-kf/shared/config';
 import { INBOUND_QUEUE, type InboundJobData, openQueue, readInboundResult } from '@wx-kf/shared/queue';
 import { createRedis, keyspaceOf } from '@wx-kf/shared/redis';
 import { runService } from '@wx-kf/shared/service';
 // The launcher alone (Node built-ins only), not the test kit's index, which loads vitest.
 import { answersPing, hasRedisServer, RedisServer } from '@wx-kf/testkit/local-redis';
-import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT, Simulator } from '@wx-kf/wechat-sim';
+import { DEFAULT_SIM_PORT, SANDBOX_ACCOUNT, SANDBOX_WECOM, SANDBOX_WECOM_ACCOUNT, Simulator } from '@wx-kf/wechat-sim';
 import { QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { startAll } from './start.js';
@@ -97,6 +100,20 @@ async function announceHandoffs(redisUrl: string): Promise<() => Promise<void>> 
   };
 }
 
+/** The demo's accounts file (a temporary one): the sandbox Mini Program and the sandbox WeCom corp. */
+function demoAccountsFile(): string {
+  const entry = ({ appId, appSecret, token, aesKey, type }: AccountConfig) => ({
+    appId,
+    appSecret,
+    token,
+    aesKey,
+    type,
+  });
+  const file = join(mkdtempSync(join(tmpdir(), 'wx-kf-demo-')), 'accounts.json');
+  writeFileSync(file, JSON.stringify({ accounts: [entry(SANDBOX_ACCOUNT), entry(SANDBOX_WECOM_ACCOUNT)] }));
+  return file;
+}
+
 /** Runs the demo with `start` (the same composition as a real `pnpm start`). */
 export async function demo(start: typeof startAll): Promise<void> {
   let redisUrl = process.env.REDIS_URL || undefined;
@@ -122,6 +139,11 @@ export async function demo(start: typeof startAll): Promise<void> {
   const sim = new Simulator({
     accounts: [SANDBOX_ACCOUNT],
     onMessage: (m) => console.log(`[simulator] custom/send → ${m.touser}: ${JSON.stringify(m.body)}`),
+    wecom: {
+      corps: [SANDBOX_WECOM],
+      onSend: (m) =>
+        console.log(`[simulator] kf/send_msg${m.viaEvent ? '_on_event' : ''} → ${m.touser}: ${JSON.stringify(m.body)}`),
+    },
   });
   const simUrl = await sim.listen(simPort);
   const a = SANDBOX_ACCOUNT;
@@ -129,7 +151,8 @@ export async function demo(start: typeof startAll): Promise<void> {
     ...process.env,
     REDIS_URL: redisUrl ?? '',
     WECHAT_API_BASE: simUrl,
-    ...accountEnv(a),
+    WECOM_API_BASE: simUrl,
+    WECHAT_ACCOUNTS_FILE: demoAccountsFile(),
     REPLY_RULES_FILE: process.env.REPLY_RULES_FILE ?? 'examples/rules-ai.yaml',
     // Text no rule takes is answered by the simulator's fake model; AI_BASE_URL (and AI_MODEL) point elsewhere.
     AI_BASE_URL: process.env.AI_BASE_URL ?? `${simUrl}/v1`,
@@ -148,6 +171,7 @@ export async function demo(start: typeof startAll): Promise<void> {
           '',
           'wx-kf DEMO: no WeChat credentials are configured, so replies go to a SIMULATOR, not to WeChat.',
           `  ingress    ${ingress.url}/wechat/${a.appId}   (the URL WeChat would push to)`,
+          `  wecom      ${ingress.url}/wechat/${SANDBOX_WECOM.corpId}   (a WeCom customer-service corp's callback: 微信客服)`,
           `  simulator  ${simUrl}   (fake WeChat API; recorded replies: ${simUrl}/__sim/messages)`,
           `  model      ${env.AI_BASE_URL}   (${env.AI_BASE_URL?.startsWith(simUrl) ? "the simulator's FAKE model; AI_BASE_URL and AI_MODEL point at a real one" : env.AI_MODEL})`,
           `  redis      ${redisUrl ?? `${config.redis.kind} (${config.redis.shards} shards)`}`,
@@ -162,6 +186,7 @@ export async function demo(start: typeof startAll): Promise<void> {
           '  pnpm sim push --text "#human"           (the model hands you to a person: the handoff opens)',
           '  pnpm sim push --text 人工            (answered with transfer_customer_service: the user goes to a human)',
           '  pnpm sim push --type kf_close_session   (the agent closes the session: the bot answers again)',
+          '  pnpm sim push --wecom --text hello     (WeCom: a notice, then a worker pulls; the reply is "[simulator] kf/send_msg")',
           'Set WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_TOKEN (see .env.example) to serve a real account.',
           '',
         ].join('\n'),

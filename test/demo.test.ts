@@ -58,6 +58,21 @@ describe('pnpm start without credentials (the demo)', () => {
     expect(await back.exited).toBe(0);
     await until(() => demo.output.filter((l) => l.includes('hi! this reply came through custom/send')).length === 2);
 
+    // The sandbox WeCom corp: the simulator queues the customer's message, the notice goes to the ingress, a
+    // worker pulls and answers through kf/send_msg.
+    const wecom = ServiceProcess.start('sim', env, [
+      'push',
+      '--wecom',
+      '--text',
+      'hello',
+      '--sim',
+      `http://127.0.0.1:${simPort}`,
+    ]);
+    expect(await wecom.exited).toBe(0);
+    await until(() =>
+      demo.output.some((l) => l.startsWith('[simulator] kf/send_msg → wm_sim_customer_0001:') && l.includes('hi!')),
+    );
+
     const verify = ServiceProcess.start('sim', env, ['verify']);
     expect(await verify.exited).toBe(0);
     expect(verify.output).toContain('← 200: 4375120948345356249');

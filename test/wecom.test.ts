@@ -192,7 +192,7 @@ describe('WeCom customer service through ingress and worker processes', () => {
     sim.wecom.customerMessages(20, { corpId: CORP.corpId, openKfId: KF, externalUserIds: later });
     await Promise.all([sim.wecom.notify(ingressUrl, CORP.corpId, KF), sim.wecom.notify(ingressUrl, CORP.corpId, KF)]);
     await until(() => sim.wecom.sent.length >= 60);
-    await until(async () => (await inbound.getJobCounts('completed')).completed >= 63);
+    await until(async () => ((await inbound.getJobCounts('completed')).completed ?? 0) >= 63);
     expect(sim.wecom.maxConcurrentSyncs.get(KF)).toBe(1);
     const counts = await outcomes();
     expect(counts.pulled).toBe(1);
@@ -244,7 +244,7 @@ describe('WeCom customer service through ingress and worker processes', () => {
     sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: other, content: 'hi' });
     sim.wecom.sessions.set(CORP.corpId, KF, other, 3, 'agent1');
     await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
-    await until(async () => (await inbound.getJobCounts('failed')).failed >= 1);
+    await until(async () => ((await inbound.getJobCounts('failed')).failed ?? 0) >= 1);
     const [failed] = await inbound.getJobs(['failed']);
     expect(failed?.failedReason).toMatch(/^95018/);
     expect(failed?.attemptsMade).toBe(1); // never retried
@@ -261,7 +261,7 @@ describe('WeCom customer service through ingress and worker processes', () => {
     const user = 'wm_six';
     sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: user, content: 'six please' });
     await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
-    await until(async () => (await inbound.getJobCounts('failed')).failed >= 1);
+    await until(async () => ((await inbound.getJobCounts('failed')).failed ?? 0) >= 1);
     expect(received().get(user)).toEqual(['part 1', 'part 2', 'part 3', 'part 4', 'part 5']);
     const [failed] = await inbound.getJobs(['failed']);
     expect(failed?.failedReason).toMatch(/no sends left/);

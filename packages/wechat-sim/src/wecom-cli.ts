@@ -93,9 +93,16 @@ WeCom 微信客服 (the pull channel; point WECOM_API_BASE at the simulator): GE
   /cgi-bin/kf/account/list, for the sandbox corp ${SANDBOX_WECOM.corpId} (kf ${SANDBOX_WECOM.kfAccounts[0]?.openKfId})
   and each configured wecom-kf account. Control under /__sim/wecom/ (JSON; corpId, openKfId, externalUserId
   default to the first corp, its first kf account, wm_sim_customer_0001):
-  POST customer-message {content}, customer-messages {n}, history {daysAgo,count}, enter-session {scene},
-       agent-message {content}, agent-takes {servicer}, agent-ends, send-failed {failMsgid}, user-recall
-       {recallMsgid}: each answers the item and a fresh sync Token; token {ageMs}; expire-tokens
-  GET  stats, sent (?corpId&touser), state (?corpId&openKfId&externalUserId), trans, corps
+  POST /__sim/wecom/<what>          customer-message {content}, customer-messages {n}, history {daysAgo,count},
+                                    enter-session {scene}, agent-message {content}, agent-takes {servicer},
+                                    agent-ends, send-failed {failMsgid}, user-recall {recallMsgid}: each answers
+                                    the item and a fresh sync Token
+  POST /__sim/wecom/token           {ageMs}: a sync Token (already that old)
+  POST /__sim/wecom/expire-tokens   {corpId}: every access_token issued so far answers 42001
+  GET  /__sim/wecom/state           a session's service_state (?corpId&openKfId&externalUserId)
+  GET  /__sim/wecom/sent            the messages delivered (?corpId&touser)
+  GET  /__sim/wecom/stats           token requests, sync calls (and how many overlapped), duplicate sends
+  GET  /__sim/wecom/trans           the service_state/trans calls
+  GET  /__sim/wecom/corps           the corps and their kf accounts
   pnpm sim push --wecom --text hi queues a customer message and sends the encrypted callback to the ingress.
 `;
