@@ -213,15 +213,21 @@ describe('WeCom customer service through ingress and worker processes', () => {
     expect(view.timeline.filter((e) => e.direction === 'in')).toHaveLength(11);
   });
 
-  it('a welcome code is used within its 20 s', async () => {
+  it('a welcome code is used within its 20 s, and takes none of the 5 sends a message allows', async () => {
     await worker();
-    const { welcomeCode } = sim.wecom.enterSession({ corpId: CORP.corpId, openKfId: KF, externalUserId: 'wm_welcome' });
+    const user = 'wm_welcome';
+    sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: user, content: 'hi' });
+    const { welcomeCode } = sim.wecom.enterSession({ corpId: CORP.corpId, openKfId: KF, externalUserId: user });
     expect(welcomeCode).toBeTruthy();
     await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
-    await until(() => sim.wecom.sent.length >= 1);
-    const [welcome] = sim.wecom.sentTo(CORP.corpId, 'wm_welcome');
-    expect(welcome?.viaEvent).toBe(true);
-    expect(welcome?.body).toMatchObject({ text: { content: 'welcome!' } });
+    await until(() => sim.wecom.sent.length >= 2);
+    const [reply, welcome] = sim.wecom.sentTo(CORP.corpId, user);
+    expect(reply?.viaEvent).toBeUndefined();
+    expect(reply?.body).toMatchObject({ text: { content: 'got hi' } });
+    expect(welcome).toMatchObject({ viaEvent: true, body: { text: { content: 'welcome!' } } });
+    // WeCom counts the reply, not the welcome: 4 of the message's 5 sends are left, in WeCom and in the ledger.
+    const view = await new Conversations(redis).view(CORP.corpId, user);
+    expect(view.window).toMatchObject({ open: true, left: 4 });
   });
 
   it('a transfer moves the session to the agent and the bot stays silent; 95018 is not retried and reads the state', async () => {

@@ -1,4 +1,4 @@
-import { errcodeRule, TokenUnavailableError, TransportError, WeChatApiError } from '@wx-kf/shared/api';
+import { TokenUnavailableError, TransportError, WeChatApiError } from '@wx-kf/shared/api';
 import { clip } from '@wx-kf/shared/log';
 
 /** Longest reason a refusal answers, whatever the input: an error may quote the caller's bytes. */
@@ -128,7 +128,7 @@ export function describeError(error: unknown): RefusalAnswer | undefined {
       errmsg: error.errmsg.slice(0, MAX_REASON),
       message: bounded(error.message),
     };
-    return { status: errcodeRule(error.errcode).http, body, headers: {} };
+    return { status: error.rule.http, body, headers: {} }; // the row of the client's own channel
   }
   if (error instanceof TransportError || error instanceof TokenUnavailableError) {
     return { status: 502, body: { error: 'wechat_unavailable', message: bounded(error.message) }, headers: {} };

@@ -36,6 +36,8 @@ export interface SendOutcome {
   release?: string | undefined;
   /** A message WeChat accepted: it joins the user's AI context (on accounts that keep one). */
   sent?: SentMessage | undefined;
+  /** Accepted, but not counted by the platform (WeCom's welcome, sent with its event's code): the send goes back. */
+  uncounted?: boolean;
 }
 
 /**
@@ -106,7 +108,7 @@ async function awaitTurn(
 /** Records a send's outcome: the window learns from WeChat's answer, the timeline gets an entry. */
 async function settle(deps: ConversationDeps, appId: string, touser: string, outcome: SendOutcome): Promise<void> {
   const { take, error, entry, release, sent } = outcome;
-  const effect = error === undefined ? undefined : effectOf(error);
+  const effect = error === undefined ? (outcome.uncounted ? 'refund' : undefined) : effectOf(error);
   const taken = take?.ok ? take : undefined;
   // A refund only gives back what was taken; closing applies whatever was taken.
   const applied = effect === 'refund' && !taken ? undefined : effect;

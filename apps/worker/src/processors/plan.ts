@@ -1,5 +1,5 @@
 import { TokenUnavailableError, WeChatApiError } from '@wx-kf/shared/api';
-import type { Channels } from '@wx-kf/shared/channel';
+import type { Channel, Channels } from '@wx-kf/shared/channel';
 import type { AccountConfig } from '@wx-kf/shared/config';
 import { actionTime, type Take } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
@@ -44,11 +44,20 @@ async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The handler's `ctx.handoff`: open, close or read a user's handoff on this account. */
-function handlerHandoff(handoff: WorkerHandoff, appId: string) {
+/**
+ * The handler's `ctx.handoff`: open, close or read a user's handoff on this account. On WeCom, opening it for the
+ * customer of this message also moves their session (service_state/trans, to `agent` or the queue).
+ */
+function handlerHandoff(handoff: WorkerHandoff, appId: string, channel: Channel, data: InboundJobData) {
+  const { message, msgKey } = data;
+  const openKfId = typeof message.OpenKfId === 'string' ? message.OpenKfId : undefined;
   return {
-    open: (touser: string, agent?: string) =>
-      handoff.state.open(appId, touser, { reason: 'handler', agent, force: true }).then(() => undefined),
+    open: async (touser: string, agent?: string) => {
+      if (openKfId && touser === message.FromUserName) {
+        await channel.handOver?.(appId, { touser, msgKey, index: 0, openKfId }, agent);
+      }
+      await handoff.state.open(appId, touser, { reason: 'handler', agent, force: true });
+    },
     close: (touser: string) =>
       handoff.state.close(appId, touser, { reason: 'handler', force: true }).then(() => undefined),
     isOpen: (touser: string) => handoff.state.isOpen(appId, touser),
@@ -66,7 +75,7 @@ async function handlerPlan(deps: PlanDeps, data: InboundJobData, account: Accoun
     account: { appId, type: account.type },
     log: logger.child({ appId, msgKey }),
     reply: messageBuilders,
-    handoff: handoff?.accounts.has(appId) ? handlerHandoff(handoff, appId) : undefined,
+    handoff: handoff?.accounts.has(appId) ? handlerHandoff(handoff, appId, channel, data) : undefined,
     client,
     send: (touser, items) =>
       enqueue({

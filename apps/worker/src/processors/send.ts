@@ -184,7 +184,9 @@ async function sendReply(
   metrics.sends.inc({ app_id: appId, errcode: '0' });
   const entry = { ...describeReply(item), jobId: msgKey, result: 'sent' };
   const sent = { item, jobId: msgKey };
-  await conversation?.settle(appId, touser, { take, entry, release: last ? job.release : undefined, sent });
+  // WeCom's welcome went with its event's code (send_msg_on_event), which the 5 sends after a message do not count.
+  const uncounted = Boolean(to.code) && i === 0;
+  await conversation?.settle(appId, touser, { take, entry, release: last ? job.release : undefined, sent, uncounted });
   return undefined;
 }
 

@@ -1,4 +1,4 @@
-// No imports but a type: what WeCom's errcodes mean for the pull channel (docs/wechat-protocol.md §12).
+// No imports but a type: what WeCom's errcodes mean for the pull channel (docs/wechat-protocol.md §15).
 import type { ErrcodeTable } from '../../api/errcodes.js';
 
 /**

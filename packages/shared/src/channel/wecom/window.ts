@@ -2,7 +2,7 @@ import type { WindowGrant } from '../../conversation/rules.js';
 
 const HOURS_48 = 48 * 3600_000;
 
-/** A customer's message: 5 messages within 48 h (kf/send_msg; docs/wechat-protocol.md §12). */
+/** A customer's message: 5 messages within 48 h (kf/send_msg; docs/wechat-protocol.md §15). */
 const MESSAGE: WindowGrant = { trigger: 'message', count: 5, ms: HOURS_48 };
 /** `enter_session` with a welcome code: one message within 20 s, through kf/send_msg_on_event. */
 const WELCOME: WindowGrant = { trigger: 'enter_session', count: 1, ms: 20_000 };
