@@ -90,6 +90,10 @@ async function pullPages(deps: PullDeps, r: PullRequest, turn: PullTurn, counts:
       throw error;
     }
     deps.onPage?.(r.corpId, page.msg_list.length, (performance.now() - started) / 1000);
+    // A page that says "more" without moving on would be pulled forever: the job fails and is retried later.
+    if (page.has_more && (page.next_cursor === '' || page.next_cursor === cursor)) {
+      throw new Error('kf/sync_msg answered has_more without a new cursor');
+    }
     counts.pages++;
     const saved = { first, items: page.msg_list };
     if (!(await deps.state.savePage(r.corpId, r.openKfId, r.owner, cursor, page.next_cursor, saved))) return false;
