@@ -1,6 +1,7 @@
 import { handoffCounter } from '@wx-kf/shared/handoff';
 import { Counter, type Registry } from 'prom-client';
 import { AiMetrics } from './replies/ai-metrics.js';
+import { PullMetrics } from './wecom-metrics.js';
 
 /** The worker's Prometheus metrics. */
 export class WorkerMetrics {
@@ -14,6 +15,8 @@ export class WorkerMetrics {
   readonly notifications: Counter<'app_id' | 'template' | 'outcome'>;
   /** The AI reply source's: model latency, tokens, failures, answers split and clipped. */
   readonly ai: AiMetrics;
+  /** WeCom's pull: notices, pages, messages pulled, page latency (no series until a wecom-kf account pulls). */
+  readonly wecom: PullMetrics;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -56,5 +59,6 @@ export class WorkerMetrics {
     // The ingress's metric when one process hosts both (pnpm start shares the registry): one name, one series.
     this.handoffs = handoffCounter([registry]);
     this.ai = new AiMetrics(registry);
+    this.wecom = new PullMetrics(registry);
   }
 }

@@ -69,7 +69,7 @@ export async function buildParts(config: Config, logger: Logger, options: Worker
     ...options.tokenOptions,
   });
   const wechat = new WeChatClient(http, tokens, redis);
-  const wecom = wecomParts(config, redis, logger, metrics, registry, options.tokenOptions);
+  const wecom = wecomParts(config, redis, logger, metrics, options.tokenOptions);
   const channels = new Channels(config.accounts, new WeChatPushChannel(wechat), wecom?.channel);
   const handoff: WorkerHandoff = {
     accounts: handoffAccounts(config, rules),

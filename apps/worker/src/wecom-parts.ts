@@ -3,9 +3,8 @@ import type { Config } from '@wx-kf/shared/config';
 import type { Logger } from '@wx-kf/shared/log';
 import type { RedisClient } from '@wx-kf/shared/redis';
 import { PullState, WECOM_ERRCODES, WeComClient, WeComPullChannel } from '@wx-kf/shared/wecom';
-import type { Registry } from 'prom-client';
 import type { WorkerMetrics } from './metrics.js';
-import { PullMetrics } from './wecom-metrics.js';
+import type { PullMetrics } from './wecom-metrics.js';
 import type { WorkerStartOptions } from './worker.js';
 
 /** WeCom's pull channel in a worker: its own API origin, errcodes and corp tokens, the pull state, its metrics. */
@@ -25,7 +24,6 @@ export function wecomParts(
   redis: RedisClient,
   logger: Logger,
   metrics: WorkerMetrics,
-  registry: Registry,
   tokenOptions: WorkerStartOptions['tokenOptions'],
 ): WeComParts | undefined {
   const corps = config.accounts.filter((a) => a.type === 'wecom-kf');
@@ -48,7 +46,7 @@ export function wecomParts(
     tokens,
     channel: new WeComPullChannel(client, new WeComClient(http, client)),
     state: new PullState(redis),
-    metrics: new PullMetrics(registry),
+    metrics: metrics.wecom,
     close: async () => {
       tokens.close();
       await http.close();
