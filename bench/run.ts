@@ -1,4 +1,4 @@
-// `pnpm bench [ingress|sync|worker|soak|cluster|profile|ai]`: runs the benchmarks, prints the tables and writes bench/results/<date>.md.
+// `pnpm bench [ingress|sync|worker|soak|cluster|profile|ai|wecom]`: runs the benchmarks, prints the tables and writes bench/results/<date>.md.
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -10,6 +10,7 @@ import { ROOT } from './lib.js';
 import { benchProfile } from './profile.js';
 import { benchSoak } from './soak.js';
 import { benchSync } from './sync.js';
+import { benchWecom } from './wecom.js';
 import { benchWorker } from './worker.js';
 
 const which = process.argv[2];
@@ -20,6 +21,7 @@ if (!which || which === 'worker') sections.push(await benchWorker());
 if (!which || which === 'soak') sections.push(await benchSoak());
 if (!which || which === 'cluster') sections.push(await benchCluster());
 if (!which || which === 'ai') sections.push(await benchAi());
+if (!which || which === 'wecom') sections.push(await benchWecom());
 // Not part of the full run: a diagnosis, not a figure to compare.
 if (which === 'profile') sections.push(await benchProfile());
 
