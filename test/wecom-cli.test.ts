@@ -3,6 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Conversations, WINDOW_GRANTS } from '@wx-kf/shared/conversation';
+import { INBOUND_QUEUE, inboundJob, openQueue } from '@wx-kf/shared/queue';
 import { createRedis } from '@wx-kf/shared/redis';
 import { PullState } from '@wx-kf/shared/wecom';
 import { isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
@@ -85,7 +86,7 @@ describe('pnpm queues wecom cursor', () => {
     const at = Date.now();
     expect(await pulls.claim(CORP, KF, 'job-pull-1', { token: 'NoticeToken1', at })).toMatchObject({ cursor: '' });
     const page = { first: true, items: [{ msgid: 'm1' }] };
-    expect(await pulls.savePage(CORP, KF, 'job-pull-1', '', CURSOR, page)).toBe(true);
+    expect(await pulls.savePage(CORP, KF, 'job-pull-1', '', CURSOR, page)).toBe('saved');
 
     const [json, human] = await Promise.all([
       cli('wecom', 'cursor', CORP, KF, '--json'),
@@ -207,5 +208,35 @@ describe('pnpm queues for a wecom-kf account: user, session, agents', () => {
     expect(agents.out.split('\n')).toHaveLength(1);
     expect(agents.out).toContain('WeCom customer-service accounts (wecom-kf) have no Official Account agent');
     expect(sim.wecom.tokenRequests.get(CORP) ?? 0).toBe(tokensBefore);
+  });
+});
+
+describe('pnpm queues show for a WeCom pull notice', () => {
+  it('shows the notice without its sync Token (it pulls the open_kfid for 10 minutes)', async () => {
+    const inbound = openQueue(INBOUND_QUEUE, redis);
+    try {
+      const message = {
+        ToUserName: CORP,
+        FromUserName: KF,
+        CreateTime: '1700000000',
+        MsgType: 'event',
+        Event: 'kf_msg_or_event',
+        OpenKfId: KF,
+        Token: 'SYNCTOKENsecret0123456789',
+      };
+      const job = inboundJob(CORP, message, { mode: 'safe', format: 'xml' });
+      await inbound.add(job.name, job.data, job.opts);
+      for (const args of [
+        ['show', job.opts.jobId, '--json'],
+        ['show', job.opts.jobId],
+      ]) {
+        const shown = await cli(...args);
+        expect(shown.code).toBe(0);
+        expect(shown.out).toContain('kf_msg_or_event');
+        expect(shown.out).not.toContain('SYNCTOKENsecret0123456789');
+      }
+    } finally {
+      await inbound.close();
+    }
   });
 });

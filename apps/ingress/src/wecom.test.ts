@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AccountConfig } from '@wx-kf/shared/config';
 import { createLogger } from '@wx-kf/shared/log';
 import { INBOUND_QUEUE, type InboundJobData, openQueue } from '@wx-kf/shared/queue';
@@ -172,9 +173,14 @@ describe('the pull notice', () => {
         Event: 'kf_msg_or_event',
         OpenKfId: KF,
         Token: 'ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR',
-        MsgID: 'ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR',
+        // The job id's source is the Token's digest, not the Token.
+        MsgID: createHash('sha256')
+          .update('ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR')
+          .digest('hex')
+          .slice(0, 32),
       },
     });
+    expect(jobs[0]?.opts.attempts).toBe(12); // a notice outlasts an hour of WeCom being down
     expect(jobs[0]?.id).toBe(jobs[0]?.data.msgKey);
     const [line] = pushLines();
     expect(line).toMatchObject({ appId: CORP, mode: 'wecom', outcome: 'stored', status: 200, msgType: 'event' });
@@ -222,6 +228,17 @@ describe('the pull notice', () => {
     expect(pushLines()).toMatchObject([
       { appId: CORP, mode: 'wecom', outcome: 'ignored', event: 'kf_account_auth_change' },
     ]);
+  });
+
+  it('with an OpenKfId unfit for a key is refused (400); with an unusable Token it is stored without one', async () => {
+    const bad = await post(app, callback(notice('TokenBadKf', 'wk:bad kf')));
+    expect(bad.statusCode).toBe(400);
+    expect(await allJobs()).toHaveLength(0);
+    const res = await post(app, callback(notice('x'.repeat(600))));
+    expect(res.statusCode).toBe(200);
+    const [job] = await allJobs();
+    expect(job?.data.message).toMatchObject({ Event: 'kf_msg_or_event', OpenKfId: KF });
+    expect(job?.data.message).not.toHaveProperty('Token');
   });
 });
 

@@ -94,12 +94,19 @@ async function outcomeOf(job: Job, queues: Queues) {
 export type JobDetail = ReturnType<typeof summary> &
   Awaited<ReturnType<typeof outcomeOf>> & { data: StoredJobData; history: string[] };
 
+/** Job data as shown: a WeCom notice's sync Token (it pulls the open_kfid's messages for 10 minutes) is not. */
+function shownData(data: StoredJobData): StoredJobData {
+  const message = data?.message;
+  if (!message || typeof message.Token !== 'string') return data;
+  return { ...data, message: { ...message, Token: '(hidden)' } };
+}
+
 /** Everything `pnpm queues show` says about a job. */
 export async function jobDetail(job: Job, queues: Queues): Promise<JobDetail> {
   return {
     ...summary(job),
     ...(await outcomeOf(job, queues)),
-    data: job.data,
+    data: shownData(job.data),
     // One line per failed attempt, newest last: for sends, "errcode errmsg".
     history: (job.stacktrace ?? []).map(firstLine),
   };

@@ -1,7 +1,8 @@
 import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import type { Config } from '@wx-kf/shared/config';
 import type { Logger } from '@wx-kf/shared/log';
-import { inboundJob } from '@wx-kf/shared/queue';
+import { inboundJob, PULL_NOTICE_JOB_OPTIONS } from '@wx-kf/shared/queue';
 import { inSpan } from '@wx-kf/shared/tracing';
 import {
   decryptMessage,
@@ -102,7 +103,9 @@ const UNIX_SECONDS = /^\d{1,12}$/;
  */
 function noticeMessage(corpId: string, notice: PullNotice, fields: FieldMap, timestamp: string): InboundMessage {
   const created = fields.CreateTime;
-  const token = notice.token === undefined ? {} : { Token: notice.token, MsgID: notice.token };
+  // The job id derives from the Token (MsgID), by a digest: the Token itself is shown nowhere but in the job data.
+  const digest = (t: string) => createHash('sha256').update(t).digest('hex').slice(0, 32);
+  const token = notice.token === undefined ? {} : { Token: notice.token, MsgID: digest(notice.token) };
   return {
     ToUserName: corpId,
     FromUserName: notice.openKfId,
@@ -146,7 +149,7 @@ export async function receiveWeComCallback(
       return reply.type(TEXT).send(SUCCESS);
     }
     const message = noticeMessage(corpId, notice, fields, String(query.timestamp));
-    const job = inboundJob(corpId, message, { mode: 'safe', format: 'xml' });
+    const job = inboundJob(corpId, message, { mode: 'safe', format: 'xml', options: PULL_NOTICE_JOB_OPTIONS });
     line.msgKey = job.data.msgKey;
     const stored = await store(job, { conversation: false });
     finish(stored.seen ? 'duplicate' : 'stored', 200, 'info');

@@ -122,6 +122,8 @@ export function checkInboundJob(
   if (!isRecord(message)) throw invalid('message is not an object');
   const touser = checkUser(message.FromUserName, 'message.FromUserName');
   if (typeof message.MsgType !== 'string') throw invalid('message.MsgType is not a string');
+  // A WeCom customer's replies go to the open_kfid they wrote to: without one, none could be sent.
+  if (account.type === 'wecom-kf') checkUser(message.OpenKfId, 'message.OpenKfId');
   let plan: ReplyPlan | undefined;
   if (d.plan !== undefined) {
     const p = d.plan;

@@ -1,10 +1,12 @@
+import { WeChatApiError } from '@wx-kf/shared/api';
 import type { Conversations } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import { type InboundJobData, type InboundResult, inboundJob } from '@wx-kf/shared/queue';
+import { isRecord } from '@wx-kf/shared/record';
 import { keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
 import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { type PullDeps, type PullState, pull, type WeComClient } from '@wx-kf/shared/wecom';
-import type { Job, Queue } from 'bullmq';
+import { type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { PullMetrics } from '../wecom-metrics.js';
 import { invalid } from './job-data.js';
 
@@ -67,6 +69,7 @@ function storeOne(
  * without an open_kfid, fails at once (job data is not trusted).
  */
 export function pullProcessor(d: PullProcessorDeps) {
+  const keys = keyspaceOf(d.redis);
   const deps: PullDeps = {
     kf: d.kf,
     state: d.state,
@@ -77,7 +80,12 @@ export function pullProcessor(d: PullProcessorDeps) {
       d.metrics.messages.inc({ app_id: corpId }, count);
       d.metrics.pageSeconds.observe({ app_id: corpId }, seconds);
     },
-    onSkipped: (corpId) => d.metrics.skipped.inc({ app_id: corpId }),
+    onSkipped: (corpId, raw) => {
+      d.metrics.skipped.inc({ app_id: corpId });
+      // One line per item, never its content: enough to find it in WeCom's records.
+      const msgid = isRecord(raw) && typeof raw.msgid === 'string' ? raw.msgid.slice(0, 64) : undefined;
+      d.logger.warn({ appId: corpId, msgid }, 'pulled item skipped: malformed, or names no customer');
+    },
   };
   return async (job: Job<InboundJobData>): Promise<InboundResult> => {
     const corpId = text(job.data?.appId) ?? '';
@@ -86,9 +94,16 @@ export function pullProcessor(d: PullProcessorDeps) {
     if (!d.corps.has(corpId)) throw invalid('a pull notice for an account that is not a wecom-kf corp');
     if (!openKfId || !/^[A-Za-z0-9_-]{1,64}$/.test(openKfId)) throw invalid('a pull notice without an open_kfid');
     if (!job.id) throw invalid('the job has no id');
-    const request = { corpId, openKfId, owner: job.id, token: text(message.Token), at: job.data.receivedAt };
+    // When the Token came, never later than now (job data is not trusted: a date ahead would pin its Token).
+    const receivedAt = Number(job.data.receivedAt);
+    const at = Number.isFinite(receivedAt) ? Math.min(receivedAt, Date.now()) : 0;
+    const request = { corpId, openKfId, owner: job.id, token: text(message.Token), at };
+    const queue = d.inbound[keys.userShard(corpId, openKfId)];
+    // A holder whose job failed, completed or is gone pulls no more: this notice takes over.
+    const holderGone = async (holder: string) =>
+      ['failed', 'completed', 'unknown'].includes((await queue?.getJobState(holder)) ?? 'unknown');
     try {
-      const outcome = await pull(deps, request);
+      const outcome = await pull({ ...deps, holderGone }, request);
       d.metrics.pulls.inc({ app_id: corpId, result: outcome.action });
       if (outcome.action === 'lost') d.logger.warn({ appId: corpId, openKfId }, 'pull lost its lock to another');
       return outcome.action === 'lost'
@@ -96,6 +111,10 @@ export function pullProcessor(d: PullProcessorDeps) {
         : outcome;
     } catch (error) {
       d.metrics.pulls.inc({ app_id: corpId, result: 'failed' });
+      // WeCom refused for good (95004: no such open_kfid): no retry would pull.
+      if (error instanceof WeChatApiError && error.action === 'fail') {
+        throw new UnrecoverableError(`${error.errcode} ${error.errmsg}`);
+      }
       throw error;
     }
   };

@@ -86,6 +86,15 @@ export const INBOUND_JOB_OPTIONS: DefaultJobOptions = {
   backoff: { type: 'exponential', delay: 1000 },
 };
 
+/**
+ * A WeCom pull notice's job: its pull is the only thing that fetches the customers' messages until the next
+ * notice, so it outlasts an outage of WeCom's API (12 tries, 2 s apart and doubling: about 68 minutes in all).
+ */
+export const PULL_NOTICE_JOB_OPTIONS: DefaultJobOptions = {
+  attempts: 12,
+  backoff: { type: 'exponential', delay: 2000 },
+};
+
 /** Outbound jobs: retryable send errors back off exponentially with jitter (about 17 minutes in all). */
 export const OUTBOUND_JOB_OPTIONS: DefaultJobOptions = {
   ...JOB_RETENTION,
@@ -100,7 +109,15 @@ export const OUTBOUND_JOB_OPTIONS: DefaultJobOptions = {
 export function inboundJob(
   appId: string,
   message: InboundMessage,
-  push: { mode: PushMode; format: PushFormat; transferred?: boolean; receivedAt?: number; history?: boolean },
+  push: {
+    mode: PushMode;
+    format: PushFormat;
+    transferred?: boolean;
+    receivedAt?: number;
+    history?: boolean;
+    /** Overrides of the inbound job options (a WeCom pull notice's PULL_NOTICE_JOB_OPTIONS). */
+    options?: DefaultJobOptions;
+  },
 ) {
   const jobId = inboundJobId(appId, message);
   const data: InboundJobData = {
@@ -116,7 +133,7 @@ export function inboundJob(
   return {
     name: 'push',
     data,
-    opts: { ...INBOUND_JOB_OPTIONS, jobId, deduplication: { id: jobId, ttl: DEDUP_TTL_MS } },
+    opts: { ...INBOUND_JOB_OPTIONS, ...push.options, jobId, deduplication: { id: jobId, ttl: DEDUP_TTL_MS } },
   };
 }
 

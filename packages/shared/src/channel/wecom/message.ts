@@ -1,15 +1,19 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { isRecord } from '../../record.js';
+import { MessageFormatError } from '../../wechat/errors.js';
 import type { InboundMessage } from '../../wechat/message.js';
 import { OPENID_PATTERN } from '../../wechat/openid.js';
 
 /** The callback event that says "messages wait for a pull" (its `Token` makes the pull faster for 10 minutes). */
 export const PULL_NOTICE_EVENT = 'kf_msg_or_event';
 
-/** Whether a stored message is a WeCom pull notice (the ingress stores the decrypted callback as one). */
-export const isPullNotice = (message: { MsgType?: unknown; Event?: unknown }): boolean =>
-  message.MsgType === 'event' && message.Event === PULL_NOTICE_EVENT;
+/**
+ * Whether a stored message is a WeCom pull notice (the ingress stores the decrypted callback as one). A pulled
+ * item never is: it has an Origin (and pulledMessage never names this event).
+ */
+export const isPullNotice = (message: { MsgType?: unknown; Event?: unknown; Origin?: unknown }): boolean =>
+  message.MsgType === 'event' && message.Event === PULL_NOTICE_EVENT && message.Origin === undefined;
 
 /** WeCom ids (open_kfid, external_userid, servicer ids): our OpenID charset and bound. */
 const wecomId = z.string().regex(OPENID_PATTERN);
@@ -17,7 +21,7 @@ const sendTime = z.number().int().nonnegative();
 
 /** One `msg_list` item of kf/sync_msg, as far as wx-kf reads it (the rest passes through as fields). */
 const item = z.looseObject({
-  msgid: z.string().min(1).max(128),
+  msgid: z.string().min(1).max(4096), // a long one is hashed (safeMsgId), not refused: the message counts
   send_time: sendTime,
   origin: z.union([z.literal(3), z.literal(4), z.literal(5)]),
   msgtype: z.string().min(1).max(32),
@@ -28,7 +32,7 @@ const item = z.looseObject({
 
 /** What `pull` keeps of a page: the next cursor, whether more wait, the items (each still to be read). */
 export const syncAnswer = z.looseObject({
-  next_cursor: z.string().max(256).default(''),
+  next_cursor: z.string().max(4096).default(''),
   has_more: z.union([z.literal(0), z.literal(1), z.boolean()]).transform(Boolean),
   msg_list: z.array(z.unknown()).max(1000),
 });
@@ -74,8 +78,10 @@ function contentFields(msgtype: string, raw: Record<string, unknown>): Record<st
 /** An origin-4 event's fields, in wx-kf's names (the handoff reads ChangeType and NewServicer). */
 function eventFields(raw: Record<string, unknown>): Record<string, string | undefined> {
   const event = isRecord(raw.event) ? raw.event : {};
+  const type = str(event.event_type);
   return {
-    Event: str(event.event_type) ?? 'unknown',
+    // A pulled event is never a pull notice: only the ingress's callback is.
+    Event: type && type !== PULL_NOTICE_EVENT ? type : 'unknown',
     WelcomeCode: str(event.welcome_code),
     Scene: str(event.scene),
     ChangeType: num(event.change_type),
@@ -123,15 +129,18 @@ export interface PullNotice {
   token?: string | undefined;
 }
 
-const noticeFields = z.looseObject({
-  MsgType: z.literal('event'),
-  Event: z.literal(PULL_NOTICE_EVENT),
-  OpenKfId: wecomId,
-  Token: z.string().max(256).optional(),
-});
+/** A sync Token as it is kept: printable ASCII, bounded (WeCom documents no length). */
+const SYNC_TOKEN = /^[\x21-\x7e]{1,512}$/;
 
-/** The notice a decrypted callback is, or undefined when it is some other WeCom event (answered, not stored). */
+/**
+ * The notice a decrypted callback is, or undefined when it is some other WeCom event (answered, not stored). A
+ * notice without a usable Token still pulls (without one, slower); one without a usable OpenKfId is refused.
+ */
 export function readPullNotice(fields: Record<string, unknown>): PullNotice | undefined {
-  const parsed = noticeFields.safeParse(fields);
-  return parsed.success ? { openKfId: parsed.data.OpenKfId, token: parsed.data.Token || undefined } : undefined;
+  if (!isPullNotice(fields)) return undefined;
+  const { OpenKfId, Token } = fields;
+  if (typeof OpenKfId !== 'string' || !OPENID_PATTERN.test(OpenKfId)) {
+    throw new MessageFormatError('kf_msg_or_event without a valid OpenKfId');
+  }
+  return { openKfId: OpenKfId, token: typeof Token === 'string' && SYNC_TOKEN.test(Token) ? Token : undefined };
 }

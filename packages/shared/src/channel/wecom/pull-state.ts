@@ -1,7 +1,7 @@
 import { isRecord } from '../../record.js';
 import { keyspaceOf, type RedisClient } from '../../redis/index.js';
 import type { Keyspace } from '../../redis/keys.js';
-import { defineScript, reply } from '../../redis/scripts.js';
+import { defineScript, releaseLockScript, reply } from '../../redis/scripts.js';
 
 // The pull's scripts (lua/wecom-*.lua): every key of one open_kfid shares its slot.
 const claimScript = defineScript('wecom-claim', ['pull', 'puller'], ['owner', 'token', 'tokenAt', 'leaseMs']);
@@ -60,7 +60,9 @@ export class PullState {
     private readonly leaseMs = PULLER_LEASE_MS,
   ) {
     this.keys = keyspaceOf(redis);
-    for (const script of [claimScript, pageScript, storedScript, finishScript]) script.register(redis);
+    for (const script of [claimScript, pageScript, storedScript, finishScript, releaseLockScript]) {
+      script.register(redis);
+    }
   }
 
   private ks(corpId: string, openKfId: string) {
@@ -94,11 +96,27 @@ export class PullState {
     return { first: page.first === true, items };
   }
 
-  /** Writes a page with the cursor after it; false when this puller lost the lock or the cursor moved. */
-  async savePage(corpId: string, openKfId: string, owner: string, from: string, next: string, page: StoredPage) {
+  /**
+   * Writes a page with the cursor after it: `saved`, or `lost` (another puller has the lock) or `moved` (the
+   * cursor is not the one this page was pulled from: an operator reset it).
+   */
+  async savePage(
+    corpId: string,
+    openKfId: string,
+    owner: string,
+    from: string,
+    next: string,
+    page: StoredPage,
+  ): Promise<'saved' | 'lost' | 'moved'> {
     const items = page.items.length > 0 ? JSON.stringify(page) : '';
     const args = { owner, from, next, page: items, leaseMs: this.leaseMs };
-    return reply.int(await pageScript(this.redis, this.ks(corpId, openKfId), args)) === 1;
+    const written = reply.int(await pageScript(this.redis, this.ks(corpId, openKfId), args));
+    return written === 1 ? 'saved' : written === -1 ? 'lost' : 'moved';
+  }
+
+  /** Lets go of the open_kfid's pull if `owner` still holds it (a failed pull; a holder whose job is gone). */
+  async release(corpId: string, openKfId: string, owner: string): Promise<void> {
+    await releaseLockScript(this.redis, { lock: this.ks(corpId, openKfId).puller }, { owner });
   }
 
   /** Drops the oldest page once its jobs are stored; false when this puller lost the lock. */

@@ -23,7 +23,12 @@ export interface PullDeps {
   /** Per page pulled: how many messages, how long sync_msg took. */
   onPage?: (corpId: string, messages: number, seconds: number) => void;
   /** Per item skipped (no customer named, or malformed). */
-  onSkipped?: (corpId: string) => void;
+  onSkipped?: (corpId: string, raw: unknown) => void;
+  /**
+   * Whether the job holding an open_kfid's pull is gone for good (failed, completed, removed): then a notice
+   * takes the pull over instead of joining a pull that nobody runs. Without it, a notice always joins.
+   */
+  holderGone?: (holder: string) => Promise<boolean>;
 }
 
 /** How a notice's job ended: this worker pulled (pages, messages), or another puller had the open_kfid. */
@@ -58,7 +63,7 @@ async function storePending(deps: PullDeps, r: PullRequest, counts: Counts): Pro
     for (const raw of page.items) {
       const message = pulledMessage(raw, r.openKfId);
       if (!message) {
-        deps.onSkipped?.(r.corpId);
+        deps.onSkipped?.(r.corpId, raw);
         continue;
       }
       const old = Number(message.CreateTime) * 1000 < now - deps.historyMaxAgeMs;
@@ -70,8 +75,16 @@ async function storePending(deps: PullDeps, r: PullRequest, counts: Counts): Pro
   }
 }
 
-/** Pulls from `turn.cursor` until WeCom has no more; false when the lock was lost. */
-async function pullPages(deps: PullDeps, r: PullRequest, turn: PullTurn, counts: Counts): Promise<boolean> {
+/**
+ * Pulls from `turn.cursor` until WeCom has no more: `done`, or `lost` (another puller has the lock) or `moved` (an
+ * operator reset the cursor: the pull starts again from it).
+ */
+async function pullPages(
+  deps: PullDeps,
+  r: PullRequest,
+  turn: PullTurn,
+  counts: Counts,
+): Promise<'done' | 'lost' | 'moved'> {
   const now = deps.now ?? Date.now;
   let cursor = turn.cursor;
   let token = turn.token && now() - turn.tokenAt < SYNC_TOKEN_MS ? turn.token : undefined;
@@ -96,29 +109,55 @@ async function pullPages(deps: PullDeps, r: PullRequest, turn: PullTurn, counts:
     }
     counts.pages++;
     const saved = { first, items: page.msg_list };
-    if (!(await deps.state.savePage(r.corpId, r.openKfId, r.owner, cursor, page.next_cursor, saved))) return false;
+    const written = await deps.state.savePage(r.corpId, r.openKfId, r.owner, cursor, page.next_cursor, saved);
+    if (written !== 'saved') return written;
     cursor = page.next_cursor;
-    if (!(await storePending(deps, r, counts))) return false;
+    if (!(await storePending(deps, r, counts))) return 'lost';
     more = page.has_more;
   }
-  return true;
+  return 'done';
+}
+
+/** The turn to pull: the claim's, or (when the holder's job is gone for good) this notice's after taking over. */
+async function claimTurn(deps: PullDeps, r: PullRequest): Promise<PullTurn | undefined> {
+  const notice = { token: r.token, at: r.at };
+  const claimed = await deps.state.claim(r.corpId, r.openKfId, r.owner, notice);
+  if (!('holder' in claimed)) return claimed;
+  if (!(await deps.holderGone?.(claimed.holder))) return undefined;
+  await deps.state.release(r.corpId, r.openKfId, claimed.holder);
+  const again = await deps.state.claim(r.corpId, r.openKfId, r.owner, { at: r.at });
+  return 'holder' in again ? undefined : again;
 }
 
 /**
  * A pull notice's work: one puller per open_kfid across every worker. This worker pulls when the open_kfid is
- * free (or already its own: a stalled job run again), storing each page with the cursor after it; a notice
- * arriving meanwhile makes it go round once more. Another worker's notice only counts itself and ends.
+ * free (or already its own: a stalled job run again, or its holder's job is gone), storing each page with the
+ * cursor after it; a notice arriving meanwhile makes it go round once more. Another worker's notice only counts
+ * itself and ends. A pull that fails lets go of the open_kfid, so the next notice pulls at once (and this job's
+ * retry pulls again).
  */
 export async function pull(deps: PullDeps, r: PullRequest): Promise<PullOutcome> {
-  const claimed = await deps.state.claim(r.corpId, r.openKfId, r.owner, { token: r.token, at: r.at });
-  if ('holder' in claimed) return { action: 'joined' };
+  const claimed = await claimTurn(deps, r);
+  if (!claimed) return { action: 'joined' };
   const counts: Counts = { pages: 0, messages: 0 };
   const lost = () => ({ action: 'lost' as const, ...counts });
-  // A crashed puller's pages first: they were pulled, their cursor already moved past them.
-  if (!(await storePending(deps, r, counts))) return lost();
-  for (let turn: PullTurn | 'lost' | undefined = claimed; turn; ) {
-    if (turn === 'lost' || !(await pullPages(deps, r, turn, counts))) return lost();
-    turn = await deps.state.finish(r.corpId, r.openKfId, r.owner, turn.requested);
+  try {
+    // A crashed puller's pages first: they were pulled, their cursor already moved past them.
+    if (!(await storePending(deps, r, counts))) return lost();
+    for (let turn: PullTurn | 'lost' | undefined = claimed; turn; ) {
+      if (turn === 'lost') return lost();
+      const ended = await pullPages(deps, r, turn, counts);
+      if (ended === 'lost') return lost();
+      turn =
+        ended === 'moved'
+          ? await deps.state
+              .claim(r.corpId, r.openKfId, r.owner, { at: r.at })
+              .then((t) => ('holder' in t ? 'lost' : t))
+          : await deps.state.finish(r.corpId, r.openKfId, r.owner, turn.requested);
+    }
+    return { action: 'pulled', ...counts };
+  } catch (error) {
+    await deps.state.release(r.corpId, r.openKfId, r.owner).catch(() => undefined);
+    throw error;
   }
-  return { action: 'pulled', ...counts };
 }

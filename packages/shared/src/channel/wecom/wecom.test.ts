@@ -93,17 +93,23 @@ describe('a pulled item as the pipeline reads it', () => {
     expect(pulledMessage(base, KF)).toBeUndefined(); // no external_userid
     expect(pulledMessage({ ...base, external_userid: 'wm:bad' }, KF)).toBeUndefined();
     expect(pulledMessage({ ...base, external_userid: 'wmC', origin: 9 }, KF)).toBeUndefined();
-    expect(pulledMessage({ ...base, external_userid: 'wmC', msgid: 'x'.repeat(129) }, KF)).toBeUndefined();
+    expect(pulledMessage({ ...base, external_userid: 'wmC', msgid: 'x'.repeat(129) }, KF)?.MsgId).toMatch(/^h/);
+    // A pulled event never passes for a pull notice.
+    const event = { event_type: 'kf_msg_or_event', open_kfid: KF, external_userid: 'wmC' };
+    const notice = pulledMessage({ ...base, origin: 4, msgtype: 'event', event }, KF);
+    expect(notice?.Event).toBe('unknown');
+    expect(isPullNotice(notice ?? {})).toBe(false);
     expect(pulledMessage('not an item', KF)).toBeUndefined();
     const odd = pulledMessage({ ...base, external_userid: 'wmC', msgid: 'a:b/c' }, KF);
     expect(odd?.MsgId).toMatch(/^h[0-9a-f]{40}$/);
   });
 
-  it('the callback is a notice only when it is kf_msg_or_event with an open_kfid', () => {
+  it('the callback is a notice only when it is kf_msg_or_event; a bad OpenKfId is refused, a bad Token dropped', () => {
     const notice = { MsgType: 'event', Event: 'kf_msg_or_event', OpenKfId: KF, Token: 'T' };
     expect(readPullNotice(notice)).toEqual({ openKfId: KF, token: 'T' });
     expect(readPullNotice({ ...notice, Token: undefined })).toEqual({ openKfId: KF, token: undefined });
-    expect(readPullNotice({ ...notice, OpenKfId: 'wk bad' })).toBeUndefined();
+    expect(readPullNotice({ ...notice, Token: 'x'.repeat(600) })).toEqual({ openKfId: KF, token: undefined });
+    expect(() => readPullNotice({ ...notice, OpenKfId: 'wk bad' })).toThrow(/OpenKfId/);
     expect(readPullNotice({ ...notice, Event: 'change_external_contact' })).toBeUndefined();
     expect(isPullNotice(notice)).toBe(true);
     expect(isPullNotice({ MsgType: 'text', Event: 'kf_msg_or_event' })).toBe(false);
@@ -129,24 +135,24 @@ describe('the pull state in Redis', () => {
     const state = new PullState(redis);
     const id = kf();
     await state.claim(CORP, id, 'job-1', { at: 1 });
-    expect(await state.savePage(CORP, id, 'job-2', '', 'c1', { first: true, items: [1] })).toBe(false);
-    expect(await state.savePage(CORP, id, 'job-1', 'c9', 'c1', { first: true, items: [1] })).toBe(false);
-    expect(await state.savePage(CORP, id, 'job-1', '', 'c1', { first: true, items: [1, 2] })).toBe(true);
-    expect(await state.savePage(CORP, id, 'job-1', 'c1', 'c2', { first: false, items: [3] })).toBe(true);
+    expect(await state.savePage(CORP, id, 'job-2', '', 'c1', { first: true, items: [1] })).toBe('lost');
+    expect(await state.savePage(CORP, id, 'job-1', 'c9', 'c1', { first: true, items: [1] })).toBe('moved');
+    expect(await state.savePage(CORP, id, 'job-1', '', 'c1', { first: true, items: [1, 2] })).toBe('saved');
+    expect(await state.savePage(CORP, id, 'job-1', 'c1', 'c2', { first: false, items: [3] })).toBe('saved');
     expect(await state.view(CORP, id)).toMatchObject({ cursor: 'c2', pages: 2, puller: 'job-1' });
     expect(await state.nextPage(CORP, id)).toEqual({ first: true, items: [1, 2] });
     expect(await state.pageStored(CORP, id, 'job-1')).toBe(true);
     expect(await state.nextPage(CORP, id)).toEqual({ first: false, items: [3] });
     // A reset while the pull runs: its next page finds the cursor moved and stops.
     await state.resetCursor(CORP, id);
-    expect(await state.savePage(CORP, id, 'job-1', 'c2', 'c3', { first: false, items: [4] })).toBe(false);
+    expect(await state.savePage(CORP, id, 'job-1', 'c2', 'c3', { first: false, items: [4] })).toBe('moved');
     expect((await state.view(CORP, id)).cursor).toBe('');
   });
 });
 
 describe('the pull loop', () => {
   let server: Server;
-  let pages: { next_cursor: string; has_more: 0 | 1; msg_list: unknown[] }[];
+  let pages: ({ next_cursor: string; has_more: 0 | 1; msg_list: unknown[] } | { errcode: number })[];
   const syncs: { cursor?: string; token?: string }[] = [];
   let client: WeComClient;
   let tokens: TokenManager;
@@ -229,5 +235,30 @@ describe('the pull loop', () => {
     const request = { corpId: CORP, openKfId: kf(), owner: 'job-1', token: 'OLD', at: Date.now() - 10 * 60_000 };
     await expect(pull(deps, request)).rejects.toThrow(/has_more without a new cursor/);
     expect(syncs).toEqual([{ open_kfid: request.openKfId, limit: 1000 }]);
+  });
+
+  it('a failed pull lets go of the open_kfid: the next notice pulls at once', async () => {
+    pages = [{ errcode: -1 }];
+    const deps = { kf: client, state: new PullState(redis), historyMaxAgeMs: 0, store: async () => {} };
+    const openKfId = kf();
+    await expect(pull(deps, { corpId: CORP, openKfId, owner: 'job-1', at: Date.now() })).rejects.toThrow(/^-1/);
+    expect((await deps.state.view(CORP, openKfId)).puller).toBeUndefined();
+    pages = [{ next_cursor: 'c1', has_more: 0, msg_list: [] }];
+    expect(await pull(deps, { corpId: CORP, openKfId, owner: 'job-2', at: Date.now() })).toMatchObject({
+      action: 'pulled',
+    });
+  });
+
+  it('a notice joins a live holder, and takes over from one whose job is gone', async () => {
+    const state = new PullState(redis);
+    const openKfId = kf();
+    await state.claim(CORP, openKfId, 'job-dead', { at: 1 });
+    pages = [{ next_cursor: 'c1', has_more: 0, msg_list: [] }];
+    const deps = { kf: client, state, historyMaxAgeMs: 0, store: async () => {} };
+    const request = { corpId: CORP, openKfId, owner: 'job-2', at: Date.now() };
+    expect(await pull({ ...deps, holderGone: async () => false }, request)).toEqual({ action: 'joined' });
+    const gone = async (holder: string) => holder === 'job-dead';
+    expect(await pull({ ...deps, holderGone: gone }, request)).toMatchObject({ action: 'pulled', pages: 1 });
+    expect(await state.view(CORP, openKfId)).toMatchObject({ cursor: 'c1', puller: undefined });
   });
 });
