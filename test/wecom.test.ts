@@ -262,6 +262,30 @@ describe('WeCom customer service through ingress and worker processes', () => {
     expect(sim.wecom.sentTo(CORP.corpId, other)).toEqual([]);
   });
 
+  it('an agent’s message and a failed send go into the timeline, unanswered', async () => {
+    await worker();
+    const user = 'wm_timeline';
+    const target = { corpId: CORP.corpId, openKfId: KF, externalUserId: user };
+    sim.wecom.customerMessage({ ...target, content: 'hi' });
+    sim.wecom.agentMessage({ ...target, content: 'a person here', servicer: 'agent1' });
+    sim.wecom.sendFailed(CORP.corpId, KF, user, 'msg_we_sent_1', 1);
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(async () => ((await inbound.getJobCounts('completed')).completed ?? 0) >= 4);
+    expect(received().get(user)).toEqual(['got hi']);
+    const { timeline } = await new Conversations(redis).view(CORP.corpId, user);
+    expect(timeline).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ direction: 'out', kind: 'text', summary: 'a person here', result: 'agent agent1' }),
+        expect.objectContaining({
+          direction: 'in',
+          kind: 'msg_send_fail',
+          summary: 'send msg_we_sent_1 failed (type 1)',
+          result: 'send failed',
+        }),
+      ]),
+    );
+  }, 60_000);
+
   it('the window’s sixth send is refused locally, never sent to WeCom', async () => {
     await worker();
     const user = 'wm_six';

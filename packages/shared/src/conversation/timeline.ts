@@ -45,10 +45,20 @@ export const clipSummary = (value: unknown, max = SUMMARY_MAX): string => {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 };
 
+/** A WeCom system event's gist: which send failed, which message was recalled, who took the session. */
+function wecomEventSummary(message: Record<string, unknown>): string | undefined {
+  if (message.FailMsgId) return `send ${String(message.FailMsgId)} failed (type ${String(message.FailType ?? '?')})`;
+  if (message.RecallMsgId) return `recalled ${String(message.RecallMsgId)}`;
+  if (message.ChangeType) return `change ${String(message.ChangeType)} → ${String(message.NewServicer ?? '-')}`;
+  return undefined;
+}
+
 /** The kind and a short preview of an inbound message (never media ids or whole texts). */
 function describeInbound(message: Record<string, unknown>): { kind: string; summary: string } {
   if (message.MsgType === 'event') {
     const event = clipSummary(message.Event, 40) || 'event';
+    const wecom = message.Origin === undefined ? undefined : wecomEventSummary(message);
+    if (wecom) return { kind: event, summary: clipSummary(wecom, 80) };
     // A subscription event says which templates and what the user chose (or how a send ended).
     return { kind: event, summary: clipSummary(message.EventKey ?? subscriptionSummary(message)) };
   }
@@ -67,17 +77,26 @@ export function describeReply(item: { msgtype?: unknown; [field: string]: unknow
   return { kind, summary: clipSummary(fields.content ?? fields.title) };
 }
 
+/** What a WeCom agent's message (the servicer who sent it) or a failed send's event says in its entry. */
+function wecomResult(message: Record<string, unknown>): string | undefined {
+  if (message.Origin === '5') return clipSummary(`agent ${String(message.Servicer ?? '')}`.trim());
+  return message.Event === 'msg_send_fail' ? 'send failed' : undefined;
+}
+
 /** The stored entry of an inbound message, and the needle that finds it again (its job id). */
 export function inboundEntry(message: Record<string, unknown>, jobId: string, at: number, transferred = false) {
   const { kind, summary } = describeInbound(message);
-  // A message the ingress transferred says so itself: its job, which says it too, is kept only 24 h. (`j` stays
-  // last: the needle below finds the entry by it.)
+  // A message the ingress transferred says so itself: its job, which says it too, is kept only 24 h. A WeCom
+  // agent's message (origin 5) went out to the customer, from a person; a failed send says so. (`j` stays last:
+  // the needle below finds the entry by it.)
+  const agent = message.Origin === '5';
+  const result = transferred ? 'transferred' : wecomResult(message);
   const stored: StoredEntry = {
     t: at,
-    d: 'in',
+    d: agent ? 'out' : 'in',
     k: kind,
     s: summary,
-    ...(transferred ? { r: 'transferred' } : {}),
+    ...(result ? { r: result } : {}),
     j: jobId,
   };
   return {
