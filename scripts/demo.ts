@@ -114,6 +114,19 @@ function demoAccountsFile(): string {
   return file;
 }
 
+/** The simulator for the sandbox accounts, printing every message it delivers. */
+function demoSimulator(): Simulator {
+  return new Simulator({
+    accounts: [SANDBOX_ACCOUNT],
+    onMessage: (m) => console.log(`[simulator] custom/send → ${m.touser}: ${JSON.stringify(m.body)}`),
+    wecom: {
+      corps: [SANDBOX_WECOM],
+      onSend: (m) =>
+        console.log(`[simulator] kf/send_msg${m.viaEvent ? '_on_event' : ''} → ${m.touser}: ${JSON.stringify(m.body)}`),
+    },
+  });
+}
+
 /** Runs the demo with `start` (the same composition as a real `pnpm start`). */
 export async function demo(start: typeof startAll): Promise<void> {
   let redisUrl = process.env.REDIS_URL || undefined;
@@ -136,15 +149,7 @@ export async function demo(start: typeof startAll): Promise<void> {
     }
   }
   const simPort = Number(process.env.SIM_PORT ?? DEFAULT_SIM_PORT);
-  const sim = new Simulator({
-    accounts: [SANDBOX_ACCOUNT],
-    onMessage: (m) => console.log(`[simulator] custom/send → ${m.touser}: ${JSON.stringify(m.body)}`),
-    wecom: {
-      corps: [SANDBOX_WECOM],
-      onSend: (m) =>
-        console.log(`[simulator] kf/send_msg${m.viaEvent ? '_on_event' : ''} → ${m.touser}: ${JSON.stringify(m.body)}`),
-    },
-  });
+  const sim = demoSimulator();
   const simUrl = await sim.listen(simPort);
   const a = SANDBOX_ACCOUNT;
   const env: NodeJS.ProcessEnv = {

@@ -9,6 +9,25 @@ export const DEFAULT_EXTERNAL_USER = 'wm_sim_customer_0001';
 const numberOr = (value: unknown, fallback: number) => (typeof value === 'number' ? value : fallback);
 const optionalString = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
 
+/** The customer a body names (defaults: the first corp, its first kf account), or undefined after answering 400. */
+async function targetOf(
+  wecom: WeComState,
+  body: Record<string, unknown>,
+  reply: FastifyReply,
+): Promise<WeComTarget | undefined> {
+  const corp = wecom.corps.get(stringField(body.corpId)) ?? [...wecom.corps.values()][0];
+  const openKfId = optionalString(body.openKfId) ?? corp?.kfAccounts[0]?.openKfId;
+  if (!corp || !openKfId || (body.corpId !== undefined && corp.corpId !== body.corpId)) {
+    await reply.code(400).send({ error: 'no such corp, or it has no kf account' });
+    return undefined;
+  }
+  return {
+    corpId: corp.corpId,
+    openKfId,
+    externalUserId: optionalString(body.externalUserId) ?? DEFAULT_EXTERNAL_USER,
+  };
+}
+
 /**
  * Control and inspection of the WeCom fake under `/__sim/wecom/` (JSON bodies; never part of WeCom's API), for
  * tests and tools out of process. A body's corpId defaults to the first corp, openKfId to that corp's first kf
@@ -16,20 +35,7 @@ const optionalString = (value: unknown) => (typeof value === 'string' && value !
  * Token too, the one WeCom's notice about it would carry (wecom-push.ts sends that notice).
  */
 export function wecomControlRoutes(app: FastifyInstance, wecom: WeComState): void {
-  /** The customer a body names, or undefined after answering 400. */
-  const target = async (body: Record<string, unknown>, reply: FastifyReply): Promise<WeComTarget | undefined> => {
-    const corp = wecom.corps.get(stringField(body.corpId)) ?? [...wecom.corps.values()][0];
-    const openKfId = optionalString(body.openKfId) ?? corp?.kfAccounts[0]?.openKfId;
-    if (!corp || !openKfId || (body.corpId !== undefined && corp.corpId !== body.corpId)) {
-      await reply.code(400).send({ error: 'no such corp, or it has no kf account' });
-      return undefined;
-    }
-    return {
-      corpId: corp.corpId,
-      openKfId,
-      externalUserId: optionalString(body.externalUserId) ?? DEFAULT_EXTERNAL_USER,
-    };
-  };
+  const target = (body: Record<string, unknown>, reply: FastifyReply) => targetOf(wecom, body, reply);
   /** A POST route that adds to a log, answering what `add` returns and a fresh Token. */
   const adds = (path: string, add: (t: WeComTarget, body: Record<string, unknown>) => object) =>
     app.post(`/__sim/wecom/${path}`, async (req, reply) => {
@@ -82,7 +88,12 @@ export function wecomControlRoutes(app: FastifyInstance, wecom: WeComState): voi
   adds('user-recall', (t, body) => ({
     item: wecom.userRecalled(t.corpId, t.openKfId, t.externalUserId, stringField(body.recallMsgid)),
   }));
+  inspectionRoutes(app, wecom);
+}
 
+/** Tokens, and what tests read back: sessions, sends, counters, trans calls, corps. */
+function inspectionRoutes(app: FastifyInstance, wecom: WeComState): void {
+  const target = (body: Record<string, unknown>, reply: FastifyReply) => targetOf(wecom, body, reply);
   app.post('/__sim/wecom/token', async (req, reply) => {
     const body = jsonFields(req);
     const t = await target(body, reply);

@@ -174,9 +174,8 @@ export const wechatRoutes: FastifyPluginAsync<WeChatRoutesOptions> = async (fast
   for (const url of paths) {
     app.get(url, { schema }, async (req, reply) => {
       const account = accountFor(req.params.appId, reply);
-      if (!account) return reply;
-      if (isWeCom(account)) return answerWeComCheck(options, account, req.query, reply);
-      return answerUrlCheck(options, account, req.query, reply);
+      const check = account && isWeCom(account) ? answerWeComCheck : answerUrlCheck;
+      return account ? check(options, account, req.query, reply) : reply;
     });
 
     app.post(url, { schema }, async (req, reply) => {
