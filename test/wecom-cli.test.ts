@@ -86,7 +86,7 @@ describe('pnpm queues wecom cursor', () => {
     const at = Date.now();
     expect(await pulls.claim(CORP, KF, 'job-pull-1', { token: 'NoticeToken1', at })).toMatchObject({ cursor: '' });
     const page = { first: true, items: [{ msgid: 'm1' }] };
-    expect(await pulls.savePage(CORP, KF, 'job-pull-1', '', CURSOR, page)).toBe('saved');
+    expect(await pulls.savePage(CORP, KF, 'job-pull-1', '', CURSOR, { ...page, last: true })).toBe('saved');
 
     const [json, human] = await Promise.all([
       cli('wecom', 'cursor', CORP, KF, '--json'),

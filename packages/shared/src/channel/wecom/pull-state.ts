@@ -8,9 +8,9 @@ const claimScript = defineScript('wecom-claim', ['pull', 'puller'], ['owner', 't
 const pageScript = defineScript(
   'wecom-page',
   ['pull', 'puller', 'pages'],
-  ['owner', 'from', 'next', 'page', 'leaseMs'],
+  ['owner', 'from', 'next', 'page', 'first', 'last', 'leaseMs'],
 );
-const storedScript = defineScript('wecom-stored', ['puller', 'pages'], ['owner', 'leaseMs']);
+const storedScript = defineScript('wecom-stored', ['puller', 'pages'], ['owner', 'page', 'leaseMs']);
 const finishScript = defineScript('wecom-finish', ['pull', 'puller'], ['owner', 'seen', 'leaseMs']);
 
 /** How long a puller holds an open_kfid without a page: a crashed one's pull is taken over after it. */
@@ -22,6 +22,8 @@ export interface PullTurn {
   cursor: string;
   token?: string | undefined;
   tokenAt: number;
+  /** A first pull (from no cursor) is under way: its old messages are history, whoever pulls its pages. */
+  first: boolean;
 }
 
 /** A pulled page as kept between its pull and its store: whether it came from a pull without a cursor. */
@@ -29,6 +31,9 @@ export interface StoredPage {
   first: boolean;
   items: unknown[];
 }
+
+/** A page read back, with its stored text (what `pageStored` drops it by). */
+export type PendingPage = StoredPage & { raw: string };
 
 /** An open_kfid's pull state as the CLI shows it. */
 export interface PullView {
@@ -44,6 +49,7 @@ const turnOf = (values: readonly unknown[]): PullTurn => ({
   cursor: reply.text(values[1]),
   token: reply.text(values[2]) || undefined,
   tokenAt: reply.int(values[3] ?? 0),
+  first: reply.text(values[4]) === '1',
 });
 
 /**
@@ -87,13 +93,13 @@ export class PullState {
   }
 
   /** The oldest page pulled and not yet stored, if any (a crashed puller's, or this one's). */
-  async nextPage(corpId: string, openKfId: string): Promise<StoredPage | undefined> {
+  async nextPage(corpId: string, openKfId: string): Promise<PendingPage | undefined> {
     const raw = await this.redis.lindex(this.ks(corpId, openKfId).pages, 0);
     if (raw === null) return undefined;
     const page: unknown = JSON.parse(raw);
-    if (!isRecord(page) || !Array.isArray(page.items)) return { first: false, items: [] };
+    if (!isRecord(page) || !Array.isArray(page.items)) return { first: false, items: [], raw };
     const items: unknown[] = page.items;
-    return { first: page.first === true, items };
+    return { first: page.first === true, items, raw };
   }
 
   /**
@@ -106,10 +112,12 @@ export class PullState {
     owner: string,
     from: string,
     next: string,
-    page: StoredPage,
+    page: StoredPage & { last: boolean },
   ): Promise<'saved' | 'lost' | 'moved'> {
-    const items = page.items.length > 0 ? JSON.stringify(page) : '';
-    const args = { owner, from, next, page: items, leaseMs: this.leaseMs };
+    const { last, ...kept } = page;
+    const text = kept.items.length > 0 ? JSON.stringify(kept) : '';
+    const flags = { first: kept.first ? 1 : 0, last: last ? 1 : 0 };
+    const args = { owner, from, next, page: text, ...flags, leaseMs: this.leaseMs };
     const written = reply.int(await pageScript(this.redis, this.ks(corpId, openKfId), args));
     return written === 1 ? 'saved' : written === -1 ? 'lost' : 'moved';
   }
@@ -119,10 +127,11 @@ export class PullState {
     await releaseLockScript(this.redis, { lock: this.ks(corpId, openKfId).puller }, { owner });
   }
 
-  /** Drops the oldest page once its jobs are stored; false when this puller lost the lock. */
-  async pageStored(corpId: string, openKfId: string, owner: string): Promise<boolean> {
+  /** Drops a page once its jobs are stored (if it is still the oldest); false when this puller lost the lock. */
+  async pageStored(corpId: string, openKfId: string, owner: string, page: PendingPage): Promise<boolean> {
     const { puller, pages } = this.ks(corpId, openKfId);
-    return reply.int(await storedScript(this.redis, { puller, pages }, { owner, leaseMs: this.leaseMs })) >= 0;
+    const args = { owner, page: page.raw, leaseMs: this.leaseMs };
+    return reply.int(await storedScript(this.redis, { puller, pages }, args)) >= 0;
   }
 
   /** Ends a pull made for `seen` notices: undefined (released), the next turn (notices came since), or 'lost'. */

@@ -71,7 +71,7 @@ async function storePending(deps: PullDeps, r: PullRequest, counts: Counts): Pro
     }
     await deps.store(r.corpId, messages);
     counts.messages += messages.length;
-    if (!(await deps.state.pageStored(r.corpId, r.openKfId, r.owner))) return false;
+    if (!(await deps.state.pageStored(r.corpId, r.openKfId, r.owner, page))) return false;
   }
 }
 
@@ -88,7 +88,8 @@ async function pullPages(
   const now = deps.now ?? Date.now;
   let cursor = turn.cursor;
   let token = turn.token && now() - turn.tokenAt < SYNC_TOKEN_MS ? turn.token : undefined;
-  const first = cursor === '';
+  // A first pull stays one when another puller (or this job's retry) takes it over after a crash.
+  const first = cursor === '' || turn.first;
   for (let more = true; more; ) {
     const started = performance.now();
     let page: Awaited<ReturnType<WeComClient['syncMsg']>>;
@@ -108,10 +109,12 @@ async function pullPages(
       throw new Error('kf/sync_msg answered has_more without a new cursor');
     }
     counts.pages++;
-    const saved = { first, items: page.msg_list };
-    const written = await deps.state.savePage(r.corpId, r.openKfId, r.owner, cursor, page.next_cursor, saved);
+    // An empty next_cursor (a page with nothing) keeps the cursor: '' would start a first pull again.
+    const next = page.next_cursor || cursor;
+    const saved = { first, items: page.msg_list, last: !page.has_more };
+    const written = await deps.state.savePage(r.corpId, r.openKfId, r.owner, cursor, next, saved);
     if (written !== 'saved') return written;
-    cursor = page.next_cursor;
+    cursor = next;
     if (!(await storePending(deps, r, counts))) return 'lost';
     more = page.has_more;
   }

@@ -135,17 +135,25 @@ describe('the pull state in Redis', () => {
     const state = new PullState(redis);
     const id = kf();
     await state.claim(CORP, id, 'job-1', { at: 1 });
-    expect(await state.savePage(CORP, id, 'job-2', '', 'c1', { first: true, items: [1] })).toBe('lost');
-    expect(await state.savePage(CORP, id, 'job-1', 'c9', 'c1', { first: true, items: [1] })).toBe('moved');
-    expect(await state.savePage(CORP, id, 'job-1', '', 'c1', { first: true, items: [1, 2] })).toBe('saved');
-    expect(await state.savePage(CORP, id, 'job-1', 'c1', 'c2', { first: false, items: [3] })).toBe('saved');
+    const page = (first: boolean, items: number[], last = false) => ({ first, items, last });
+    expect(await state.savePage(CORP, id, 'job-2', '', 'c1', page(true, [1]))).toBe('lost');
+    expect(await state.savePage(CORP, id, 'job-1', 'c9', 'c1', page(true, [1]))).toBe('moved');
+    expect(await state.savePage(CORP, id, 'job-1', '', 'c1', page(true, [1, 2]))).toBe('saved');
+    // A first pull is one until its last page, whoever pulls the rest (a crash, a retry).
+    expect(await state.claim(CORP, id, 'job-1', { at: 1 })).toMatchObject({ cursor: 'c1', first: true });
+    expect(await state.savePage(CORP, id, 'job-1', 'c1', 'c2', page(true, [3], true))).toBe('saved');
+    expect(await state.claim(CORP, id, 'job-1', { at: 1 })).toMatchObject({ cursor: 'c2', first: false });
     expect(await state.view(CORP, id)).toMatchObject({ cursor: 'c2', pages: 2, puller: 'job-1' });
-    expect(await state.nextPage(CORP, id)).toEqual({ first: true, items: [1, 2] });
-    expect(await state.pageStored(CORP, id, 'job-1')).toBe(true);
-    expect(await state.nextPage(CORP, id)).toEqual({ first: false, items: [3] });
-    // A reset while the pull runs: its next page finds the cursor moved and stops.
+    const oldest = await state.nextPage(CORP, id);
+    expect(oldest).toMatchObject({ first: true, items: [1, 2] });
+    // The same job run twice at once stores the page twice (its jobs are de-duplicated) and drops it once.
+    if (!oldest) throw new Error('no page');
+    expect(await state.pageStored(CORP, id, 'job-1', oldest)).toBe(true);
+    expect(await state.pageStored(CORP, id, 'job-1', oldest)).toBe(true);
+    expect(await state.nextPage(CORP, id)).toMatchObject({ first: true, items: [3] });
+    // A reset while the pull runs: its next page finds the cursor moved.
     await state.resetCursor(CORP, id);
-    expect(await state.savePage(CORP, id, 'job-1', 'c2', 'c3', { first: false, items: [4] })).toBe('moved');
+    expect(await state.savePage(CORP, id, 'job-1', 'c2', 'c3', page(false, [4]))).toBe('moved');
     expect((await state.view(CORP, id)).cursor).toBe('');
   });
 });
@@ -235,6 +243,35 @@ describe('the pull loop', () => {
     const request = { corpId: CORP, openKfId: kf(), owner: 'job-1', token: 'OLD', at: Date.now() - 10 * 60_000 };
     await expect(pull(deps, request)).rejects.toThrow(/has_more without a new cursor/);
     expect(syncs).toEqual([{ open_kfid: request.openKfId, limit: 1000 }]);
+  });
+
+  it('a first pull that fails after its first page still records the later pages’ old messages as history', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const old = now - 2 * 86_400;
+    pages = [{ next_cursor: 'c1', has_more: 1, msg_list: [item(1, old)] }, { errcode: -1 }];
+    const stored: { id: string; history: boolean }[] = [];
+    const deps = {
+      kf: client,
+      state: new PullState(redis),
+      historyMaxAgeMs: 300_000,
+      store: async (_corp: string, ms: { message: { MsgId?: string }; history: boolean }[]) => {
+        stored.push(...ms.map((m) => ({ id: String(m.message.MsgId), history: m.history })));
+      },
+    };
+    const openKfId = kf();
+    const request = { corpId: CORP, openKfId, owner: 'job-1', at: Date.now() };
+    await expect(pull(deps, request)).rejects.toThrow(/^-1/);
+    pages = [{ next_cursor: 'c2', has_more: 0, msg_list: [item(2, old), item(3, now)] }];
+    expect(await pull(deps, request)).toMatchObject({ action: 'pulled' });
+    expect(stored).toEqual([
+      { id: 'm1', history: true },
+      { id: 'm2', history: true },
+      { id: 'm3', history: false },
+    ]);
+    // An empty page without a next_cursor keeps the cursor (else the next pull would be a first pull again).
+    pages = [{ next_cursor: '', has_more: 0, msg_list: [] }];
+    await pull(deps, { ...request, owner: 'job-2' });
+    expect((await deps.state.view(CORP, openKfId)).cursor).toBe('c2');
   });
 
   it('a failed pull lets go of the open_kfid: the next notice pulls at once', async () => {
