@@ -42,6 +42,7 @@ writeFileSync(
       { when: { event: 'enter_session' }, reply: [text('welcome!')] },
       { when: { msgType: 'text', contains: 'human' }, transfer: { kfAccount: 'agent1' } },
       { when: { msgType: 'text', contains: 'six' }, reply: [1, 2, 3, 4, 5, 6].map((i) => text(`part ${i}`)) },
+      { when: { msgType: 'text', contains: 'ask' }, ai: { handover: [text('a person will answer you')] } },
     ],
     fallback: [text('got {{Content}}')],
   }),
@@ -59,6 +60,9 @@ const env = (): NodeJS.ProcessEnv => ({
   WECOM_API_BASE: sim.url,
   WECHAT_API_BASE: sim.url,
   REPLY_RULES_FILE: rulesFile,
+  // The simulator's fake model: "真人" (a person) makes it hand the customer over (transfer_to_human).
+  AI_BASE_URL: `${sim.url}/v1`,
+  AI_MODEL: 'wx-kf-fake',
   WORKER_CONCURRENCY: '50',
   WORKER_LOCK_DURATION_MS: '2000',
 });
@@ -284,6 +288,18 @@ describe('WeCom customer service through ingress and worker processes', () => {
         }),
       ]),
     );
+  }, 60_000);
+
+  it('the model’s hand-over: its reply goes out, then the session moves to the queue and the bot is silent', async () => {
+    await worker();
+    const user = 'wm_model';
+    sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: user, content: 'ask 真人' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(() => sim.wecom.transCalls.length >= 1);
+    expect(received().get(user)).toEqual(['a person will answer you']);
+    expect(sim.wecom.transCalls[0]).toMatchObject({ externalUserId: user, to: 2, errcode: 0 });
+    const handoffs = new Handoffs({ redis, idleMs: 60_000 });
+    expect(await handoffs.get(CORP.corpId, user)).toMatchObject({ open: true, reason: 'ai' });
   }, 60_000);
 
   it('the window’s sixth send is refused locally, never sent to WeCom', async () => {

@@ -76,8 +76,7 @@ export class KfOperations {
       const tokens = new TokenManager({
         redis: this.redis,
         http,
-        // WeChat's token endpoints only: a wecom-kf corp's token comes from WeCom (its own client, the CLI's `wecom`).
-        accounts: this.config.accounts.filter((a) => a.type !== 'wecom-kf'),
+        accounts: this.config.accounts,
         source: this.config.api.tokenSource,
         logger: this.logger,
       });

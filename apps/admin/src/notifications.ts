@@ -54,8 +54,7 @@ export class Notifications {
       const tokens = new TokenManager({
         redis: this.queues.connection,
         http,
-        // WeChat's token endpoints only: a wecom-kf corp has no notifications (and its token comes from WeCom).
-        accounts: this.config.accounts.filter((a) => a.type !== 'wecom-kf'),
+        accounts: this.config.accounts,
         source: this.config.api.tokenSource,
         logger: this.logger,
       });

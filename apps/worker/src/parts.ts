@@ -62,7 +62,7 @@ export async function buildParts(config: Config, logger: Logger, options: Worker
   const tokens = new TokenManager({
     redis,
     http,
-    accounts: config.accounts.filter((a) => a.type !== 'wecom-kf'),
+    accounts: config.accounts,
     source: config.api.tokenSource,
     logger,
     onRequest: (appId, result) => metrics.tokenRequests.inc({ app_id: appId, result }),

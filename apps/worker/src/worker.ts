@@ -148,6 +148,7 @@ function wecomPuller(p: WorkerParts, wecom: WeComParts, inbound: Queue<InboundJo
     handoffIdleMs: p.config.handoff.idleMs,
     metrics: wecom.metrics,
     logger: p.logger,
+    durability: p.config.redis.durability,
   });
 }
 

@@ -94,9 +94,7 @@ async function noReply(c: Inbound, job: Job, checked: Checked): Promise<InboundR
       return endWith(c, job, checked, { action: 'handoff' });
     }
   }
-  // WeCom: a transfer rule moves the session to a person here (WeChat's ingress answered its transfers itself).
-  const transfer = wecom && !data.plan ? await wecomTransfer(c, checked) : undefined;
-  return transfer ? endWith(c, job, checked, transfer) : undefined;
+  return undefined;
 }
 
 /** The plan, in the user's turn: the stored one, the model's answer, or a fresh one; or the job's end. */
@@ -116,6 +114,10 @@ async function planInTurn(
   // The user's earlier messages are answered first (invariant 10): until then this job waits as delayed.
   const taken = await inSpan('turn', {}, () => c.conversation?.awaitTurn(job, token, account.type, data, sends));
 
+  // WeCom: a transfer rule moves the session here, in the customer's turn (WeChat's ingress answered its own).
+  if (decision?.kind === 'transfer' && account.type === 'wecom-kf') {
+    return endWith(c, job, checked, await wecomTransfer(c, checked, decision), taken);
+  }
   // The model's answer is stored before it is sent, and a retry sends the stored one (replies/ai-reply.ts).
   if (c.ai && (decision?.kind === 'ai' || plan?.source === 'ai')) {
     const answered = await c.ai.reply(job, token, data, account, decision?.kind === 'ai' ? decision : undefined);
@@ -159,9 +161,15 @@ async function sendPlan(c: Inbound, job: Job<InboundJobData>, checked: Checked, 
     if (plan.ignoreHandoff) await handOverAfterReplies(c, appId, touser, msgKey, via);
     return { action: 'replied', replies: plan.replies.length };
   }
+  // A channel that owns the session (WeCom) moves it now, whatever became of the hand-over replies: else the bot
+  // stays silent (the handoff is open) while no person is asked. What was not sent is dropped.
+  if (plan.ignoreHandoff && c.channels.of(appId).handOver) {
+    await handOverAfterReplies(c, appId, touser, msgKey, via);
+    return { action: 'handoff' };
+  }
   if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);
   const outboundJobId = await c.enqueue(
-    { appId, touser, msgKey, sent, receivedAt, ...carried(plan), ...(via.openKfId ? { openKfId: via.openKfId } : {}) },
+    { appId, touser, msgKey, sent, receivedAt, ...carried(plan), ...via },
     `${job.id}-r`,
     stop.kind === 'wait' ? stop.delayMs : firstRetryDelay(c.jobOptions, job, stop.error),
   );

@@ -99,15 +99,19 @@ export function checkOutboundJob(
       receivedAt: receivedAt(d.receivedAt),
       ...(d.ignoreWindow === true ? { ignoreWindow: true } : {}),
       ...(d.ignoreHandoff === true ? { ignoreHandoff: true } : {}),
-      ...openKfIdOf(d.openKfId, account),
+      ...openKfIdOf(d, account),
     },
   };
 }
 
-/** A WeCom reply's open_kfid: required for a wecom-kf account (else it could not be sent), never for another. */
-function openKfIdOf(value: unknown, account: AccountConfig): { openKfId?: string } {
+/**
+ * A WeCom reply's open_kfid (required for a wecom-kf account, else it could not be sent) and event code (the
+ * welcome's); neither for another account.
+ */
+function openKfIdOf(d: Record<string, unknown>, account: AccountConfig): { openKfId?: string; code?: string } {
   if (account.type !== 'wecom-kf') return {};
-  return { openKfId: checkUser(value, 'openKfId') };
+  const code = typeof d.code === 'string' && /^[\x21-\x7e]{1,512}$/.test(d.code) ? { code: d.code } : {};
+  return { openKfId: checkUser(d.openKfId, 'openKfId'), ...code };
 }
 
 /** An inbound job's data, checked: a configured account, a message from an OpenID, and a valid stored plan. */

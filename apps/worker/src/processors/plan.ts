@@ -11,6 +11,7 @@ import type { MessageHandler } from '../replies/handler.js';
 import { hasFile, resolveMedia } from '../replies/media.js';
 import type { ConversationHooks } from './conversation.js';
 import type { WorkerHandoff } from './handoff.js';
+import { wecomVia } from './wecom.js';
 import { checkReplies, invalid } from './job-data.js';
 import type { Reupload } from './send.js';
 
@@ -50,7 +51,7 @@ async function uploadOrFail<T>(call: () => Promise<T>): Promise<T> {
  */
 function handlerHandoff(handoff: WorkerHandoff, appId: string, channel: Channel, data: InboundJobData) {
   const { message, msgKey } = data;
-  const openKfId = typeof message.OpenKfId === 'string' ? message.OpenKfId : undefined;
+  const { openKfId } = wecomVia(data);
   return {
     open: async (touser: string, agent?: string) => {
       if (openKfId && touser === message.FromUserName) {
@@ -70,7 +71,9 @@ async function handlerPlan(deps: PlanDeps, data: InboundJobData, account: Accoun
   const { appId, message, msgKey } = data;
   const channel = deps.channels.of(appId);
   const { client } = channel;
-  const openKfId = typeof message.OpenKfId === 'string' ? { openKfId: message.OpenKfId } : {};
+  const { openKfId } = wecomVia(data);
+  // Each ctx.send is its own send: its own key, so WeCom's msgid (per key and reply) never repeats another's.
+  let sends = 0;
   const result = await handler?.(message, {
     account: { appId, type: account.type },
     log: logger.child({ appId, msgKey }),
@@ -81,11 +84,11 @@ async function handlerPlan(deps: PlanDeps, data: InboundJobData, account: Accoun
       enqueue({
         appId,
         touser,
-        msgKey,
+        msgKey: `${msgKey}/send-${++sends}`,
         replies: checkReplies(items, account),
         sent: 0,
         source: 'handler',
-        ...openKfId,
+        ...(openKfId ? { openKfId } : {}),
       }),
     typing: async (touser, on = true) => channel.typing?.(appId, touser, on).catch(() => undefined),
     window: async (touser) => {

@@ -2,8 +2,9 @@ import { WeChatApiError } from '@wx-kf/shared/api';
 import type { Conversations } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
 import { type InboundJobData, type InboundResult, inboundJob } from '@wx-kf/shared/queue';
+import { OPENID_PATTERN } from '@wx-kf/shared/openid';
 import { isRecord } from '@wx-kf/shared/record';
-import { keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
+import { keyspaceOf, type RedisClient, replicaWaiter } from '@wx-kf/shared/redis';
 import type { InboundMessage } from '@wx-kf/shared/wechat';
 import { type PullDeps, type PullState, pull, type WeComClient } from '@wx-kf/shared/wecom';
 import { type Job, type Queue, UnrecoverableError } from 'bullmq';
@@ -24,7 +25,12 @@ export interface PullProcessorDeps {
   handoffIdleMs: number;
   metrics: PullMetrics;
   logger: Logger;
+  /** REDIS_DURABILITY: `replicated` waits for a replica of each customer shard a page wrote, before it is dropped. */
+  durability?: 'local' | 'replicated' | undefined;
 }
+
+/** How long a page's store waits for replicas under REDIS_DURABILITY=replicated (as the ingress waits for a push). */
+const REPLICA_WAIT_MS = 1000;
 
 const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
@@ -35,10 +41,15 @@ const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
  */
 function pageStore(d: PullProcessorDeps): PullDeps['store'] {
   const keys = keyspaceOf(d.redis);
+  const replicated = d.durability === 'replicated' ? replicaWaiter(d.redis, REPLICA_WAIT_MS) : undefined;
   return async (corpId, messages) => {
     const receivedAt = Date.now();
+    const shards = new Set(messages.map(({ message }) => keys.userShard(corpId, message.FromUserName)));
+    const confirms = replicated ? [...shards].map((shard) => replicated(shard)) : [];
     // Issued in page order on one connection, so each customer's order list gets their messages in order.
     await Promise.all(messages.map(({ message, history }) => storeOne(d, keys, corpId, message, history, receivedAt)));
+    // The page is dropped after this: its jobs must be where a failover keeps them (else the job fails and retries).
+    await Promise.all(confirms.map((confirm) => confirm()));
   };
 }
 
@@ -92,7 +103,7 @@ export function pullProcessor(d: PullProcessorDeps) {
     const message = job.data?.message ?? {};
     const openKfId = text(message.OpenKfId);
     if (!d.corps.has(corpId)) throw invalid('a pull notice for an account that is not a wecom-kf corp');
-    if (!openKfId || !/^[A-Za-z0-9_-]{1,64}$/.test(openKfId)) throw invalid('a pull notice without an open_kfid');
+    if (!openKfId || !OPENID_PATTERN.test(openKfId)) throw invalid('a pull notice without an open_kfid');
     if (!job.id) throw invalid('the job has no id');
     // When the Token came, never later than now (job data is not trusted: a date ahead would pin its Token).
     const receivedAt = Number(job.data.receivedAt);

@@ -47,10 +47,8 @@ export interface SendReport {
 
 export type Replies = Pick<
   OutboundJobData,
-  'appId' | 'touser' | 'msgKey' | 'replies' | 'receivedAt' | 'ignoreWindow' | 'openKfId'
+  'appId' | 'touser' | 'msgKey' | 'replies' | 'receivedAt' | 'ignoreWindow' | 'openKfId' | 'code'
 > & {
-  /** WeCom: the event code (enter_session's welcome) the first reply goes out with. */
-  code?: string | undefined;
   /** The job to take out of the user's order once every reply is accepted or the send fails for good. */
   release?: string | undefined;
   /** The send already taken from the window for the first reply to go out (by the turn that let the job go). */
@@ -185,7 +183,7 @@ async function sendReply(
   const entry = { ...describeReply(item), jobId: msgKey, result: 'sent' };
   const sent = { item, jobId: msgKey };
   // WeCom's welcome went with its event's code (send_msg_on_event), which the 5 sends after a message do not count.
-  const uncounted = Boolean(to.code) && i === 0;
+  const uncounted = Boolean(to.code) && i === 0; // (a retry job resumes at reply `sent`: its code is used once)
   await conversation?.settle(appId, touser, { take, entry, release: last ? job.release : undefined, sent, uncounted });
   return undefined;
 }

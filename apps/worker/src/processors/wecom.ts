@@ -2,7 +2,6 @@
 import type { Channels, Recipient } from '@wx-kf/shared/channel';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData, InboundResult } from '@wx-kf/shared/queue';
-import type { ReplyRules } from '@wx-kf/shared/rules';
 import type { WorkerHandoff } from './handoff.js';
 
 /** Where a WeCom reply goes: the open_kfid the customer wrote to, and an event's code (the welcome). */
@@ -20,18 +19,17 @@ export function wecomVia(data: InboundJobData): { openKfId?: string; code?: stri
  * handoff reads. Each is in the timeline already (the puller's ingest wrote it).
  */
 export function wecomSilence(data: InboundJobData): 'history' | 'none' | undefined {
-  if (data.history) return 'history';
   const m = data.message;
+  // A session change applies to the handoff even as history (an older one never undoes a newer one).
+  if (m.MsgType === 'event' && m.Event === 'session_status_change') return undefined;
+  if (data.history) return 'history';
   if (m.Origin === '5') return 'none';
   if (m.MsgType !== 'event') return undefined;
-  if (m.Event === 'session_status_change') return undefined;
   return m.Event === 'enter_session' && typeof m.WelcomeCode === 'string' ? undefined : 'none';
 }
 
-/** What a WeCom transfer needs: the rules, the channels and the handoff. */
+/** What a WeCom transfer needs: the channels and the handoff. */
 interface TransferDeps {
-  rules: Map<string, ReplyRules>;
-  handler?: unknown;
   channels: Channels;
   handoff?: WorkerHandoff | undefined;
 }
@@ -43,11 +41,9 @@ interface TransferDeps {
 export async function wecomTransfer(
   c: TransferDeps,
   checked: { data: InboundJobData; touser: string },
-): Promise<InboundResult | undefined> {
+  decision: { kfAccount?: string | undefined },
+): Promise<InboundResult> {
   const { data, touser } = checked;
-  if (c.handler) return undefined;
-  const decision = c.rules.get(data.appId)?.decide(data.message);
-  if (decision?.kind !== 'transfer') return undefined;
   const to: Recipient = { touser, msgKey: data.msgKey, index: 0, ...wecomVia(data) };
   await c.channels.of(data.appId).handOver?.(data.appId, to, decision.kfAccount);
   await c.handoff?.state.open(data.appId, touser, { reason: 'rule', agent: decision.kfAccount, force: true });

@@ -5,6 +5,7 @@ import type { InboundJobData, ReplyPlan } from '@wx-kf/shared/queue';
 import type { ReplyItem } from '@wx-kf/shared/wechat';
 import type { Job } from 'bullmq';
 import type { SendReplies, SendReport, SendStop } from '../processors/send.js';
+import { wecomVia } from '../processors/wecom.js';
 
 /** The claim on a user's message was taken over by another worker: this one stops (the other answers). */
 export class ClaimLostError extends Error {
@@ -134,9 +135,8 @@ export class AnswerStream {
     const { job, data, touser } = this.target;
     const { appId, msgKey, receivedAt } = data;
     const replies = this.replies.slice(0, i + 1);
-    const openKfId = typeof data.message.OpenKfId === 'string' ? { openKfId: data.message.OpenKfId } : {};
     const report = await this.deps.sendReplies(
-      { appId, touser, msgKey, replies, receivedAt, ...openKfId },
+      { appId, touser, msgKey, replies, receivedAt, ...wecomVia(data) },
       i,
       async () => undefined,
     );

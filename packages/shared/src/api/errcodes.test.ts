@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { WECOM_ERRCODES } from '../channel/wecom/errcodes.js';
 import { decide, ERRCODES, type ErrcodeRow, errcodeRule } from './errcodes.js';
 import { WeChatApiError } from './errors.js';
 
@@ -10,10 +11,12 @@ interface DocRow {
   wxkf: string;
 }
 
-/** The rows of §9's table that name errcodes (not `0`, not the transport row). */
-function docRows(): DocRow[] {
+/** The rows of a table that name errcodes (not `0`, not the transport row): §9's, or WeCom's §15.7. */
+function docRows(from = '\n## 9. ', to = '\n## 10. '): DocRow[] {
   const page = readFileSync(new URL('../../../../docs/wechat-protocol.md', import.meta.url), 'utf8');
-  const section = page.slice(page.indexOf('\n## 9. '), page.indexOf('\n## 10. '));
+  const start = page.indexOf(from);
+  const end = page.indexOf(to, start + 1);
+  const section = page.slice(start, end === -1 ? undefined : end);
   const rows: DocRow[] = [];
   for (const line of section.split('\n')) {
     const cells = line.split('|').map((cell) => cell.trim());
@@ -29,15 +32,29 @@ function docRows(): DocRow[] {
 /** The wx-kf column as a row: "`fail`, window closed, HTTP 409", "`fail`, grants cleared"; `—` is no row. */
 function parseColumn(cell: string): ErrcodeRow | undefined {
   if (cell === '—') return undefined;
-  const m = /^`(\w+)`(?:, window (exhausted|closed))?(?:, grants (cleared))?(?:, HTTP (\d{3}))?$/.exec(cell);
+  const m =
+    /^`(\w+)`(?:, window (exhausted|closed))?(?:, grants (cleared))?(?:, (session read again))?(?:, HTTP (\d{3}))?$/.exec(
+      cell,
+    );
   if (!m) throw new Error(`unreadable wx-kf cell: ${cell}`);
   return {
     action: m[1] as ErrcodeRow['action'],
     ...(m[2] ? { window: m[2] as 'exhausted' | 'closed' } : {}),
     ...(m[3] ? { grant: 'cleared' as const } : {}),
-    ...(m[4] ? { http: Number(m[4]) } : {}),
+    ...(m[4] ? { session: 'refresh' as const } : {}),
+    ...(m[5] ? { http: Number(m[5]) } : {}),
   };
 }
+
+describe("WeCom's errcode table (docs/wechat-protocol.md §15.7)", () => {
+  const rows = docRows('\n### 15.7 ', '\n## ');
+  it('lists exactly the rows of WECOM_ERRCODES, with the same action, window, session and HTTP status', () => {
+    const documented = rows.flatMap((row) => row.codes.map((code) => [code, parseColumn(row.wxkf)] as const));
+    expect(new Map(documented)).toEqual(new Map(Object.entries(WECOM_ERRCODES).map(([k, v]) => [Number(k), v])));
+    expect(errcodeRule(40001, WECOM_ERRCODES).action).toBe('config'); // the secret, not a stale token as on WeChat
+    expect(errcodeRule(95018, WECOM_ERRCODES)).toEqual({ action: 'fail', session: 'refresh', http: 409 });
+  });
+});
 
 describe('the errcode table', () => {
   const rows = docRows();

@@ -14,6 +14,8 @@ import { requestToken, type TokenAnswer } from './token-request.js';
 export interface TokenAccount {
   appId: string;
   appSecret: string;
+  /** A `wecom-kf` corp's token comes only from WeCom (source `wecom`); any other account's never does. */
+  type?: string;
 }
 
 export interface TokenManagerOptions {
@@ -83,7 +85,9 @@ export class TokenManager {
       localMs: 5_000,
       ...options,
     };
-    this.accounts = new Map(options.accounts.map((a) => [a.appId, a]));
+    // Each manager serves the accounts of its source: a corp never asks WeChat for a token, nor an AppID WeCom.
+    const served = options.accounts.filter((a) => (a.type === 'wecom-kf') === (options.source === 'wecom'));
+    this.accounts = new Map(served.map((a) => [a.appId, a]));
     this.keys = keyspaceOf(options.redis);
     for (const script of [storeScript, invalidateScript, releaseLockScript]) script.register(options.redis);
   }

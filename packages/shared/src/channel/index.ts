@@ -16,7 +16,7 @@ export class Channels {
     }
   }
 
-  /** The account's channel (WeChat's push channel for an account not configured: its API refuses it). */
+  /** The account's channel; throws for an account not configured (jobs are checked against the accounts first). */
   of(appId: string): Channel {
     const channel = this.byAccount.get(appId);
     if (!channel) throw new Error(`no account ${appId}`);

@@ -61,6 +61,8 @@ export interface OutboundJobData {
   ignoreHandoff?: boolean;
   /** WeCom: the customer-service account (open_kfid) the customer wrote to, which replies come from. */
   openKfId?: string;
+  /** WeCom: an event's code (enter_session's welcome, 20 s) the first reply goes out with. */
+  code?: string;
 }
 
 /** Completed and failed jobs are kept for a bounded age and count. */

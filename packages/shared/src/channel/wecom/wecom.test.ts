@@ -189,7 +189,8 @@ describe('the pull loop', () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     http = new WeChatHttp({ baseUrl: base, errcodes: WECOM_ERRCODES });
     const logger = createLogger('test', { level: 'silent' });
-    tokens = new TokenManager({ redis, http, accounts: [{ appId: CORP, appSecret: 's' }], source: 'wecom', logger });
+    const corp = { appId: CORP, appSecret: 's', type: 'wecom-kf' };
+    tokens = new TokenManager({ redis, http, accounts: [corp], source: 'wecom', logger });
     client = new WeComClient(http, new WeChatClient(http, tokens, redis));
   });
   afterAll(async () => {
@@ -206,6 +207,18 @@ describe('the pull loop', () => {
     origin: 3,
     msgtype: 'text',
     text: { content: `m${i}` },
+  });
+
+  it('a token manager serves only its own source’s accounts: a corp never asks WeChat, an AppID never WeCom', async () => {
+    const logger = createLogger('test', { level: 'silent' });
+    const accounts = [{ appId: CORP, appSecret: 's', type: 'wecom-kf' }];
+    const wechat = new TokenManager({ redis, http, accounts, source: 'stable', logger });
+    try {
+      await expect(wechat.getToken(CORP)).rejects.toThrow();
+    } finally {
+      wechat.close();
+    }
+    await expect(tokens.getToken(CORP)).resolves.toBe('AT');
   });
 
   it('pages until has_more is 0, storing each page in order; a first pull marks old messages as history', async () => {
