@@ -11,9 +11,9 @@ import type { MessageHandler } from '../replies/handler.js';
 import { hasFile, resolveMedia } from '../replies/media.js';
 import type { ConversationHooks } from './conversation.js';
 import type { WorkerHandoff } from './handoff.js';
-import { wecomVia } from './wecom.js';
 import { checkReplies, invalid } from './job-data.js';
 import type { Reupload } from './send.js';
+import { wecomVia } from './wecom.js';
 
 /** What planning a message needs: the user's handler (else the rules), the client, and the user's conversation. */
 export interface PlanDeps {

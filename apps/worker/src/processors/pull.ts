@@ -1,8 +1,8 @@
 import { WeChatApiError } from '@wx-kf/shared/api';
 import type { Conversations } from '@wx-kf/shared/conversation';
 import type { Logger } from '@wx-kf/shared/log';
-import { type InboundJobData, type InboundResult, inboundJob } from '@wx-kf/shared/queue';
 import { OPENID_PATTERN } from '@wx-kf/shared/openid';
+import { type InboundJobData, type InboundResult, inboundJob } from '@wx-kf/shared/queue';
 import { isRecord } from '@wx-kf/shared/record';
 import { keyspaceOf, type RedisClient, replicaWaiter } from '@wx-kf/shared/redis';
 import type { InboundMessage } from '@wx-kf/shared/wechat';
