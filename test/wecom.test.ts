@@ -7,6 +7,7 @@ import { Conversations } from '@wx-kf/shared/conversation';
 import { Handoffs } from '@wx-kf/shared/handoff';
 import { INBOUND_QUEUE, type InboundJobData, openQueue, readInboundResult } from '@wx-kf/shared/queue';
 import { createRedis } from '@wx-kf/shared/redis';
+import { PullState } from '@wx-kf/shared/wecom';
 import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { type SimCorp, Simulator } from '@wx-kf/wechat-sim';
 import type { Queue } from 'bullmq';
@@ -165,23 +166,24 @@ describe('WeCom customer service through ingress and worker processes', () => {
     sim.slow({ path: '/cgi-bin/kf/sync_msg', fixedMs: 800 });
     const victim = await worker();
     // 4 each: a send taken by a killed worker stays counted (the ledger never over-sends), so 5 could leave one short.
-    const users = customers(525, 'kill');
-    sim.wecom.customerMessages(2100, { corpId: CORP.corpId, openKfId: KF, externalUserIds: users });
+    const users = customers(300, 'kill');
+    sim.wecom.customerMessages(1200, { corpId: CORP.corpId, openKfId: KF, externalUserIds: users });
     await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
     await until(() => sim.wecom.sent.length > 0); // the first page is stored and being answered
     await victim.stop('SIGKILL');
     const pulledBefore = sim.wecom.syncCalls;
-    expect(pulledBefore).toBeLessThan(3); // killed before the last of the three pages was pulled
-    expect(sim.wecom.sent.length).toBeLessThan(2100);
+    // Killed mid-pull: its job still holds the open_kfid, and the cursor is the first page's.
+    expect(await new PullState(redis).view(CORP.corpId, KF)).toMatchObject({ puller: expect.any(String) });
+    expect(sim.wecom.sent.length).toBeLessThan(1200);
     await worker(); // takes the stalled notice job over: same job, same pull
-    await until(() => sim.wecom.sent.length >= 2100, 90_000);
+    await until(() => sim.wecom.sent.length >= 1200, 90_000);
     await new Promise((r) => setTimeout(r, 500));
     const got = received();
     for (const user of users) expect(got.get(user)).toHaveLength(4);
-    expect(sim.wecom.sent).toHaveLength(2100);
+    expect(sim.wecom.sent).toHaveLength(1200);
     expect(sim.wecom.syncCalls).toBeGreaterThan(pulledBefore);
     console.log(
-      `[wecom] SIGKILL between pages: 2100 delivered once each; ${sim.wecom.duplicateSends} send(s) retried with the same msgid and not delivered again`,
+      `[wecom] SIGKILL between pages: 1200 delivered once each; ${sim.wecom.duplicateSends} send(s) retried with the same msgid and not delivered again`,
     );
   }, 180_000);
 

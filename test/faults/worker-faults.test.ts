@@ -102,7 +102,7 @@ describe('fault suite: workers', () => {
     expect(kills).toBeGreaterThan(0);
     expect(duplicates).toBeLessThanOrEqual(kills * 25);
     await sim.close();
-  });
+  }, 120_000); // up to 6 kills and restarts, then up to 90 s to drain: a busy machine takes longer than 20 s
 
   it('WeChat failing 30 % of sends: retryable ones delivered exactly once, permanent ones failed once with their code', async () => {
     const sim = new Simulator({ accounts: [{ appId: APP_ID, appSecret: SECRET, type: 'miniprogram' }] });
