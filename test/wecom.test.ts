@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Conversations } from '@wx-kf/shared/conversation';
 import { Handoffs } from '@wx-kf/shared/handoff';
 import { INBOUND_QUEUE, type InboundJobData, openQueue, readInboundResult } from '@wx-kf/shared/queue';
-import { createRedis } from '@wx-kf/shared/redis';
+import { createRedis, keyspaceOf } from '@wx-kf/shared/redis';
 import { PullState } from '@wx-kf/shared/wecom';
 import { freePort, isolatedRedisUrl, ServiceProcess } from '@wx-kf/testkit';
 import { type SimCorp, Simulator } from '@wx-kf/wechat-sim';
@@ -302,6 +302,18 @@ describe('WeCom customer service through ingress and worker processes', () => {
     expect(sim.wecom.transCalls[0]).toMatchObject({ externalUserId: user, to: 2, errcode: 0 });
     const handoffs = new Handoffs({ redis, idleMs: 60_000 });
     expect(await handoffs.get(CORP.corpId, user)).toMatchObject({ open: true, reason: 'ai' });
+  }, 60_000);
+
+  it('the model’s hand-over whose reply cannot go now: the session moves at once, and the customer’s order moves on', async () => {
+    await worker();
+    const user = 'wm_model_stop';
+    sim.fail({ path: '/cgi-bin/kf/send_msg', script: [{ errcode: -1, errmsg: 'system busy' }] });
+    sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: user, content: 'ask 真人' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(async () => (await outcomes()).handoff === 1);
+    expect(sim.wecom.transCalls).toMatchObject([{ externalUserId: user, to: 2, errcode: 0 }]);
+    expect(sim.wecom.sentTo(CORP.corpId, user)).toEqual([]); // dropped: a person is asked for
+    expect(await redis.llen(keyspaceOf(redis).userOrder(CORP.corpId, user))).toBe(0);
   }, 60_000);
 
   it('the window’s sixth send is refused locally, never sent to WeCom', async () => {

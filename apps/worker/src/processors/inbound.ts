@@ -20,7 +20,7 @@ import { applyKfEvent, isKfEvent, type WorkerHandoff } from './handoff.js';
 import { checkInboundJob, jobIdOf } from './job-data.js';
 import { type PlanDeps, planFresh } from './plan.js';
 import type { Reupload, SendReplies, SendReport } from './send.js';
-import { handOverAfterReplies, wecomSilence, wecomTransfer, wecomVia } from './wecom.js';
+import { handOverAfterReplies, handOverOnStop, wecomSilence, wecomTransfer, wecomVia } from './wecom.js';
 
 export interface InboundDeps {
   accounts: Map<string, AccountConfig>;
@@ -84,7 +84,7 @@ async function noReply(c: Inbound, job: Job, checked: Checked): Promise<InboundR
   const wecom = checked.account.type === 'wecom-kf';
   // Sends nothing, so it need not wait for its turn; it only lets the user's next message go.
   if (data.transferred) return endWith(c, job, checked, { action: 'transferred' });
-  const silent = wecom ? wecomSilence(data) : undefined;
+  const silent = wecom ? wecomSilence(data, Boolean(c.handoff?.accounts.has(appId))) : undefined;
   if (silent) return endWith(c, job, checked, { action: silent });
   if (c.handoff?.accounts.has(appId)) {
     const kfEvent = isKfEvent(data.message);
@@ -164,8 +164,9 @@ async function sendPlan(c: Inbound, job: Job<InboundJobData>, checked: Checked, 
   // A channel that owns the session (WeCom) moves it now, whatever became of the hand-over replies: else the bot
   // stays silent (the handoff is open) while no person is asked. What was not sent is dropped.
   if (plan.ignoreHandoff && c.channels.of(appId).handOver) {
-    await handOverAfterReplies(c, appId, touser, msgKey, via);
-    return { action: 'handoff' };
+    await handOverOnStop(c, { appId, touser, msgKey, via }, stop);
+    if (plan.source === 'ai') await c.ai?.done(appId, touser, jobIdOf(job));
+    return endWith(c, job, checked, { action: 'handoff' }); // the user's next message may go (to the person)
   }
   if (stop.kind === 'permanent') throw new UnrecoverableError(stop.reason);
   const outboundJobId = await c.enqueue(

@@ -34,6 +34,9 @@ const REPLICA_WAIT_MS = 1000;
 
 const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
+/** kf/sync_msg answers after which no retry of the notice would pull: 95004, the open_kfid does not exist. */
+const FINAL_PULL_ERRCODES: ReadonlySet<number> = new Set([95004]);
+
 /**
  * The messages of one page as inbound jobs, in order: each with its conversation state (window grant, order,
  * timeline; idempotent) just before its add, as the ingress stores a push. The job id is the msgid's: a page
@@ -122,8 +125,9 @@ export function pullProcessor(d: PullProcessorDeps) {
         : outcome;
     } catch (error) {
       d.metrics.pulls.inc({ app_id: corpId, result: 'failed' });
-      // WeCom refused for good (95004: no such open_kfid): no retry would pull.
-      if (error instanceof WeChatApiError && error.action === 'fail') {
+      // WeCom refused for good (95004: no such open_kfid): no retry would pull. Any other code is retried (12
+      // tries over about 68 minutes): an unknown one may pass, and a notice is the only thing that pulls.
+      if (error instanceof WeChatApiError && FINAL_PULL_ERRCODES.has(error.errcode)) {
         throw new UnrecoverableError(`${error.errcode} ${error.errmsg}`);
       }
       throw error;

@@ -1,8 +1,10 @@
 // What the conversation pipeline does differently for a WeCom customer (微信客服); everything else is shared.
+import { WeChatApiError } from '@wx-kf/shared/api';
 import type { Channels, Recipient } from '@wx-kf/shared/channel';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundJobData, InboundResult } from '@wx-kf/shared/queue';
 import type { WorkerHandoff } from './handoff.js';
+import type { SendStop } from './send.js';
 
 /** Where a WeCom reply goes: the open_kfid the customer wrote to, and an event's code (the welcome). */
 export function wecomVia(data: InboundJobData): { openKfId?: string; code?: string } {
@@ -18,10 +20,11 @@ export function wecomVia(data: InboundJobData): { openKfId?: string; code?: stri
  * or a system event (origin 4) other than a welcome (`enter_session` with its code) and the session changes the
  * handoff reads. Each is in the timeline already (the puller's ingest wrote it).
  */
-export function wecomSilence(data: InboundJobData): 'history' | 'none' | undefined {
+export function wecomSilence(data: InboundJobData, tracksHandoff: boolean): 'history' | 'none' | undefined {
   const m = data.message;
-  // A session change applies to the handoff even as history (an older one never undoes a newer one).
-  if (m.MsgType === 'event' && m.Event === 'session_status_change') return undefined;
+  // A session change applies to the handoff even as history (an older one never undoes a newer one); without a
+  // handoff kept for the account it is only recorded.
+  if (m.MsgType === 'event' && m.Event === 'session_status_change') return tracksHandoff ? undefined : 'none';
   if (data.history) return 'history';
   if (m.Origin === '5') return 'none';
   if (m.MsgType !== 'event') return undefined;
@@ -59,6 +62,24 @@ export async function handOverAfterReplies(
   via: { openKfId?: string },
 ): Promise<void> {
   await c.channels.of(appId).handOver?.(appId, { touser, msgKey, index: 0, ...via });
+}
+
+/**
+ * The model's hand-over when its replies could not all go: the session moves now. Not when WeCom already said the
+ * session is not the bot's (95018: a person or the queue has it), nor when WeCom refuses the move for good (95016:
+ * the same); a transient failure throws, and the job's retry moves it.
+ */
+export async function handOverOnStop(
+  c: { channels: Channels },
+  to: { appId: string; touser: string; msgKey: string; via: { openKfId?: string } },
+  stop: SendStop,
+): Promise<void> {
+  if (stop.kind === 'permanent' && stop.reason.startsWith('95018')) return;
+  try {
+    await handOverAfterReplies(c, to.appId, to.touser, to.msgKey, to.via);
+  } catch (error) {
+    if (!(error instanceof WeChatApiError && error.action === 'fail')) throw error;
+  }
 }
 
 /**
