@@ -206,6 +206,17 @@ describe('WeCom customer service through ingress and worker processes', () => {
     expect(sim.wecom.sent).toHaveLength(60);
   }, 60_000);
 
+  it('a pull held by a job that is gone (failed, removed) is taken over by the next notice, not joined', async () => {
+    await worker();
+    // A lock left by a job the queue does not know: its lease (60 s) has not run out.
+    await new PullState(redis).claim(CORP.corpId, KF, 'job-that-is-gone', { at: Date.now() });
+    sim.wecom.customerMessage({ corpId: CORP.corpId, openKfId: KF, externalUserId: 'wm_takeover', content: 'hi' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(() => sim.wecom.sent.length >= 1);
+    expect(received().get('wm_takeover')).toEqual(['got hi']);
+    expect(await outcomes()).toMatchObject({ pulled: 1 });
+  });
+
   it('a first pull with 3 days of history answers none of the old messages and records them', async () => {
     await worker();
     const user = 'wm_history_0';
