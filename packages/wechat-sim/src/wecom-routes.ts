@@ -1,19 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { CallGate } from './gate.js';
 import { jsonFields, parseJsonBody, stringField, stringParam } from './json-body.js';
+import { customerOf, type WeComAuthorise, type WeComCall } from './wecom-call.js';
 import { wecomErr } from './wecom-errcodes.js';
 import { wecomSendRoutes } from './wecom-send-routes.js';
 import { isServiceState } from './wecom-sessions.js';
 import type { WeComState } from './wecom-state.js';
-
-/** A kf call that passed the gate: the corp, and the JSON body (undefined when it is not a JSON object). */
-export interface WeComCall {
-  corpId: string;
-  body: Record<string, unknown> | undefined;
-}
-
-/** The corp behind the call's access_token after the gate's latency and faults; undefined once answered. */
-export type WeComAuthorise = (req: FastifyRequest, reply: FastifyReply) => Promise<WeComCall | undefined>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -96,23 +88,16 @@ function serviceStateRoutes(app: FastifyInstance, wecom: WeComState, authorise: 
   app.post('/cgi-bin/kf/service_state/get', async (req, reply) => {
     const call = await authorise(req, reply);
     if (!call) return reply;
-    if (!call.body) return wecomErr('dataFormat');
-    const openKfId = stringField(call.body.open_kfid);
-    if (!wecom.kfAccount(call.corpId, openKfId)) return wecomErr('openKfIdNotExist');
-    const user = stringField(call.body.external_userid);
-    if (!user) return wecomErr('invalidExternalUserId');
-    return { errcode: 0, errmsg: 'ok', ...wecom.state(call.corpId, openKfId, user) };
+    const c = customerOf(wecom, call, 'external_userid');
+    return 'errcode' in c ? c : { errcode: 0, errmsg: 'ok', ...wecom.state(c.corpId, c.openKfId, c.user) };
   });
 
   app.post('/cgi-bin/kf/service_state/trans', async (req, reply) => {
     const call = await authorise(req, reply);
     if (!call) return reply;
-    const { corpId, body } = call;
-    if (!body) return wecomErr('dataFormat');
-    const openKfId = stringField(body.open_kfid);
-    if (!wecom.kfAccount(corpId, openKfId)) return wecomErr('openKfIdNotExist');
-    const user = stringField(body.external_userid);
-    if (!user) return wecomErr('invalidExternalUserId');
+    const c = customerOf(wecom, call, 'external_userid');
+    if ('errcode' in c) return c;
+    const { corpId, body, openKfId, user } = c;
     const to = body.service_state;
     if (!isServiceState(to) || to === 0) return wecomErr('invalidParameter');
     const servicer = stringField(body.servicer_userid);

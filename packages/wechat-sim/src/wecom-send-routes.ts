@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { isRecord, stringField } from './json-body.js';
+import { customerOf, type WeComAuthorise } from './wecom-call.js';
 import { type WeComErrorName, wecomErr } from './wecom-errcodes.js';
-import type { WeComAuthorise } from './wecom-routes.js';
 import type { WeComState } from './wecom-state.js';
 
 /** The msgtypes send_msg accepts (WeCom's list). */
@@ -52,12 +52,9 @@ export function wecomSendRoutes(app: FastifyInstance, wecom: WeComState, authori
   app.post('/cgi-bin/kf/send_msg', async (req, reply) => {
     const call = await authorise(req, reply);
     if (!call) return reply;
-    const { corpId, body } = call;
-    if (!body) return wecomErr('dataFormat');
-    const openKfId = stringField(body.open_kfid);
-    if (!wecom.kfAccount(corpId, openKfId)) return wecomErr('openKfIdNotExist');
-    const touser = stringField(body.touser);
-    if (!touser) return wecomErr('invalidExternalUserId');
+    const c = customerOf(wecom, call, 'touser');
+    if ('errcode' in c) return c;
+    const { corpId, body, openKfId, user: touser } = c;
     const problem = messageProblem(body, SEND_TYPES);
     if (problem) return wecomErr(problem);
     const msgid = typeof body.msgid === 'string' ? body.msgid : undefined;
