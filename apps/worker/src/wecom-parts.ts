@@ -1,8 +1,8 @@
-import { TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
+import type { TokenManager, WeChatHttp } from '@wx-kf/shared/api';
 import type { Config } from '@wx-kf/shared/config';
 import type { Logger } from '@wx-kf/shared/log';
 import type { RedisClient } from '@wx-kf/shared/redis';
-import { PullState, WECOM_ERRCODES, WeComClient, WeComPullChannel } from '@wx-kf/shared/wecom';
+import { PullState, WeComPullChannel, wecomApi } from '@wx-kf/shared/wecom';
 import type { WorkerMetrics } from './metrics.js';
 import type { PullMetrics } from './wecom-metrics.js';
 import type { WorkerStartOptions } from './worker.js';
@@ -28,28 +28,23 @@ export function wecomParts(
 ): WeComParts | undefined {
   const corps = config.accounts.filter((a) => a.type === 'wecom-kf');
   if (corps.length === 0) return undefined;
-  const http = new WeChatHttp({ baseUrl: config.api.wecomBase, proxy: config.api.proxy, errcodes: WECOM_ERRCODES });
   // One corp token per CorpID for the cluster, as for WeChat's accounts (cgi-bin/gettoken).
-  const tokens = new TokenManager({
+  const api = wecomApi({
+    base: config.api.wecomBase,
+    proxy: config.api.proxy,
     redis,
-    http,
-    accounts: corps,
-    source: 'wecom',
+    corps,
     logger,
     onRequest: (appId, result) => metrics.tokenRequests.inc({ app_id: appId, result }),
-    ...tokenOptions,
+    tokenOptions,
   });
-  const client = new WeChatClient(http, tokens, redis);
   return {
     corps: new Set(corps.map((a) => a.appId)),
-    http,
-    tokens,
-    channel: new WeComPullChannel(client, new WeComClient(http, client)),
+    http: api.http,
+    tokens: api.tokens,
+    channel: new WeComPullChannel(api.client, api.kf),
     state: new PullState(redis),
     metrics: metrics.wecom,
-    close: async () => {
-      tokens.close();
-      await http.close();
-    },
+    close: api.close,
   };
 }

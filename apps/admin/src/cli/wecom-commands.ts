@@ -88,24 +88,22 @@ async function withWeCom(
   where: Pick<Config['api'], 'wecomBase' | 'proxy'>,
   op: (kf: WeComClient) => Promise<void>,
 ) {
-  const [api, { WeComClient, WECOM_ERRCODES }, { createLogger }] = await Promise.all([
+  const [{ WeChatApiError, TokenUnavailableError }, { wecomApi }, { createLogger }] = await Promise.all([
     import('@wx-kf/shared/api'),
     import('@wx-kf/shared/wecom'),
     import('@wx-kf/shared/log'),
   ]);
-  const http = new api.WeChatHttp({ baseUrl: where.wecomBase, proxy: where.proxy, errcodes: WECOM_ERRCODES });
   const logger = createLogger('queues', { level: 'silent' });
-  const tokens = new api.TokenManager({ redis, http, source: 'wecom', accounts: [corp], logger });
+  const api = wecomApi({ base: where.wecomBase, proxy: where.proxy, redis, corps: [corp], logger });
   try {
-    await op(new WeComClient(http, new api.WeChatClient(http, tokens, redis)));
+    await op(api.kf);
   } catch (error) {
-    if (error instanceof api.WeChatApiError || error instanceof api.TokenUnavailableError) {
+    if (error instanceof WeChatApiError || error instanceof TokenUnavailableError) {
       throw new CliError(`WeCom refused: ${error.errcode} ${error.errmsg}`);
     }
     throw error;
   } finally {
-    tokens.close();
-    await http.close();
+    await api.close();
   }
 }
 

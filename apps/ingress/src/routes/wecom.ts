@@ -97,8 +97,8 @@ const UNIX_SECONDS = /^\d{1,12}$/;
 
 /**
  * The notice as the job's message. FromUserName is the open_kfid: every notice of one kf account lands on one
- * shard, where its pull state lives. MsgID is the Token, so the job id (and BullMQ's de-duplication) depends on
- * it: the same callback delivered again is the same job. Without a Token the digest of the fields is the key.
+ * shard, where its pull state lives. MsgID is the Token's digest, so the job id (and BullMQ's de-duplication)
+ * depends on it: the same callback delivered again is the same job. Without a Token the digest of the fields is the key.
  * CreateTime is the callback's own, else the (verified) query timestamp.
  */
 function noticeMessage(corpId: string, notice: PullNotice, fields: FieldMap, timestamp: string): InboundMessage {

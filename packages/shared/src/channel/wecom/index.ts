@@ -4,6 +4,7 @@ import type { ReplyItem } from '../../wechat/custom-message.js';
 import type { Channel, Recipient } from '../channel.js';
 import { BOT_MAY_SEND, SERVICE_STATE, type WeComClient } from './client.js';
 
+export * from './api.js';
 export * from './client.js';
 export * from './errcodes.js';
 export * from './message.js';
