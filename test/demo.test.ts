@@ -35,7 +35,7 @@ describe('pnpm start without credentials (the demo)', () => {
     ]);
     expect(await push.exited).toBe(0);
     expect(push.output.join('\n')).toMatch(/← 200 in [\d.]+ ms: success/);
-    await demo.waitFor('"content":"hi! this reply came through custom/send"');
+    await demo.waitFor('"content":"hi! this reply came from the rules file"');
 
     // Any other text is answered by the simulator's fake model (AI_BASE_URL points the demo at a real one).
     const question = ServiceProcess.start('sim', env, ['push', '--text', 'what do you sell?', '--format', 'json']);
@@ -56,7 +56,7 @@ describe('pnpm start without credentials (the demo)', () => {
     expect(await close.exited).toBe(0);
     const back = ServiceProcess.start('sim', env, ['push', '--text', 'hello']);
     expect(await back.exited).toBe(0);
-    await until(() => demo.output.filter((l) => l.includes('hi! this reply came through custom/send')).length === 2);
+    await until(() => demo.output.filter((l) => l.includes('hi! this reply came from the rules file')).length === 2);
 
     // The sandbox WeCom corp: the simulator queues the customer's message, the notice goes to the ingress, a
     // worker pulls and answers through kf/send_msg.
