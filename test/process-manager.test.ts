@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort, isolatedRedisUrl } from '@wx-kf/testkit';
+import { collectLines, freePort, isolatedRedisUrl } from '@wx-kf/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 
 // A process manager that tracks the main PID starts `pnpm start:<part>` and, to stop it, signals that PID only.
@@ -22,9 +22,8 @@ class PnpmScript {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
-    const collect = (chunk: Buffer) => this.output.push(...chunk.toString().split('\n').filter(Boolean));
-    this.child.stdout?.on('data', collect);
-    this.child.stderr?.on('data', collect);
+    if (this.child.stdout) collectLines(this.child.stdout, this.output);
+    if (this.child.stderr) collectLines(this.child.stderr, this.output);
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
   }
 

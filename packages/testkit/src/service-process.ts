@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -12,6 +13,24 @@ const ENTRY = {
   admin: 'apps/admin/src/main.ts',
 } as const;
 
+/**
+ * Appends each whole line a stream writes to `lines`. A pipe's chunks end where the reader caught up, not at a line
+ * end (a busy machine cuts a log line in two) nor at a character's end (a Chinese reply cut in its UTF-8 bytes), so a
+ * line's start waits for its end.
+ */
+export function collectLines(stream: Readable, lines: string[]): void {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts.filter(Boolean));
+  });
+  stream.on('end', () => {
+    if (partial) lines.push(partial);
+  });
+}
+
 /** An ingress, worker, admin, `pnpm start`, sim or queue CLI running as its own OS process (from the TypeScript sources). */
 export class ServiceProcess {
   readonly output: string[] = [];
@@ -21,9 +40,8 @@ export class ServiceProcess {
     readonly name: keyof typeof ENTRY,
     private readonly child: ChildProcess,
   ) {
-    const collect = (chunk: Buffer) => this.output.push(...chunk.toString().split('\n').filter(Boolean));
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
+    if (child.stdout) collectLines(child.stdout, this.output);
+    if (child.stderr) collectLines(child.stderr, this.output);
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
