@@ -68,8 +68,8 @@ const env = (): NodeJS.ProcessEnv => ({
   WORKER_LOCK_DURATION_MS: '2000',
 });
 
-async function worker(): Promise<ServiceProcess> {
-  const p = ServiceProcess.start('worker', env());
+async function worker(extra: NodeJS.ProcessEnv = {}): Promise<ServiceProcess> {
+  const p = ServiceProcess.start('worker', { ...env(), ...extra });
   running.push(p);
   await p.waitFor('worker started');
   return p;
@@ -325,6 +325,32 @@ describe('WeCom customer service through ingress and worker processes', () => {
     expect(sim.wecom.transCalls).toMatchObject([{ externalUserId: user, to: 2, errcode: 0 }]);
     expect(sim.wecom.sentTo(CORP.corpId, user)).toEqual([]); // dropped: a person is asked for
     expect(await redis.llen(keyspaceOf(redis).userOrder(CORP.corpId, user))).toBe(0);
+  }, 60_000);
+
+  it('a callback that never comes: the catch-up pull answers within its period, once, and says so; an open_kfid WeCom lacks is dropped', async () => {
+    const w = await worker({ WECOM_CATCHUP_SECONDS: '1' });
+    const user = 'wm_catchup';
+    const target = { corpId: CORP.corpId, openKfId: KF, externalUserId: user };
+    sim.wecom.customerMessage({ ...target, content: 'first' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF); // names the open_kfid
+    await until(() => received().get(user)?.length === 1);
+    // The next message's callback is lost (the ingress unreachable for all of WeCom's tries): no notice at all.
+    sim.wecom.customerMessage({ ...target, content: 'unannounced' });
+    await until(() => received().get(user)?.length === 2, 15_000);
+    await w.waitFor('catch-up pull found messages no notice had pulled');
+    // More periods pull nothing new and send nothing again.
+    const syncs = sim.wecom.syncCalls;
+    await until(() => sim.wecom.syncCalls >= syncs + 2, 15_000);
+    expect(received().get(user)).toEqual(['got first', 'got unannounced']);
+    expect(sim.wecom.maxConcurrentSyncs.get(KF)).toBe(1);
+    // A notice for an open_kfid WeCom does not have (95004) fails at once and is not visited again.
+    const state = new PullState(redis);
+    await sim.wecom.notify(ingressUrl, CORP.corpId, 'wkNOSUCHKF00000000000000000001');
+    await until(async () => ((await inbound.getJobCounts('failed')).failed ?? 0) === 1);
+    const [failed] = await inbound.getJobs(['failed']);
+    expect(failed?.failedReason).toMatch(/^95004 /);
+    expect(failed?.attemptsMade).toBe(1);
+    expect(await state.known(CORP.corpId)).toEqual([KF]);
   }, 60_000);
 
   it('the window’s sixth send is refused locally, never sent to WeCom', async () => {

@@ -16,6 +16,7 @@ import type { Registry } from 'prom-client';
 import type { WorkerMetrics } from './metrics.js';
 import { listenForMetrics } from './metrics-server.js';
 import { buildParts, type WorkerParts } from './parts.js';
+import { startWeComCatchUp } from './processors/catch-up.js';
 import { conversationHooks } from './processors/conversation.js';
 import { startHandoffSweeper } from './processors/handoff.js';
 import { type InboundResult, inboundProcessor } from './processors/inbound.js';
@@ -207,6 +208,18 @@ export async function startWorker(
       queues.map((q) => q.inbound),
     );
   const workers: Worker[] = queues.flatMap((q) => shardWorkers(p, q, concurrency, pulls));
+  // WeCom: each known open_kfid is pulled every WECOM_CATCHUP_SECONDS, whether or not a callback came.
+  const stopCatchUp =
+    p.wecom && config.wecom.catchUpMs > 0
+      ? startWeComCatchUp({
+          corps: p.wecom.corps,
+          state: p.wecom.state,
+          redis: p.redis,
+          inbound: queues.map((q) => q.inbound),
+          everyMs: config.wecom.catchUpMs,
+          logger,
+        })
+      : undefined;
 
   const listener = config.worker.metrics ? await listenForMetrics(config.worker.metrics, workers, registry) : undefined;
   const metricsUrl = listener?.url;
@@ -229,6 +242,7 @@ export async function startWorker(
     metricsUrl,
     close: async () => {
       stopSweeper();
+      stopCatchUp?.();
       await Promise.all(workers.map((w) => w.close()));
       await listener?.server.close();
       await Promise.all(queues.flatMap((q) => [q.outbound, q.inbound]).map((q) => q.close()));

@@ -117,9 +117,18 @@ export function pullProcessor(d: PullProcessorDeps) {
     const holderGone = async (holder: string) =>
       ['failed', 'completed', 'unknown'].includes((await queue?.getJobState(holder)) ?? 'unknown');
     try {
+      // The catch-up pull visits every open_kfid a notice named (a catch-up notice too: it names one known).
+      await d.state.remember(corpId, openKfId);
       const outcome = await pull({ ...deps, holderGone }, request);
       d.metrics.pulls.inc({ app_id: corpId, result: outcome.action });
       if (outcome.action === 'lost') d.logger.warn({ appId: corpId, openKfId }, 'pull lost its lock to another');
+      if (message.CatchUp === '1' && outcome.action !== 'joined' && outcome.messages > 0) {
+        // Messages no callback announced (or whose notice failed): callbacks are being lost somewhere.
+        d.logger.warn(
+          { appId: corpId, openKfId, messages: outcome.messages },
+          'catch-up pull found messages no notice had pulled',
+        );
+      }
       return outcome.action === 'lost'
         ? { action: 'pulled', pages: outcome.pages, messages: outcome.messages }
         : outcome;
@@ -128,6 +137,7 @@ export function pullProcessor(d: PullProcessorDeps) {
       // WeCom refused for good (95004: no such open_kfid): no retry would pull. Any other code is retried (12
       // tries over about 68 minutes): an unknown one may pass, and a notice is the only thing that pulls.
       if (error instanceof WeChatApiError && FINAL_PULL_ERRCODES.has(error.errcode)) {
+        await d.state.forget(corpId, openKfId);
         throw new UnrecoverableError(`${error.errcode} ${error.errmsg}`);
       }
       throw error;

@@ -36,7 +36,7 @@ export function groupedConfig(e: z.output<typeof envSchema>, redis: RedisTarget,
       tokenSource: e.TOKEN_SOURCE,
       wecomBase: e.WECOM_API_BASE.replace(/\/+$/, ''),
     },
-    wecom: { historyMaxAgeMs: e.WECOM_HISTORY_MAX_AGE_SECONDS * 1000 },
+    wecom: { historyMaxAgeMs: e.WECOM_HISTORY_MAX_AGE_SECONDS * 1000, catchUpMs: e.WECOM_CATCHUP_SECONDS * 1000 },
     handoff: { idleMs: e.HANDOFF_IDLE_TIMEOUT_SECONDS * 1000 },
     timeline: { entries: e.TIMELINE_ENTRIES, maxAgeMs: e.TIMELINE_MAX_AGE_HOURS * 3600_000 },
     ai: {

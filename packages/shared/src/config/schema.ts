@@ -125,6 +125,7 @@ export const envSchema = z.object({
     .min(0)
     .max(3 * 86_400)
     .default(300),
+  WECOM_CATCHUP_SECONDS: z.coerce.number().int().min(0).max(86_400).default(300),
   WECHAT_APP_ID: optional(appId),
   WECHAT_APP_SECRET: optional(z.string().min(1)),
   WECHAT_TOKEN: optional(token),

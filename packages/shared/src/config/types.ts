@@ -121,6 +121,8 @@ export interface Config {
   wecom: {
     /** A first pull (no cursor yet) records messages older than this in the timeline and answers none of them. */
     historyMaxAgeMs: number;
+    /** Every this often each known open_kfid is pulled without a callback (0: never): what a lost callback left. */
+    catchUpMs: number;
   };
   handoff: {
     /** A handoff with no message from the user for this long closes (WeChat stops forwarding after 30 min). */

@@ -240,6 +240,14 @@ export class Keyspace {
     return `${this.userTag(corpId, openKfId)}:wecom-puller:${corpId}:${openKfId}`;
   }
 
+  /**
+   * The open_kfids of a corp that a notice has named (a set): the catch-up pull (WECOM_CATCHUP_SECONDS) pulls each
+   * of them now and then, whether or not a callback came.
+   */
+  wecomKfs(corpId: string): string {
+    return `${this.accountTag(corpId)}:wecom-kfs:${corpId}`;
+  }
+
   /** Pages pulled and not yet stored as jobs (JSON, oldest first), written with the cursor that follows them. */
   wecomPages(corpId: string, openKfId: string): string {
     return `${this.userTag(corpId, openKfId)}:wecom-pages:${corpId}:${openKfId}`;

@@ -15,6 +15,25 @@ export const PULL_NOTICE_EVENT = 'kf_msg_or_event';
 export const isPullNotice = (message: { MsgType?: unknown; Event?: unknown; Origin?: unknown }): boolean =>
   message.MsgType === 'event' && message.Event === PULL_NOTICE_EVENT && message.Origin === undefined;
 
+/**
+ * The notice a worker makes itself for the catch-up pull (WECOM_CATCHUP_SECONDS): no Token (the pull uses the
+ * newest one a callback left, while it is valid); `CatchUp` says no callback came. Its MsgID names the open_kfid
+ * and the period, so the workers that make it in one period make one job.
+ */
+export function catchUpNotice(corpId: string, openKfId: string, period: number, nowMs: number): InboundMessage {
+  const kf = createHash('sha256').update(openKfId).digest('hex').slice(0, 24);
+  return {
+    ToUserName: corpId,
+    FromUserName: openKfId,
+    CreateTime: String(Math.floor(nowMs / 1000)),
+    MsgType: 'event',
+    Event: PULL_NOTICE_EVENT,
+    OpenKfId: openKfId,
+    MsgID: `catchup-${kf}-${period}`,
+    CatchUp: '1',
+  };
+}
+
 /** WeCom ids (open_kfid, external_userid, servicer ids): our OpenID charset and bound. */
 const wecomId = z.string().regex(OPENID_PATTERN);
 const sendTime = z.number().int().nonnegative();

@@ -162,6 +162,28 @@ export class PullState {
     };
   }
 
+  /** Keeps an open_kfid among those the catch-up pull visits (a notice named it). */
+  async remember(corpId: string, openKfId: string): Promise<void> {
+    await this.redis.sadd(this.keys.wecomKfs(corpId), openKfId);
+  }
+
+  /** Drops an open_kfid from the catch-up pull's visits (WeCom says it does not exist). */
+  async forget(corpId: string, openKfId: string): Promise<void> {
+    await this.redis.srem(this.keys.wecomKfs(corpId), openKfId);
+  }
+
+  /** The open_kfids the catch-up pull visits, at most `max` of them. */
+  async known(corpId: string, max = 10_000): Promise<string[]> {
+    const found = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, members] = await this.redis.sscan(this.keys.wecomKfs(corpId), cursor, 'COUNT', 500);
+      for (const member of members) found.add(member);
+      cursor = next;
+    } while (cursor !== '0' && found.size < max);
+    return [...found].slice(0, max);
+  }
+
   /**
    * Forgets the cursor: the next pull starts at what WeCom still keeps (3 days), as a first pull, so its older
    * messages are recorded, not answered. A pull running stops at its next page (its cursor moved).
