@@ -35,6 +35,9 @@ writeFileSync(
   }),
 );
 const rulesFile = join(dir, 'rules.json');
+// A rules file's media sits beside it; the worker uploads it with the corp's token (WeCom's media/upload).
+const PICTURE = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
+writeFileSync(join(dir, 'picture.png'), PICTURE);
 const text = (content: string) => ({ msgtype: 'text', text: { content } });
 writeFileSync(
   rulesFile,
@@ -44,6 +47,7 @@ writeFileSync(
       { when: { msgType: 'text', contains: 'human' }, transfer: { kfAccount: 'agent1' } },
       { when: { msgType: 'text', contains: 'six' }, reply: [1, 2, 3, 4, 5, 6].map((i) => text(`part ${i}`)) },
       { when: { msgType: 'text', contains: 'ask' }, ai: { handover: [text('a person will answer you')] } },
+      { when: { msgType: 'text', contains: 'picture' }, reply: [{ msgtype: 'image', image: { file: 'picture.png' } }] },
     ],
     fallback: [text('got {{Content}}')],
   }),
@@ -352,6 +356,29 @@ describe('WeCom customer service through ingress and worker processes', () => {
     expect(failed?.attemptsMade).toBe(1);
     expect(await state.known(CORP.corpId)).toEqual([KF]);
   }, 60_000);
+
+  it('an image of the rules file is uploaded with the corp token, sent by kf/send_msg, and uploaded again once WeCom forgets it', async () => {
+    await worker();
+    const user = 'wm_picture';
+    const target = { corpId: CORP.corpId, openKfId: KF, externalUserId: user };
+    const mediaOf = (i: number) => {
+      const image = sim.wecom.sentTo(CORP.corpId, user)[i]?.body.image;
+      return typeof image === 'object' && image !== null && 'media_id' in image ? String(image.media_id) : '';
+    };
+    sim.wecom.customerMessage({ ...target, content: 'a picture please' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(() => received().get(user)?.length === 1);
+    const first = mediaOf(0);
+    expect(sim.state.media.get(first)).toMatchObject({ appId: CORP.corpId, type: 'image', data: PICTURE });
+    // WeCom keeps media 3 days: the cached media_id is refused (40007), the file goes up again, the image still arrives.
+    sim.state.media.delete(first);
+    sim.wecom.customerMessage({ ...target, content: 'another picture' });
+    await sim.wecom.notify(ingressUrl, CORP.corpId, KF);
+    await until(() => received().get(user)?.length === 2);
+    expect(received().get(user)).toEqual(['image', 'image']);
+    expect(mediaOf(1)).not.toBe(first);
+    expect(sim.state.media.get(mediaOf(1))).toMatchObject({ appId: CORP.corpId, data: PICTURE });
+  });
 
   it('the window’s sixth send is refused locally, never sent to WeCom', async () => {
     await worker();

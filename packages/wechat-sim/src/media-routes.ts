@@ -1,21 +1,34 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { err } from './answers.js';
 import type { CallGate } from './gate.js';
 import { stringParam } from './json-body.js';
 import type { SimState } from './state.js';
 import { mediaUpload } from './upload.js';
+import type { WeComState } from './wecom-state.js';
 
 /** WeChat keeps temporary media 3 days. */
 const MEDIA_TTL_MS = 3 * 24 * 3600_000;
 const MEDIA_TYPES = ['image', 'voice', 'video', 'thumb'];
+/** WeCom's media/upload (same path on its own origin) takes `file` instead of `thumb`. */
+const WECOM_MEDIA_TYPES = ['image', 'voice', 'video', 'file'];
 
-/** Temporary media: `POST /cgi-bin/media/upload` (multipart, field `media`) and `GET /cgi-bin/media/get`. */
-export function mediaRoutes(app: FastifyInstance, state: SimState, gate: CallGate): void {
+/**
+ * Temporary media: `POST /cgi-bin/media/upload` (multipart, field `media`) and `GET /cgi-bin/media/get`. Upload
+ * also takes a WeCom corp's access_token (WeCom's media/upload, on the simulator's one origin): the media is the
+ * corp's, for kf/send_msg.
+ */
+export function mediaRoutes(app: FastifyInstance, state: SimState, gate: CallGate, wecom: WeComState): void {
+  const uploader = async (req: FastifyRequest, reply: FastifyReply) => {
+    const corp = wecom.checkAccessToken(stringParam(req.query, 'access_token'));
+    if (!('corpId' in corp)) return { appId: await gate.authorise(req, reply), types: MEDIA_TYPES };
+    const answered = await gate.intercept(req, reply, corp.corpId);
+    return { appId: answered ? undefined : corp.corpId, types: WECOM_MEDIA_TYPES };
+  };
   app.post('/cgi-bin/media/upload', async (req, reply) => {
-    const appId = await gate.authorise(req, reply);
+    const { appId, types } = await uploader(req, reply);
     if (!appId) return reply;
     const type = stringParam(req.query, 'type') ?? '';
-    if (!MEDIA_TYPES.includes(type)) return err(40004, 'invalid media type');
+    if (!types.includes(type)) return err(40004, 'invalid media type');
     const upload = await mediaUpload(req);
     if ('errcode' in upload) return upload;
     const { data, filename } = upload;

@@ -67,7 +67,7 @@ export class Simulator {
     this.app.addHook('preClose', async () => gate.releaseHanging());
     tokenRoutes(this.app, this.state, gate);
     messageRoutes(this.app, this.state, gate, options.onMessage);
-    mediaRoutes(this.app, this.state, gate);
+    mediaRoutes(this.app, this.state, gate, this.wecom);
     kfRoutes(this.app, this.state, this.kf, gate);
     modelRoutes(this.app, this.model, this.faults, this.state.now);
     secCheckRoutes(this.app, this.state, this.secChecks, (req, reply) => gate.authorise(req, reply));

@@ -90,7 +90,8 @@ async function queueMessage(options: WeComPushOptions, corpId: string) {
 export const WECOM_HELP = `
 WeCom 微信客服 (the pull channel; point WECOM_API_BASE at the simulator): GET /cgi-bin/gettoken, POST
   /cgi-bin/kf/sync_msg, /cgi-bin/kf/send_msg, /cgi-bin/kf/send_msg_on_event, /cgi-bin/kf/service_state/get|trans,
-  /cgi-bin/kf/account/list, for the sandbox corp ${SANDBOX_WECOM.corpId} (kf ${SANDBOX_WECOM.kfAccounts[0]?.openKfId})
+  /cgi-bin/kf/account/list, POST /cgi-bin/media/upload with a corp's token (image, voice, video, file; send_msg
+  refuses any other media_id with 40007), for the sandbox corp ${SANDBOX_WECOM.corpId} (kf ${SANDBOX_WECOM.kfAccounts[0]?.openKfId})
   and each configured wecom-kf account. Control under /__sim/wecom/ (JSON; corpId, openKfId, externalUserId
   default to the first corp, its first kf account, wm_sim_customer_0001):
   POST /__sim/wecom/<what>          customer-message {content}, customer-messages {n}, history {daysAgo,count},

@@ -95,6 +95,8 @@ export class WeComCore {
   readonly noTokenDelayMs: number;
   protected readonly onSend: ((message: WeComSent) => void) | undefined;
   private readonly tokenTtlSeconds: number;
+  /** The simulator's temporary media (media/upload takes a corp's token too): what send_msg's media_id must name. */
+  private readonly media: ReadonlyMap<string, { appId: string; expiresAt: number }>;
   private readonly accessTokens = new Map<string, { corpId: string; expiresAt: number }>();
   private readonly syncTokens = new Map<string, { corpId: string; issuedAt: number }>();
   private readonly codes = new Map<string, EventCode>();
@@ -102,12 +104,20 @@ export class WeComCore {
   private readonly inFlight = new Map<string, number>();
 
   /** `sim`: the simulator's clock and token lifetime, used unless `options` names a clock of its own. */
-  constructor(options: WeComOptions | undefined, sim: { now: () => number; options: { tokenTtlSeconds: number } }) {
+  constructor(
+    options: WeComOptions | undefined,
+    sim: {
+      now: () => number;
+      options: { tokenTtlSeconds: number };
+      media: ReadonlyMap<string, { appId: string; expiresAt: number }>;
+    },
+  ) {
     for (const corp of options?.corps ?? []) this.corps.set(corp.corpId, corp);
     this.now = options?.now ?? sim.now;
     this.noTokenDelayMs = options?.noTokenDelayMs ?? 0;
     this.onSend = options?.onSend;
     this.tokenTtlSeconds = sim.options.tokenTtlSeconds;
+    this.media = sim.media;
   }
 
   reset(): void {
@@ -167,6 +177,12 @@ export class WeComCore {
     if (!issued) return { name: 'invalidAccessToken' };
     if (this.now() >= issued.expiresAt) return { name: 'expiredAccessToken' };
     return { corpId: issued.corpId };
+  }
+
+  /** Whether `mediaId` names media the corp uploaded (media/upload with its token) that has not expired (3 days). */
+  hasMedia(corpId: string, mediaId: string): boolean {
+    const media = this.media.get(mediaId);
+    return media !== undefined && media.appId === corpId && this.now() < media.expiresAt;
   }
 
   /** Every access token of the corp expires now (tests of the 42001 path). */

@@ -23,6 +23,8 @@ export const WECOM_SIM_ERRCODES = {
   invalidLimit: { errcode: 40058, errmsg: 'invalid limit' },
   textTooLong: { errcode: 40058, errmsg: 'text content over 2048 bytes' },
   invalidMsgid: { errcode: 40058, errmsg: 'invalid msgid' },
+  /** send_msg: an image, voice, video or file whose media_id the corp never uploaded, or one expired (3 days). */
+  invalidMediaId: { errcode: 40007, errmsg: 'invalid media_id' },
   /** send_msg: touser missing. */
   invalidExternalUserId: { errcode: 40096, errmsg: 'invalid external_userid' },
   /** A text message without content. */

@@ -21,6 +21,8 @@ const SEND_TYPES = [
 /** send_msg_on_event sends only these. */
 const EVENT_TYPES = ['text', 'msgmenu'];
 const TEXT_MAX_BYTES = 2048;
+/** The msgtypes whose body names an uploaded media_id. */
+const MEDIA_TYPES = ['image', 'voice', 'video', 'file'];
 /** WeCom's rule for a caller's msgid: up to 32 bytes of [0-9a-zA-Z_-]. */
 const MSGID_RE = /^[0-9A-Za-z_-]{1,32}$/;
 
@@ -59,6 +61,10 @@ export function wecomSendRoutes(app: FastifyInstance, wecom: WeComState, authori
     if (problem) return wecomErr(problem);
     const msgid = typeof body.msgid === 'string' ? body.msgid : undefined;
     if (msgid && wecom.isDuplicate(corpId, msgid)) return sent(msgid);
+    const msgtype = stringField(body.msgtype);
+    const part = body[msgtype];
+    const media = isRecord(part) ? stringField(part.media_id) : '';
+    if (MEDIA_TYPES.includes(msgtype) && !wecom.hasMedia(corpId, media)) return wecomErr('invalidMediaId');
     const refused = wecom.sessions.refusal(corpId, openKfId, touser, wecom.now());
     if (refused) return wecomErr(refused);
     wecom.sessions.countSend(corpId, openKfId, touser);

@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { FormData, request } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Simulator } from './server.js';
 import type { WeComItem } from './wecom-log.js';
@@ -218,8 +218,32 @@ describe('kf/send_msg', () => {
     expect((await text('wm_a', '字'.repeat(682))).errcode).toBe(0);
     expect((await text('wm_a', 'x', { msgid: 'not ok!' })).errcode).toBe(40058);
     expect((await text('wm_a', 'x', { open_kfid: 'wknope' })).errcode).toBe(95004);
-    const image = { touser: 'wm_a', open_kfid: KF, msgtype: 'image', image: { media_id: 'MEDIA' } };
-    expect((await kf('send_msg', image)).errcode).toBe(0);
+  });
+
+  it('sends media the corp uploaded with its token (media/upload), and refuses any other media_id with 40007', async () => {
+    customer('wm_a');
+    const upload = async (type: string, token = accessToken) => {
+      const form = new FormData();
+      form.append('media', new Blob([Buffer.from('PNGDATA')]), 'a.png');
+      const url = `${base}/cgi-bin/media/upload?access_token=${token}&type=${type}`;
+      return (await (await request(url, { method: 'POST', body: form })).body.json()) as Answer;
+    };
+    const image = (mediaId: string) => ({
+      touser: 'wm_a',
+      open_kfid: KF,
+      msgtype: 'image',
+      image: { media_id: mediaId },
+    });
+    expect((await kf('send_msg', image('MEDIA'))).errcode).toBe(40007);
+    const uploaded = await upload('image');
+    expect(uploaded).toMatchObject({ type: 'image', media_id: expect.any(String) });
+    expect((await upload('file')).type).toBe('file'); // WeCom's type; WeChat's `thumb` is not one
+    expect((await upload('thumb')).errcode).toBe(40004);
+    expect((await kf('send_msg', image(String(uploaded.media_id)))).errcode).toBe(0);
+    clock += 3 * 24 * 3600_000; // WeCom keeps temporary media 3 days
+    customer('wm_a');
+    const fresh = String((await getToken()).access_token);
+    expect((await kf('send_msg', image(String(uploaded.media_id)), fresh)).errcode).toBe(40007);
   });
 });
 
