@@ -3,6 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Conversations, WINDOW_GRANTS } from '@wx-kf/shared/conversation';
+import { Handoffs } from '@wx-kf/shared/handoff';
 import { INBOUND_QUEUE, inboundJob, openQueue } from '@wx-kf/shared/queue';
 import { createRedis } from '@wx-kf/shared/redis';
 import { PullState } from '@wx-kf/shared/wecom';
@@ -34,6 +35,7 @@ const sim = new Simulator({
           { openKfId: KF, name: '售后客服' },
           { openKfId: KF2, name: 'Sales\u001b]0;pwned\u0007' },
         ],
+        servicers: ['agent1'],
       },
       { corpId: WRONG, secret: 'the-right-secret', token: 'cliToken2', aesKey: AES, kfAccounts: [] },
     ],
@@ -196,13 +198,45 @@ describe('pnpm queues for a wecom-kf account: user, session, agents', () => {
     expect((await cli('user', CORP, CUSTOMER)).out).toContain(`${CORP} / ${CUSTOMER}\nwindow: open until`);
   });
 
-  it("opens and closes wx-kf's handoff only, saying WeCom was not called; agents are refused in one line", async () => {
-    const tokensBefore = sim.wecom.tokenRequests.get(CORP) ?? 0;
-    const open = await cli('session', 'open', CUSTOMER, '--account', CORP);
+  it("session open moves WeCom's session to the servicer, then the handoff; close ends it and gives the customer back", async () => {
+    sim.wecom.customerMessage({ corpId: CORP, openKfId: KF, externalUserId: CUSTOMER, content: 'a person please' });
+    const session = () => sim.wecom.sessions.get(CORP, KF, CUSTOMER);
+    const handedOff = () => new Handoffs({ redis, idleMs: 60_000 }).isOpen(CORP, CUSTOMER);
+    // Two kf accounts: which one's session moves must be said; nothing changes before.
+    const which = await cli('session', 'open', CUSTOMER, '--account', CORP, '--agent', 'agent1');
+    expect(which.code).toBe(1);
+    expect(which.out).toContain('the corp has 2 customer-service accounts: name the one (--kf / open_kfid)');
+    // WeCom's refusal (no such servicer) is one line, and wx-kf's handoff stays closed.
+    const unknown = await cli('session', 'open', CUSTOMER, '--account', CORP, '--kf', KF, '--agent', 'nobody');
+    expect(unknown.code).toBe(1);
+    expect(unknown.out).toBe('queues: WeCom refused: 60111 userid not found');
+    expect(await handedOff()).toBe(false);
+
+    const open = await cli('session', 'open', CUSTOMER, '--account', CORP, '--kf', KF, '--agent', 'agent1');
     expect(open.code).toBe(0);
     expect(open.out).toContain('handed to a human');
-    expect(open.out).toContain("wx-kf's handoff only: WeCom was not called");
-    expect((await cli('session', 'close', CUSTOMER, '--account', CORP)).out).toContain('with the bot');
+    expect(open.out).toContain(`WeCom session with ${KF}: with a person (agent1)`);
+    expect(session()).toMatchObject({ state: 3, servicer: 'agent1' });
+    expect(await handedOff()).toBe(true);
+    // Without --kf, show and close look at every kf account of the corp.
+    const shown = JSON.parse((await cli('session', 'show', CUSTOMER, '--account', CORP, '--json')).out);
+    expect(shown.wecom).toEqual([
+      { openKfId: KF, state: 3, servicer: 'agent1' },
+      { openKfId: KF2, state: 0 },
+    ]);
+    const close = await cli('session', 'close', CUSTOMER, '--account', CORP);
+    expect(close.code).toBe(0);
+    expect(close.out).toContain(`with the bot (no handoff); WeCom session with ${KF}: ended`);
+    expect(session().state).toBe(4);
+    expect(sim.wecom.sessions.get(CORP, KF2, CUSTOMER).state).toBe(0);
+    // From an ended session WeCom allows no move: its 95016 in one line.
+    const again = await cli('session', 'open', CUSTOMER, '--account', CORP, '--kf', KF);
+    expect(again.out).toBe('queues: WeCom refused: 95016 state not allow trans');
+    expect(again.code).toBe(1);
+  });
+
+  it('agents are refused for a WeCom corp in one line, without asking WeCom', async () => {
+    const tokensBefore = sim.wecom.tokenRequests.get(CORP) ?? 0;
     const agents = await cli('agents', 'list', '--account', CORP);
     expect(agents.code).toBe(1);
     expect(agents.out.split('\n')).toHaveLength(1);

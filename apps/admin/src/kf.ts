@@ -1,9 +1,19 @@
-import { agentProblem, code2session, KfClient, TokenManager, WeChatClient, WeChatHttp } from '@wx-kf/shared/api';
+import {
+  agentProblem,
+  code2session,
+  KfClient,
+  TokenManager,
+  WeChatApiError,
+  WeChatClient,
+  WeChatHttp,
+} from '@wx-kf/shared/api';
 import type { AccountConfig, Config } from '@wx-kf/shared/config';
 import { type HandoffReason, type HandoffState, Handoffs, handoffAccounts } from '@wx-kf/shared/handoff';
 import { clip, type Logger } from '@wx-kf/shared/log';
+import { OPENID_PATTERN } from '@wx-kf/shared/openid';
 import type { RedisClient } from '@wx-kf/shared/redis';
 import { loadAccountRules } from '@wx-kf/shared/rules';
+import { SERVICE_STATE, type WeComClient, wecomApi } from '@wx-kf/shared/wecom';
 import { Refusal } from './refusal.js';
 
 /** The queue CLI reads refusals as the admin API answers them. */
@@ -40,12 +50,24 @@ export function handoffView(state: HandoffState): HandoffView {
   };
 }
 
-/** What `session show` reports: wx-kf's handoff and, for Official Accounts, WeChat's session. */
+/** A WeCom customer's session with one customer-service account (kf/service_state/get). */
+export interface WeComSessionView {
+  openKfId: string;
+  /** 0 new, 1 the bot, 2 queued for a person, 3 a person (`servicer`), 4 ended. */
+  state: number;
+  servicer?: string | undefined;
+}
+
+/**
+ * What `session show` reports: wx-kf's handoff and, for Official Accounts, WeChat's session; for a WeCom corp,
+ * the customer's session with each customer-service account asked about.
+ */
 export interface SessionView {
   appId: string;
   openid: string;
   handoff: HandoffView | null;
   wechat?: { agent?: string | undefined; createdAt?: number | undefined };
+  wecom?: WeComSessionView[];
 }
 
 /**
@@ -58,6 +80,7 @@ export class KfOperations {
   private readonly handoffAccounts: Set<string>;
   readonly handoffs: Handoffs;
   private api: { http: WeChatHttp; tokens: TokenManager; kf: KfClient } | undefined;
+  private wecomApi: ReturnType<typeof wecomApi> | undefined;
 
   constructor(
     private readonly config: Config,
@@ -83,6 +106,38 @@ export class KfOperations {
       this.api = { http, tokens, kf: new KfClient(new WeChatClient(http, tokens, this.redis), http) };
     }
     return this.api;
+  }
+
+  /** WeCom's client for the wecom-kf corps, made on first use; its refusals read "WeCom refused: <errcode> …". */
+  private async wecom<T>(op: (kf: WeComClient) => Promise<T>): Promise<T> {
+    this.wecomApi ??= wecomApi({
+      base: this.config.api.wecomBase,
+      proxy: this.config.api.proxy,
+      redis: this.redis,
+      corps: this.config.accounts.filter((a) => a.type === 'wecom-kf'),
+      logger: this.logger,
+    });
+    try {
+      return await op(this.wecomApi.kf);
+    } catch (error) {
+      if (!(error instanceof WeChatApiError)) throw error;
+      throw new Refusal(error.rule.http, 'wecom', `WeCom refused: ${error.errcode} ${error.errmsg}`);
+    }
+  }
+
+  /** The customer-service accounts a WeCom session command is about: the one named, else every one of the corp. */
+  private async kfAccounts(corpId: string, openKfId: string | undefined): Promise<string[]> {
+    if (openKfId === undefined) return (await this.wecom((kf) => kf.accounts(corpId))).map((a) => a.openKfId);
+    if (!OPENID_PATTERN.test(openKfId)) throw refused('invalid', 'open_kfid must be 1-64 of [A-Za-z0-9_-]');
+    return [openKfId];
+  }
+
+  /** The customer's session with each of those accounts (kf/service_state/get). */
+  private async wecomSessions(corpId: string, user: string, openKfId?: string): Promise<WeComSessionView[]> {
+    const kfs = await this.kfAccounts(corpId, openKfId);
+    return Promise.all(
+      kfs.map(async (id) => ({ openKfId: id, ...(await this.wecom((kf) => kf.serviceState(corpId, id, user))) })),
+    );
   }
 
   /** The account named, or the only one configured. */
@@ -174,43 +229,87 @@ export class KfOperations {
   }
 
   /**
-   * Hands the user to a human: on an Official Account, WeChat's session with `agent` first (kfsession/create),
-   * then wx-kf's handoff; on a Mini Program or a WeCom corp, wx-kf's handoff only (WeCom's session state is the
-   * worker's to move: it hands over through kf/service_state when a rule or handler transfers).
+   * Hands the user to a human: on an Official Account, WeChat's session with `agent` first (kfsession/create); on
+   * a WeCom corp, WeCom's session to the servicer or the queue (kf/service_state/trans); then wx-kf's handoff. On
+   * a Mini Program, wx-kf's handoff only.
    */
-  async openSession(appId: string | undefined, openid: string, agent?: string): Promise<SessionView> {
+  async openSession(
+    appId: string | undefined,
+    openid: string,
+    agent?: string,
+    openKfId?: string,
+  ): Promise<SessionView> {
     const account = this.account(appId);
     if (account.type === 'officialaccount') {
       if (!agent) throw refused('agent', 'an Official Account session needs the agent (--agent / agent)');
       this.check({ account: agent });
       await this.client.kf.createSession(account.appId, agent, openid);
+    } else if (account.type === 'wecom-kf') {
+      this.needsHandoff(account);
+      await this.moveWeComSession(account.appId, openid, agent, openKfId);
     } else {
       this.needsHandoff(account);
     }
     if (this.handoffAccounts.has(account.appId)) {
       await this.handoffs.open(account.appId, openid, { reason: 'operator', agent, force: true });
     }
-    return this.showSession(account.appId, openid);
+    return this.showSession(account.appId, openid, openKfId);
   }
 
-  /** Gives the user back to the bot: WeChat's session closed (Official Accounts), then wx-kf's handoff. */
-  async closeSession(appId: string | undefined, openid: string, agent?: string): Promise<SessionView> {
+  /**
+   * WeCom: the customer's session to the servicer named (state 3), else to the queue (2), on the account given or
+   * the corp's only one. WeCom refuses a move it does not allow (95016: e.g. from an ended session).
+   */
+  private async moveWeComSession(corpId: string, user: string, servicer?: string, openKfId?: string) {
+    if (servicer !== undefined && !OPENID_PATTERN.test(servicer)) {
+      throw refused('invalid', 'agent must be a WeCom servicer userid (1-64 of [A-Za-z0-9_-])');
+    }
+    const kfs = await this.kfAccounts(corpId, openKfId);
+    const [only] = kfs;
+    if (!only || kfs.length > 1) {
+      throw refused(
+        'open_kfid',
+        `the corp has ${kfs.length} customer-service accounts: name the one (--kf / open_kfid)`,
+      );
+    }
+    const state = servicer ? SERVICE_STATE.human : SERVICE_STATE.queued;
+    await this.wecom((kf) => kf.transState(corpId, { openKfId: only, touser: user, state, servicer }));
+  }
+
+  /**
+   * Gives the user back to the bot: WeChat's session closed (Official Accounts) or WeCom's ended where queued or
+   * with a person (the bot answers the customer's next message), then wx-kf's handoff.
+   */
+  async closeSession(
+    appId: string | undefined,
+    openid: string,
+    agent?: string,
+    openKfId?: string,
+  ): Promise<SessionView> {
     const account = this.account(appId);
     if (account.type === 'officialaccount') {
       const holder = agent ?? (await this.client.kf.session(account.appId, openid)).agent;
       if (holder) await this.client.kf.closeSession(account.appId, holder, openid);
+    } else if (account.type === 'wecom-kf') {
+      this.needsHandoff(account);
+      for (const s of await this.wecomSessions(account.appId, openid, openKfId)) {
+        if (s.state !== SERVICE_STATE.queued && s.state !== SERVICE_STATE.human) continue;
+        const to = { openKfId: s.openKfId, touser: openid, state: SERVICE_STATE.ended };
+        await this.wecom((kf) => kf.transState(account.appId, to));
+      }
     } else {
       this.needsHandoff(account);
     }
     await this.handoffs.close(account.appId, openid, { reason: 'operator', force: true });
-    return this.showSession(account.appId, openid);
+    return this.showSession(account.appId, openid, openKfId);
   }
 
-  async showSession(appId: string | undefined, openid: string): Promise<SessionView> {
+  async showSession(appId: string | undefined, openid: string, openKfId?: string): Promise<SessionView> {
     const account = this.account(appId);
     const state = await this.handoffs.get(account.appId, openid);
     const view: SessionView = { appId: account.appId, openid, handoff: state?.open ? handoffView(state) : null };
     if (account.type === 'officialaccount') view.wechat = await this.client.kf.session(account.appId, openid);
+    if (account.type === 'wecom-kf') view.wecom = await this.wecomSessions(account.appId, openid, openKfId);
     return view;
   }
 
@@ -247,6 +346,7 @@ export class KfOperations {
   }
 
   async close(): Promise<void> {
+    await this.wecomApi?.close();
     if (!this.api) return;
     this.api.tokens.close();
     await this.api.http.close();

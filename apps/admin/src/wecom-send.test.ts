@@ -9,6 +9,7 @@ import { createLogger } from '@wx-kf/shared/log';
 import type { OutboundJobData } from '@wx-kf/shared/queue';
 import { createRedis } from '@wx-kf/shared/redis';
 import { isolatedRedisUrl } from '@wx-kf/testkit';
+import { Simulator } from '@wx-kf/wechat-sim';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -24,6 +25,22 @@ const MP = 'wxsendapimp000001';
 const KF = 'wkSendApiKf0000000000000001';
 const CUSTOMER = 'wmSendApiCustomer0000000000001';
 const AES_KEY = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
+// WeCom's API, for the session endpoints (kf/service_state).
+const sim = new Simulator({
+  accounts: [],
+  wecom: {
+    corps: [
+      {
+        corpId: CORP,
+        secret: 'kf-secret',
+        token: 'wecomSendTok',
+        aesKey: AES_KEY,
+        kfAccounts: [{ openKfId: KF, name: 'kf' }],
+        servicers: ['agent1'],
+      },
+    ],
+  },
+});
 let redis: Redis;
 let queues: Queues;
 let app: FastifyInstance;
@@ -47,8 +64,10 @@ beforeAll(async () => {
     }),
   );
   const redisUrl = await isolatedRedisUrl();
+  await sim.listen();
   const config = loadConfig({
     REDIS_URL: redisUrl,
+    WECOM_API_BASE: sim.url,
     WECHAT_ACCOUNTS_FILE: accounts,
     ADMIN_PASSWORD: 'wecom-admin-pass',
     ADMIN_API_KEY: KEY,
@@ -62,6 +81,7 @@ beforeAll(async () => {
   await conversations.grant(MP, 'o_mp_user', WINDOW_GRANTS.message);
 });
 afterAll(async () => {
+  await sim.close();
   await app.close();
   await queues.close();
   redis.disconnect();
@@ -152,5 +172,33 @@ describe('POST /api/v1/messages for a wecom-kf account', () => {
     const again = await keyed(toCustomer({ open_kfid: KF }));
     expect(again.json().jobId).toBe(first.json().jobId);
     expect((await keyed(toCustomer({ open_kfid: 'wkAnotherKf' }))).statusCode).toBe(422);
+  });
+});
+
+describe('PUT and DELETE /api/v1/sessions for a wecom-kf account', () => {
+  const session = (method: 'PUT' | 'DELETE' | 'GET', query = '', body?: object) =>
+    app.inject({
+      method,
+      url: `/api/v1/sessions/${CORP}/wm_session_user${query}`,
+      headers: { authorization: `Bearer ${KEY}` },
+      ...(body ? { payload: body } : {}),
+    });
+
+  it("moves WeCom's session with the handoff: to the servicer, then ended; a move WeCom refuses is its 409", async () => {
+    sim.wecom.customerMessage({ corpId: CORP, openKfId: KF, externalUserId: 'wm_session_user', content: 'hi' });
+    expect((await session('PUT', '', { open_kfid: 'wk/../x' })).statusCode).toBe(400);
+    const opened = await session('PUT', '', { open_kfid: KF, agent: 'agent1' });
+    expect(opened.statusCode).toBe(200);
+    expect(opened.json()).toMatchObject({
+      handoff: { open: true, reason: 'operator', agent: 'agent1' },
+      wecom: [{ openKfId: KF, state: 3, servicer: 'agent1' }],
+    });
+    const closed = await session('DELETE', `?open_kfid=${KF}`);
+    expect(closed.json()).toMatchObject({ handoff: null, wecom: [{ openKfId: KF, state: 4 }] });
+    expect(sim.wecom.sessions.get(CORP, KF, 'wm_session_user').state).toBe(4);
+    const refused = await session('PUT', '', { open_kfid: KF });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toEqual({ error: 'wecom', message: 'WeCom refused: 95016 state not allow trans' });
+    expect((await session('GET')).json()).toMatchObject({ handoff: null, wecom: [{ openKfId: KF, state: 4 }] });
   });
 });

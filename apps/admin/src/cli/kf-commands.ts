@@ -10,9 +10,10 @@ const iso = (seconds: number | undefined) => (seconds ? new Date(seconds * 1000)
 /** Why `session open|close` changed wx-kf's handoff only, by the kind of account. */
 const NOTES: Readonly<Record<string, string>> = {
   miniprogram: 'Mini Programs have no session API, so WeChat was not called',
-  'wecom-kf':
-    'WeCom was not called: its session state (kf/service_state) stays as it was; move the session in WeCom if a servicer should take it',
 };
+
+/** WeCom's session states (kf/service_state), as the CLI names them. */
+const WECOM_STATES = ['new', 'with the bot', 'queued for a person', 'with a person', 'ended'];
 
 function sessionLine(v: SessionView): string {
   const handoff = v.handoff
@@ -23,7 +24,11 @@ function sessionLine(v: SessionView): string {
       ? `; WeChat session with ${v.wechat.agent} since ${iso(v.wechat.createdAt)}`
       : '; no WeChat session'
     : '';
-  return `${v.appId} / ${v.openid}: ${handoff}${wechat}`;
+  const wecom = (v.wecom ?? []).map(
+    (s) =>
+      `; WeCom session with ${s.openKfId}: ${WECOM_STATES[s.state] ?? `state ${s.state}`}${s.servicer ? ` (${s.servicer})` : ''}`,
+  );
+  return `${v.appId} / ${v.openid}: ${handoff}${wechat}${wecom.join('')}`;
 }
 
 /** Runs an operation with the accounts' WeChat operations; WeChat's refusals become one line with the errcode. */
@@ -156,7 +161,14 @@ function registerSessions(program: Command, withOps: WithOps): void {
     .description("a user's session with a human: open (hand over), close (back to the bot), show")
     .addArgument(new Argument('<action>').choices(['open', 'close', 'show']))
     .argument('<openid>', 'the user')
-    .option('--agent <kf>', 'the agent (open: required on an Official Account; close: default the one holding it)')
+    .option(
+      '--agent <kf>',
+      'the agent (open: required on an Official Account; a WeCom servicer, else the queue; close: default the one holding it)',
+    )
+    .option(
+      '--kf <open_kfid>',
+      "a WeCom corp: the customer-service account (default: open, the corp's only one; else all)",
+    )
     .option('--account <appId>', 'the account (default: the only account)')
     .option('--json', 'machine-readable output')
     .action((action: 'open' | 'close' | 'show', openid: string, opts) =>
@@ -164,10 +176,10 @@ function registerSessions(program: Command, withOps: WithOps): void {
         const account = ops.account(opts.account);
         const view =
           action === 'open'
-            ? await ops.openSession(account.appId, openid, opts.agent)
+            ? await ops.openSession(account.appId, openid, opts.agent, opts.kf)
             : action === 'close'
-              ? await ops.closeSession(account.appId, openid, opts.agent)
-              : await ops.showSession(account.appId, openid);
+              ? await ops.closeSession(account.appId, openid, opts.agent, opts.kf)
+              : await ops.showSession(account.appId, openid, opts.kf);
         print(opts.json, view, () => {
           const note =
             NOTES[account.type] && action !== 'show' ? ` (wx-kf's handoff only: ${NOTES[account.type]})` : '';
@@ -210,7 +222,8 @@ function registerSessions(program: Command, withOps: WithOps): void {
 
 /**
  * `agents …`, `session …` and `sessions …`: Official Account agents and sessions (Mini Programs and WeCom corps
- * get one line saying they have no such API; their `session open|close` is wx-kf's handoff only), with
+ * get one line saying they have no agent API; a Mini Program's `session open|close` is wx-kf's handoff only, a
+ * WeCom corp's moves WeCom's session too), with
  * `--account` and `--json`.
  */
 export function registerKfCommands(program: Command, ctx: CliContext): void {

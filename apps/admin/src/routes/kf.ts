@@ -10,8 +10,8 @@ import {
   code2sessionSchema,
   inviteAgentSchema,
   openSessionSchema,
+  showSessionSchema,
   updateAgentSchema,
-  userSchema,
 } from './schemas.js';
 
 /** An agent's avatar: a JPEG of at most 5 MB, and room for the request around it. */
@@ -60,14 +60,14 @@ export const kfRoutes: FastifyPluginAsync<{ ops: KfOperations }> = async (fastif
   app.get('/api/v1/sessions/:appId', { schema: agentSessionsSchema }, async (req) => ({
     sessions: await ops.agentSessions(req.params.appId, req.query.agent),
   }));
-  app.get('/api/v1/sessions/:appId/:openid', { schema: userSchema }, (req) =>
-    ops.showSession(req.params.appId, req.params.openid),
+  app.get('/api/v1/sessions/:appId/:openid', { schema: showSessionSchema }, (req) =>
+    ops.showSession(req.params.appId, req.params.openid, req.query.open_kfid),
   );
   app.put('/api/v1/sessions/:appId/:openid', { schema: openSessionSchema }, (req) =>
-    ops.openSession(req.params.appId, req.params.openid, req.body?.agent),
+    ops.openSession(req.params.appId, req.params.openid, req.body?.agent, req.body?.open_kfid),
   );
   app.delete('/api/v1/sessions/:appId/:openid', { schema: closeSessionSchema }, (req) =>
-    ops.closeSession(req.params.appId, req.params.openid, req.query.agent),
+    ops.closeSession(req.params.appId, req.params.openid, req.query.agent, req.query.open_kfid),
   );
 
   app.post('/api/v1/code2session', { bodyLimit: 4096, schema: code2sessionSchema }, (req) =>

@@ -56,8 +56,11 @@ export const addAgentSchema = { ...accountSchema, body: z.object({ agent, nickna
 export const updateAgentSchema = { ...agentSchema, body: z.object({ nickname }) };
 export const inviteAgentSchema = { ...agentSchema, body: z.object({ wechatId: z.string().min(1).max(64) }) };
 export const agentSessionsSchema = { ...accountSchema, querystring: z.object({ agent }) };
-export const openSessionSchema = { ...userSchema, body: z.object({ agent: agent.optional() }).optional() };
-export const closeSessionSchema = { ...userSchema, querystring: z.object({ agent: agent.optional() }) };
+/** A session: `agent` (a WeCom corp: the servicer's userid), and for a WeCom corp which kf account (`open_kfid`). */
+const sessionFields = z.object({ agent: agent.optional(), open_kfid: openKfId.optional() });
+export const showSessionSchema = { ...userSchema, querystring: sessionFields.pick({ open_kfid: true }) };
+export const openSessionSchema = { ...userSchema, body: sessionFields.optional() };
+export const closeSessionSchema = { ...userSchema, querystring: sessionFields };
 export const code2sessionSchema = {
   body: z.object({ appId, code: z.string().min(1).max(128), includeSessionKey: z.boolean().optional() }),
 };
