@@ -42,7 +42,15 @@ export class ServiceProcess {
   ) {
     if (child.stdout) collectLines(child.stdout, this.output);
     if (child.stderr) collectLines(child.stderr, this.output);
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    // The pipes can still hold the last lines when the process has exited: they are read first (at most 2 s: a
+    // process the service started may hold them open).
+    const drained = [child.stdout, child.stderr].map((s) => (s ? new Promise((r) => s.once('close', r)) : undefined));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        const late = new Promise((r) => setTimeout(r, 2000).unref());
+        void Promise.race([Promise.all(drained), late]).then(() => resolve(code));
+      }),
+    );
   }
 
   static start(name: keyof typeof ENTRY, env: NodeJS.ProcessEnv, args: string[] = []): ServiceProcess {
