@@ -1,9 +1,10 @@
 import type { Logger } from '@wx-kf/shared/log';
 import { OPENID_PATTERN } from '@wx-kf/shared/openid';
-import { type InboundJobData, inboundJob, PULL_NOTICE_JOB_OPTIONS } from '@wx-kf/shared/queue';
+import { type InboundJobData, inboundJob } from '@wx-kf/shared/queue';
 import { keyspaceOf, type RedisClient } from '@wx-kf/shared/redis';
 import { catchUpNotice, type PullState } from '@wx-kf/shared/wecom';
 import type { Queue } from 'bullmq';
+import { repeat } from './repeat.js';
 
 export interface CatchUpDeps {
   corps: ReadonlySet<string>;
@@ -14,47 +15,31 @@ export interface CatchUpDeps {
   /** WECOM_CATCHUP_SECONDS in ms (> 0). */
   everyMs: number;
   logger: Logger;
-  now?: () => number;
 }
+
+/** One try: the next period is its retry (a notice's 12 tries would pile up while WeCom is down). */
+const CATCH_UP_JOB_OPTIONS = { attempts: 1 };
 
 /**
  * The safety net under WeCom's callbacks: every `everyMs`, each open_kfid a notice has named gets a notice job of
  * its own, so messages whose callback never came (the ingress unreachable for all of WeCom's tries, a notice job
  * that failed all of its own) are pulled anyway, within one period. Every worker runs it; the job's id names the
- * open_kfid and the period, so each period makes one job per open_kfid. A pull already running takes it as one
- * more round. Returns a stop function.
+ * open_kfid and the period, so each period makes one job per open_kfid, tried once. A pull already running takes
+ * it as one more round. Returns a stop function.
  */
 export function startWeComCatchUp(d: CatchUpDeps): () => void {
   const keys = keyspaceOf(d.redis);
-  const now = d.now ?? Date.now;
-  let running = false;
   const visit = async () => {
-    const at = now();
+    const at = Date.now();
     const period = Math.floor(at / d.everyMs);
     for (const corpId of d.corps) {
       for (const openKfId of await d.state.known(corpId)) {
         if (!OPENID_PATTERN.test(openKfId)) continue; // the set is Redis data: checked again here
-        const job = inboundJob(corpId, catchUpNotice(corpId, openKfId, period, at), {
-          mode: 'safe',
-          format: 'xml',
-          options: PULL_NOTICE_JOB_OPTIONS,
-        });
+        const notice = catchUpNotice(corpId, openKfId, period, at);
+        const job = inboundJob(corpId, notice, { mode: 'safe', format: 'xml', options: CATCH_UP_JOB_OPTIONS });
         await d.inbound[keys.userShard(corpId, openKfId)]?.add(job.name, job.data, job.opts);
       }
     }
   };
-  const timer = setInterval(async () => {
-    if (running) return;
-    running = true;
-    try {
-      await visit();
-    } catch (error) {
-      const err = error instanceof Error ? error.message : String(error);
-      d.logger.warn({ err }, 'WeCom catch-up pull could not be queued; the next period tries again');
-    } finally {
-      running = false;
-    }
-  }, d.everyMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  return repeat(d.everyMs, visit, d.logger, 'WeCom catch-up pull could not be queued; the next period tries again');
 }

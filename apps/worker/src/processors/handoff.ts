@@ -1,6 +1,7 @@
 import type { HandoffState, Handoffs } from '@wx-kf/shared/handoff';
 import type { Logger } from '@wx-kf/shared/log';
 import type { InboundMessage } from '@wx-kf/shared/wechat';
+import { repeat } from './repeat.js';
 
 /** The accounts that keep a handoff state, and the state (shared with the ingress and admin through Redis). */
 export interface WorkerHandoff {
@@ -67,21 +68,8 @@ function applySessionChange(handoffs: Handoffs, appId: string, openid: string, m
  * `everyMs`; each is counted once across the cluster. Returns a stop function.
  */
 export function startHandoffSweeper(handoff: WorkerHandoff, everyMs: number, logger: Logger): () => void {
-  let running = false;
-  const timer = setInterval(async () => {
-    if (running) return;
-    running = true;
-    try {
-      for (const appId of handoff.accounts) await handoff.state.sweep(appId);
-    } catch (error) {
-      logger.warn(
-        { err: error instanceof Error ? error.message : String(error) },
-        'handoff sweep failed; next one retries',
-      );
-    } finally {
-      running = false;
-    }
-  }, everyMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  const sweep = async () => {
+    for (const appId of handoff.accounts) await handoff.state.sweep(appId);
+  };
+  return repeat(everyMs, sweep, logger, 'handoff sweep failed; next one retries');
 }
