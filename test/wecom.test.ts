@@ -332,7 +332,8 @@ describe('WeCom customer service through ingress and worker processes', () => {
   }, 60_000);
 
   it('a callback that never comes: the catch-up pull answers within its period, once, and says so; an open_kfid WeCom lacks is dropped', async () => {
-    const w = await worker({ WECOM_CATCHUP_SECONDS: '1' });
+    const metricsPort = await freePort();
+    const w = await worker({ WECOM_CATCHUP_SECONDS: '1', WORKER_METRICS_PORT: String(metricsPort) });
     const user = 'wm_catchup';
     const target = { corpId: CORP.corpId, openKfId: KF, externalUserId: user };
     sim.wecom.customerMessage({ ...target, content: 'first' });
@@ -342,6 +343,8 @@ describe('WeCom customer service through ingress and worker processes', () => {
     sim.wecom.customerMessage({ ...target, content: 'unannounced' });
     await until(() => received().get(user)?.length === 2, 15_000);
     await w.waitFor('catch-up pull found messages no notice had pulled');
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`wxkf_wecom_catchup_messages_total\\{app_id="${CORP.corpId}"\\} [1-9]`));
     // More periods pull nothing new and send nothing again.
     const syncs = sim.wecom.syncCalls;
     await until(() => sim.wecom.syncCalls >= syncs + 2, 15_000);

@@ -8,6 +8,8 @@ export class PullMetrics {
   readonly messages: Counter<'app_id'>;
   /** Items skipped as malformed or naming no customer. */
   readonly skipped: Counter<'app_id'>;
+  /** Messages a catch-up pull found that no callback's notice had pulled: callbacks being lost. */
+  readonly catchUpMessages: Counter<'app_id'>;
   readonly pageSeconds: Histogram<'app_id'>;
 
   constructor(registry: Registry) {
@@ -33,6 +35,12 @@ export class PullMetrics {
     this.skipped = new Counter({
       name: 'wxkf_wecom_pull_skipped_total',
       help: 'Pulled items skipped because they were malformed or named no customer, by account',
+      labelNames: ['app_id'],
+      registers,
+    });
+    this.catchUpMessages = new Counter({
+      name: 'wxkf_wecom_catchup_messages_total',
+      help: 'Messages and events a catch-up pull (WECOM_CATCHUP_SECONDS) found that no callback had announced, by account',
       labelNames: ['app_id'],
       registers,
     });

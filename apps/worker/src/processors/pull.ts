@@ -124,6 +124,7 @@ export function pullProcessor(d: PullProcessorDeps) {
       if (outcome.action === 'lost') d.logger.warn({ appId: corpId, openKfId }, 'pull lost its lock to another');
       if (message.CatchUp === '1' && outcome.action !== 'joined' && outcome.messages > 0) {
         // Messages no callback announced (or whose notice failed): callbacks are being lost somewhere.
+        d.metrics.catchUpMessages.inc({ app_id: corpId }, outcome.messages);
         d.logger.warn(
           { appId: corpId, openKfId, messages: outcome.messages },
           'catch-up pull found messages no notice had pulled',
