@@ -339,8 +339,9 @@ describe('WeCom customer service through ingress and worker processes', () => {
     sim.wecom.customerMessage({ ...target, content: 'first' });
     await sim.wecom.notify(ingressUrl, CORP.corpId, KF); // names the open_kfid
     await until(() => received().get(user)?.length === 1);
-    // The next message's callback is lost (the ingress unreachable for all of WeCom's tries): no notice at all.
-    sim.wecom.customerMessage({ ...target, content: 'unannounced' });
+    // The next message's callback was lost 2 minutes ago (the ingress unreachable for all of WeCom's tries).
+    const sendTime = Math.floor(Date.now() / 1000) - 120;
+    sim.wecom.customerMessage({ ...target, content: 'unannounced', sendTime });
     await until(() => received().get(user)?.length === 2, 15_000);
     await w.waitFor('catch-up pull found messages no notice had pulled');
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
@@ -350,14 +351,17 @@ describe('WeCom customer service through ingress and worker processes', () => {
     await until(() => sim.wecom.syncCalls >= syncs + 2, 15_000);
     expect(received().get(user)).toEqual(['got first', 'got unannounced']);
     expect(sim.wecom.maxConcurrentSyncs.get(KF)).toBe(1);
-    // A notice for an open_kfid WeCom does not have (95004) fails at once and is not visited again.
-    const state = new PullState(redis);
-    await sim.wecom.notify(ingressUrl, CORP.corpId, 'wkNOSUCHKF00000000000000000001');
+    // A notice for an open_kfid WeCom does not have (95004) fails at once, and the catch-up pull never visits it.
+    const nope = 'wkNOSUCHKF00000000000000000001';
+    await sim.wecom.notify(ingressUrl, CORP.corpId, nope);
     await until(async () => ((await inbound.getJobCounts('failed')).failed ?? 0) === 1);
     const [failed] = await inbound.getJobs(['failed']);
     expect(failed?.failedReason).toMatch(/^95004 /);
     expect(failed?.attemptsMade).toBe(1);
-    expect(await state.known(CORP.corpId)).toEqual([KF]);
+    const kfSyncs = sim.wecom.syncCalls;
+    await until(() => sim.wecom.syncCalls >= kfSyncs + 2, 15_000); // two more periods
+    expect(sim.wecom.syncCallsByKf.get(nope)).toBe(1);
+    expect(await new PullState(redis).known(CORP.corpId)).toEqual([KF]);
   }, 60_000);
 
   it('an image of the rules file is uploaded with the corp token, sent by kf/send_msg, and uploaded again once WeCom forgets it', async () => {

@@ -108,8 +108,9 @@ describe('worker processes', () => {
     await victim.stop('SIGKILL');
     await until(() => deliveries(users).missing === 0, 60_000);
     const { duplicates } = deliveries(users);
-    // What the victim had in flight: 50 inbound and 50 outbound jobs (WORKER_CONCURRENCY per queue), each with at
-    // most one send WeChat may have accepted before the kill; custom/send has no id to drop a repeat by.
+    // What was in flight: the victim's 50 jobs (WORKER_CONCURRENCY), each with at most one send WeChat may have
+    // accepted before the kill (custom/send has no id to drop a repeat by); and, on a machine busy enough for the
+    // survivor's 2 s job locks to lapse while it works through the victim's jobs, its own 50 run again.
     const inFlight = 2 * 50;
     console.log(
       `[worker-processes] SIGKILL mid-run: 600 users, all delivered, ${duplicates} duplicate(s) (bound: ${inFlight} in flight)`,

@@ -96,8 +96,8 @@ describe('fault suite: workers', () => {
     }
     await until(() => tally(sim, users).missing === 0, 90_000);
     const { duplicates } = tally(sim, users);
-    // Each killed worker had at most 25 inbound and 25 outbound jobs in flight, each with one send WeChat may
-    // have accepted before the kill.
+    // Per kill: the victim's 25 jobs in flight, each with at most one send WeChat may have accepted before the kill,
+    // and, on a machine busy enough for a survivor's 2 s job locks to lapse, as many of the survivor's run again.
     console.log(
       `[faults] ${kills} SIGKILLs during 2000 messages: all delivered, ${duplicates} duplicate(s) (bound: ${kills} × 2 × 25 in flight)`,
     );

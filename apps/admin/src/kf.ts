@@ -132,12 +132,13 @@ export class KfOperations {
     return [openKfId];
   }
 
-  /** The customer's session with each of those accounts (kf/service_state/get). */
+  /** The customer's session with each of those accounts (kf/service_state/get, one call at a time). */
   private async wecomSessions(corpId: string, user: string, openKfId?: string): Promise<WeComSessionView[]> {
-    const kfs = await this.kfAccounts(corpId, openKfId);
-    return Promise.all(
-      kfs.map(async (id) => ({ openKfId: id, ...(await this.wecom((kf) => kf.serviceState(corpId, id, user))) })),
-    );
+    const sessions: WeComSessionView[] = [];
+    for (const id of await this.kfAccounts(corpId, openKfId)) {
+      sessions.push({ openKfId: id, ...(await this.wecom((kf) => kf.serviceState(corpId, id, user))) });
+    }
+    return sessions;
   }
 
   /** The account named, or the only one configured. */

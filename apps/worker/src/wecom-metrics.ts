@@ -8,7 +8,7 @@ export class PullMetrics {
   readonly messages: Counter<'app_id'>;
   /** Items skipped as malformed or naming no customer. */
   readonly skipped: Counter<'app_id'>;
-  /** Messages a catch-up pull found that no callback's notice had pulled: callbacks being lost. */
+  /** Messages over a minute old a catch-up pull found (from a cursor): no notice pulled them in time. */
   readonly catchUpMessages: Counter<'app_id'>;
   readonly pageSeconds: Histogram<'app_id'>;
 
@@ -40,7 +40,7 @@ export class PullMetrics {
     });
     this.catchUpMessages = new Counter({
       name: 'wxkf_wecom_catchup_messages_total',
-      help: 'Messages and events a catch-up pull (WECOM_CATCHUP_SECONDS) found that no callback had announced, by account',
+      help: 'Messages and events over a minute old that a catch-up pull (WECOM_CATCHUP_SECONDS) found from a cursor: no callback had them pulled in time, by account',
       labelNames: ['app_id'],
       registers,
     });

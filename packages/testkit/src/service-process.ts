@@ -76,8 +76,11 @@ export class ServiceProcess {
     while (!this.output.some((l) => l.includes(text))) {
       if (Date.now() > deadline)
         throw new Error(`${this.name} did not log "${text}" within ${ms} ms:\n${this.output.join('\n')}`);
-      if (this.child.exitCode !== null)
+      if (this.child.exitCode !== null) {
+        await this.exited; // its last lines may still be in the pipes
+        if (this.output.some((l) => l.includes(text))) return;
         throw new Error(`${this.name} exited (${this.child.exitCode}):\n${this.output.join('\n')}`);
+      }
       await new Promise((r) => setTimeout(r, 25));
     }
   }

@@ -163,7 +163,7 @@ function registerSessions(program: Command, withOps: WithOps): void {
     .argument('<openid>', 'the user')
     .option(
       '--agent <kf>',
-      'the agent (open: required on an Official Account; a WeCom servicer, else the queue; close: default the one holding it)',
+      'the agent (open: required on an Official Account; on a WeCom corp a servicer, else the queue; close, an Official Account: default the one holding it)',
     )
     .option(
       '--kf <open_kfid>',

@@ -17,8 +17,11 @@ export interface CatchUpDeps {
   logger: Logger;
 }
 
-/** One try: the next period is its retry (a notice's 12 tries would pile up while WeCom is down). */
-const CATCH_UP_JOB_OPTIONS = { attempts: 1 };
+/**
+ * One try: the next period is its retry (a notice's 12 tries would pile up while WeCom is down). Not kept once
+ * done, and only the last 100 failed: they would crowd out the message jobs operators look at.
+ */
+const CATCH_UP_JOB_OPTIONS = { attempts: 1, removeOnComplete: true, removeOnFail: { count: 100 } };
 
 /**
  * The safety net under WeCom's callbacks: every `everyMs`, each open_kfid a notice has named gets a notice job of

@@ -117,28 +117,25 @@ export function pullProcessor(d: PullProcessorDeps) {
     const holderGone = async (holder: string) =>
       ['failed', 'completed', 'unknown'].includes((await queue?.getJobState(holder)) ?? 'unknown');
     try {
-      // The catch-up pull visits every open_kfid a notice named (a catch-up notice too: it names one known).
-      await d.state.remember(corpId, openKfId);
       const outcome = await pull({ ...deps, holderGone }, request);
       d.metrics.pulls.inc({ app_id: corpId, result: outcome.action });
+      if (outcome.action === 'joined') return outcome;
       if (outcome.action === 'lost') d.logger.warn({ appId: corpId, openKfId }, 'pull lost its lock to another');
-      if (message.CatchUp === '1' && outcome.action !== 'joined' && outcome.messages > 0) {
-        // Messages no callback announced (or whose notice failed): callbacks are being lost somewhere.
-        d.metrics.catchUpMessages.inc({ app_id: corpId }, outcome.messages);
-        d.logger.warn(
-          { appId: corpId, openKfId, messages: outcome.messages },
-          'catch-up pull found messages no notice had pulled',
-        );
+      // WeCom answered for it: the catch-up pull visits it from now on (job data alone never adds an open_kfid).
+      await d.state.remember(corpId, openKfId);
+      if (message.CatchUp === '1' && outcome.late > 0) {
+        // Messages no notice pulled in time (their callback lost, or its job failed): callbacks go astray.
+        d.metrics.catchUpMessages.inc({ app_id: corpId }, outcome.late);
+        const line = { appId: corpId, openKfId, messages: outcome.late };
+        d.logger.warn(line, 'catch-up pull found messages no notice had pulled');
       }
-      return outcome.action === 'lost'
-        ? { action: 'pulled', pages: outcome.pages, messages: outcome.messages }
-        : outcome;
+      return { action: 'pulled', pages: outcome.pages, messages: outcome.messages };
     } catch (error) {
       d.metrics.pulls.inc({ app_id: corpId, result: 'failed' });
       // WeCom refused for good (95004: no such open_kfid): no retry would pull. Any other code is retried (12
       // tries over about 68 minutes): an unknown one may pass, and a notice is the only thing that pulls.
       if (error instanceof WeChatApiError && FINAL_PULL_ERRCODES.has(error.errcode)) {
-        await d.state.forget(corpId, openKfId);
+        await d.state.forget(corpId, openKfId).catch(() => undefined);
         throw new UnrecoverableError(`${error.errcode} ${error.errmsg}`);
       }
       throw error;

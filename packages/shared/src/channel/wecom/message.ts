@@ -21,7 +21,6 @@ export const isPullNotice = (message: { MsgType?: unknown; Event?: unknown; Orig
  * and the period, so the workers that make it in one period make one job.
  */
 export function catchUpNotice(corpId: string, openKfId: string, period: number, nowMs: number): InboundMessage {
-  const kf = createHash('sha256').update(openKfId).digest('hex').slice(0, 24);
   return {
     ToUserName: corpId,
     FromUserName: openKfId,
@@ -29,7 +28,7 @@ export function catchUpNotice(corpId: string, openKfId: string, period: number, 
     MsgType: 'event',
     Event: PULL_NOTICE_EVENT,
     OpenKfId: openKfId,
-    MsgID: `catchup-${kf}-${period}`,
+    MsgID: `catchup-${openKfId}-${period}`,
     CatchUp: '1',
   };
 }

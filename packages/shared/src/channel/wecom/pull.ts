@@ -8,6 +8,8 @@ import type { PullState, PullTurn } from './pull-state.js';
 export const SYNC_TOKEN_MS = 9 * 60_000;
 /** kf/sync_msg's largest page. */
 export const SYNC_LIMIT = 1000;
+/** A message this much older than the pull that found it: its callback would have come by then (`late`). */
+export const LATE_MS = 60_000;
 
 export interface PullDeps {
   kf: WeComClient;
@@ -31,11 +33,14 @@ export interface PullDeps {
   holderGone?: (holder: string) => Promise<boolean>;
 }
 
-/** How a notice's job ended: this worker pulled (pages, messages), or another puller had the open_kfid. */
+/**
+ * How a notice's job ended: this worker pulled (pages, messages), or another puller had the open_kfid. `late`:
+ * messages over LATE_MS old that the first round fetched from a cursor: no notice had pulled them in time.
+ */
 export type PullOutcome =
-  | { action: 'pulled'; pages: number; messages: number }
+  | { action: 'pulled'; pages: number; messages: number; late: number }
   | { action: 'joined' }
-  | { action: 'lost'; pages: number; messages: number };
+  | { action: 'lost'; pages: number; messages: number; late: number };
 
 /** The notice as its job carries it. */
 export interface PullRequest {
@@ -47,15 +52,20 @@ export interface PullRequest {
   at: number;
 }
 
-/** Pull counts so far. */
+/** Pull counts so far, and the round (0 while storing a crashed puller's pages). */
 interface Counts {
   pages: number;
   messages: number;
+  late: number;
+  round: number;
 }
 
 /** Stores the pages pulled and not yet stored, oldest first; false when the lock was lost. */
 async function storePending(deps: PullDeps, r: PullRequest, counts: Counts): Promise<boolean> {
   const now = (deps.now ?? Date.now)();
+  // Later rounds pull what notices that joined announced; round 0 stores pages another puller fetched; a first
+  // pull (no cursor: new, or reset) gets what earlier pulls may have stored already.
+  const firstRound = counts.round === 1;
   for (;;) {
     const page = await deps.state.nextPage(r.corpId, r.openKfId);
     if (!page) return true;
@@ -66,8 +76,10 @@ async function storePending(deps: PullDeps, r: PullRequest, counts: Counts): Pro
         deps.onSkipped?.(r.corpId, raw);
         continue;
       }
-      const old = Number(message.CreateTime) * 1000 < now - deps.historyMaxAgeMs;
-      messages.push({ message, history: page.first && old });
+      const sent = Number(message.CreateTime) * 1000;
+      const history = page.first && sent < now - deps.historyMaxAgeMs;
+      if (firstRound && !page.first && sent < now - LATE_MS) counts.late++;
+      messages.push({ message, history });
     }
     await deps.store(r.corpId, messages);
     counts.messages += messages.length;
@@ -121,6 +133,8 @@ async function pullPages(
   return 'done';
 }
 
+const tally = ({ pages, messages, late }: Counts) => ({ pages, messages, late });
+
 /** The turn to pull: the claim's, or (when the holder's job is gone for good) this notice's after taking over. */
 async function claimTurn(deps: PullDeps, r: PullRequest): Promise<PullTurn | undefined> {
   const notice = { token: r.token, at: r.at };
@@ -142,13 +156,14 @@ async function claimTurn(deps: PullDeps, r: PullRequest): Promise<PullTurn | und
 export async function pull(deps: PullDeps, r: PullRequest): Promise<PullOutcome> {
   const claimed = await claimTurn(deps, r);
   if (!claimed) return { action: 'joined' };
-  const counts: Counts = { pages: 0, messages: 0 };
-  const lost = () => ({ action: 'lost' as const, ...counts });
+  const counts: Counts = { pages: 0, messages: 0, late: 0, round: 0 };
+  const lost = () => ({ action: 'lost' as const, ...tally(counts) });
   try {
     // A crashed puller's pages first: they were pulled, their cursor already moved past them.
     if (!(await storePending(deps, r, counts))) return lost();
     for (let turn: PullTurn | 'lost' | undefined = claimed; turn; ) {
       if (turn === 'lost') return lost();
+      counts.round++;
       const ended = await pullPages(deps, r, turn, counts);
       if (ended === 'lost') return lost();
       turn =
@@ -158,7 +173,7 @@ export async function pull(deps: PullDeps, r: PullRequest): Promise<PullOutcome>
               .then((t) => ('holder' in t ? 'lost' : t))
           : await deps.state.finish(r.corpId, r.openKfId, r.owner, turn.requested);
     }
-    return { action: 'pulled', ...counts };
+    return { action: 'pulled', ...tally(counts) };
   } catch (error) {
     await deps.state.release(r.corpId, r.openKfId, r.owner).catch(() => undefined);
     throw error;

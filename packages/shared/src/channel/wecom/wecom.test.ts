@@ -239,7 +239,7 @@ describe('the pull loop', () => {
     };
     const id = kf();
     const outcome = await pull(deps, { corpId: CORP, openKfId: id, owner: 'job-1', token: 'TOK', at: Date.now() });
-    expect(outcome).toEqual({ action: 'pulled', pages: 2, messages: 3 });
+    expect(outcome).toEqual({ action: 'pulled', pages: 2, messages: 3, late: 0 });
     expect(stored).toEqual([
       { id: 'm1', history: true },
       { id: 'm2', history: false },
@@ -285,6 +285,29 @@ describe('the pull loop', () => {
     pages = [{ next_cursor: '', has_more: 0, msg_list: [] }];
     await pull(deps, { ...request, owner: 'job-2' });
     expect((await deps.state.view(CORP, openKfId)).cursor).toBe('c2');
+  });
+
+  it('counts as late the first round’s messages over a minute old; not a first pull’s, nor what a joined notice brought', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const state = new PullState(redis);
+    const openKfId = kf();
+    const request = { corpId: CORP, openKfId, owner: 'job-1', at: Date.now() };
+    // A first pull (no cursor): what it gets may have been stored already (a reset cursor), so none is late.
+    pages = [{ next_cursor: 'c0', has_more: 0, msg_list: [item(1, now - 7200), item(2, now - 120)] }];
+    const first = { kf: client, state, historyMaxAgeMs: 300_000, store: async () => {} };
+    expect(await pull(first, request)).toMatchObject({ messages: 2, late: 0 });
+    // From the cursor: a notice joins while the first round stores, so the pull goes round once more.
+    let joined = false;
+    const store = async () => {
+      if (!joined) await state.claim(CORP, openKfId, 'job-3', { at: Date.now() });
+      joined = true;
+    };
+    pages = [
+      { next_cursor: 'c1', has_more: 0, msg_list: [item(3, now - 120), item(4, now - 5)] },
+      { next_cursor: 'c2', has_more: 0, msg_list: [item(5, now - 120)] },
+    ];
+    const outcome = await pull({ ...first, store }, { ...request, owner: 'job-2' });
+    expect(outcome).toEqual({ action: 'pulled', pages: 2, messages: 3, late: 1 });
   });
 
   it('a failed pull lets go of the open_kfid: the next notice pulls at once', async () => {
