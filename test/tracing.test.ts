@@ -291,7 +291,9 @@ describe('tracing unset', () => {
   it('no OpenTelemetry SDK is loaded, nor bullmq-otel: only the API prom-client has always loaded', async () => {
     const url = await isolatedRedisUrl();
     const port = await freePort();
-    // NODE_DEBUG=module,esm: Node logs every CommonJS and ES module it loads, with its path.
+    // NODE_DEBUG=module: Node logs every CommonJS module it loads, with its path (the OpenTelemetry packages and
+    // bullmq-otel are CommonJS). Not `esm` too: that multiplies the lines by 8 (about 220 000 per process on Node
+    // 24), and Node drops debug lines a busy reader's full pipe cannot take.
     const env = {
       ...accountEnv(account),
       REDIS_URL: url,
@@ -299,7 +301,7 @@ describe('tracing unset', () => {
       REPLY_RULES_FILE: rules,
       HOST: '127.0.0.1',
       PORT: String(port),
-      NODE_DEBUG: 'module,esm',
+      NODE_DEBUG: 'module',
     };
     const [off, worker] = [start('ingress', env), start('worker', env)];
     // The control: the same ingress with tracing on loads the SDK, and the debug output shows it.
@@ -315,6 +317,9 @@ describe('tracing unset', () => {
     expect((await deliverPush(`http://127.0.0.1:${port}/wechat/${account.appId}`, push))[0]?.status).toBe(200);
     await until(() => sim.state.messages.some((m) => m.touser === user));
     await worker.waitFor('replies sent');
+    // Their module logs come on stderr, read behind their stdout: the processes are stopped and their pipes read to
+    // the end before they are looked at.
+    await Promise.all([off, worker, on].map((p) => p.stop('SIGTERM')));
     for (const p of [off, worker]) {
       const packages = otelPackages(p);
       // Nothing but the API. Node 20 logs prom-client's require of it in both processes; Node 24 does not always
