@@ -162,7 +162,7 @@ export class PullState {
     };
   }
 
-  /** Keeps an open_kfid among those the catch-up pull visits (a notice named it). */
+  /** Keeps an open_kfid among those the catch-up pull visits (WeCom answered a pull of it). */
   async remember(corpId: string, openKfId: string): Promise<void> {
     await this.redis.sadd(this.keys.wecomKfs(corpId), openKfId);
   }
