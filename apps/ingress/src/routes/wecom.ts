@@ -14,7 +14,7 @@ import {
   SUCCESS,
   verifyMsgSignature,
 } from '@wx-kf/shared/wechat';
-import { PULL_NOTICE_EVENT, type PullNotice, readPullNotice } from '@wx-kf/shared/wecom';
+import { noticeMessage, type PullNotice, readPullNotice } from '@wx-kf/shared/wecom';
 import type { FastifyReply } from 'fastify';
 import type { IngressMetrics } from '../metrics.js';
 import type { PushStore } from '../push-store.js';
@@ -96,25 +96,18 @@ function openCallback(account: IngressAccount, query: WeComQuery, body: string):
 const UNIX_SECONDS = /^\d{1,12}$/;
 
 /**
- * The notice as the job's message. FromUserName is the open_kfid: every notice of one kf account lands on one
- * shard, where its pull state lives. MsgID is the Token's digest, so the job id (and BullMQ's de-duplication)
- * depends on it: the same callback delivered again is the same job. Without a Token the digest of the fields is the key.
- * CreateTime is the callback's own, else the (verified) query timestamp.
+ * The callback's notice as the job's message. MsgID is the Token's digest, so the job id (and BullMQ's
+ * de-duplication) depends on it: the same callback delivered again is the same job. Without a Token the digest of
+ * the fields is the key. CreateTime is the callback's own, else the (verified) query timestamp.
  */
-function noticeMessage(corpId: string, notice: PullNotice, fields: FieldMap, timestamp: string): InboundMessage {
+function callbackNotice(corpId: string, notice: PullNotice, fields: FieldMap, timestamp: string): InboundMessage {
   const created = fields.CreateTime;
   // The job id derives from the Token (MsgID), by a digest: the Token itself is shown nowhere but in the job data.
   const digest = (t: string) => createHash('sha256').update(t).digest('hex').slice(0, 32);
-  const token = notice.token === undefined ? {} : { Token: notice.token, MsgID: digest(notice.token) };
-  return {
-    ToUserName: corpId,
-    FromUserName: notice.openKfId,
-    CreateTime: typeof created === 'string' && UNIX_SECONDS.test(created) ? created : timestamp,
-    MsgType: 'event',
-    Event: PULL_NOTICE_EVENT,
-    OpenKfId: notice.openKfId,
-    ...token,
-  };
+  const token: Record<string, string> =
+    notice.token === undefined ? {} : { Token: notice.token, MsgID: digest(notice.token) };
+  const createTime = typeof created === 'string' && UNIX_SECONDS.test(created) ? created : timestamp;
+  return noticeMessage(corpId, notice.openKfId, createTime, token);
 }
 
 /** The event a decrypted callback names, for the log line of one that is not a notice (bounded; never content). */
@@ -148,7 +141,7 @@ export async function receiveWeComCallback(
       finish('ignored', 200, 'info', { event: eventOf(fields) });
       return reply.type(TEXT).send(SUCCESS);
     }
-    const message = noticeMessage(corpId, notice, fields, String(query.timestamp));
+    const message = callbackNotice(corpId, notice, fields, String(query.timestamp));
     const job = inboundJob(corpId, message, { mode: 'safe', format: 'xml', options: PULL_NOTICE_JOB_OPTIONS });
     line.msgKey = job.data.msgKey;
     const stored = await store(job, { conversation: false });

@@ -16,21 +16,34 @@ export const isPullNotice = (message: { MsgType?: unknown; Event?: unknown; Orig
   message.MsgType === 'event' && message.Event === PULL_NOTICE_EVENT && message.Origin === undefined;
 
 /**
+ * A pull notice as its job's message. FromUserName is the open_kfid: every notice of one kf account lands on one
+ * shard, where its pull state lives. `fields`: what names the job (MsgID) and what the pull uses (Token).
+ */
+export function noticeMessage(
+  corpId: string,
+  openKfId: string,
+  createTime: string,
+  fields: Record<string, string>,
+): InboundMessage {
+  return {
+    ToUserName: corpId,
+    FromUserName: openKfId,
+    CreateTime: createTime,
+    MsgType: 'event',
+    Event: PULL_NOTICE_EVENT,
+    OpenKfId: openKfId,
+    ...fields,
+  };
+}
+
+/**
  * The notice a worker makes itself for the catch-up pull (WECOM_CATCHUP_SECONDS): no Token (the pull uses the
  * newest one a callback left, while it is valid); `CatchUp` says no callback came. Its MsgID names the open_kfid
  * and the period, so the workers that make it in one period make one job.
  */
 export function catchUpNotice(corpId: string, openKfId: string, period: number, nowMs: number): InboundMessage {
-  return {
-    ToUserName: corpId,
-    FromUserName: openKfId,
-    CreateTime: String(Math.floor(nowMs / 1000)),
-    MsgType: 'event',
-    Event: PULL_NOTICE_EVENT,
-    OpenKfId: openKfId,
-    MsgID: `catchup-${openKfId}-${period}`,
-    CatchUp: '1',
-  };
+  const fields = { MsgID: `catchup-${openKfId}-${period}`, CatchUp: '1' };
+  return noticeMessage(corpId, openKfId, String(Math.floor(nowMs / 1000)), fields);
 }
 
 /** WeCom ids (open_kfid, external_userid, servicer ids): our OpenID charset and bound. */

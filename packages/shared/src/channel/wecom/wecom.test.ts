@@ -209,6 +209,15 @@ describe('the pull loop', () => {
     text: { content: `m${i}` },
   });
 
+  /** Pull deps (history after 5 minutes) that record each stored message's msgid and whether it is history. */
+  const recording = () => {
+    const stored: { id: string; history: boolean }[] = [];
+    const store = async (_corp: string, ms: { message: { MsgId?: string }; history: boolean }[]) => {
+      stored.push(...ms.map((m) => ({ id: String(m.message.MsgId), history: m.history })));
+    };
+    return { stored, deps: { kf: client, state: new PullState(redis), historyMaxAgeMs: 300_000, store } };
+  };
+
   it('a token manager serves only its own source’s accounts: a corp never asks WeChat, an AppID never WeCom', async () => {
     const logger = createLogger('test', { level: 'silent' });
     const accounts = [{ appId: CORP, appSecret: 's', type: 'wecom-kf' }];
@@ -228,15 +237,7 @@ describe('the pull loop', () => {
       { next_cursor: 'c2', has_more: 0, msg_list: [item(3, now)] },
     ];
     syncs.length = 0;
-    const stored: { id: string; history: boolean }[] = [];
-    const deps = {
-      kf: client,
-      state: new PullState(redis),
-      historyMaxAgeMs: 300_000,
-      store: async (_corp: string, ms: { message: { MsgId?: string }; history: boolean }[]) => {
-        stored.push(...ms.map((m) => ({ id: String(m.message.MsgId), history: m.history })));
-      },
-    };
+    const { stored, deps } = recording();
     const id = kf();
     const outcome = await pull(deps, { corpId: CORP, openKfId: id, owner: 'job-1', token: 'TOK', at: Date.now() });
     expect(outcome).toEqual({ action: 'pulled', pages: 2, messages: 3, late: 0 });
@@ -262,15 +263,7 @@ describe('the pull loop', () => {
     const now = Math.floor(Date.now() / 1000);
     const old = now - 2 * 86_400;
     pages = [{ next_cursor: 'c1', has_more: 1, msg_list: [item(1, old)] }, { errcode: -1 }];
-    const stored: { id: string; history: boolean }[] = [];
-    const deps = {
-      kf: client,
-      state: new PullState(redis),
-      historyMaxAgeMs: 300_000,
-      store: async (_corp: string, ms: { message: { MsgId?: string }; history: boolean }[]) => {
-        stored.push(...ms.map((m) => ({ id: String(m.message.MsgId), history: m.history })));
-      },
-    };
+    const { stored, deps } = recording();
     const openKfId = kf();
     const request = { corpId: CORP, openKfId, owner: 'job-1', at: Date.now() };
     await expect(pull(deps, request)).rejects.toThrow(/^-1/);
