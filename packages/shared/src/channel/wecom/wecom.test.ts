@@ -9,10 +9,11 @@ import { WeChatClient } from '../../api/client.js';
 import { WeChatHttp } from '../../api/http.js';
 import { TokenManager } from '../../api/token-manager.js';
 import { createLogger } from '../../log.js';
+import { inboundJob } from '../../queue/index.js';
 import { createRedis } from '../../redis/index.js';
 import { WeComClient } from './client.js';
 import { WECOM_ERRCODES } from './errcodes.js';
-import { isPullNotice, pulledMessage, readPullNotice } from './message.js';
+import { catchUpNotice, isPullNotice, pulledMessage, readPullNotice } from './message.js';
 import { pull } from './pull.js';
 import { PullState } from './pull-state.js';
 
@@ -113,6 +114,18 @@ describe('a pulled item as the pipeline reads it', () => {
     expect(readPullNotice({ ...notice, Event: 'change_external_contact' })).toBeUndefined();
     expect(isPullNotice(notice)).toBe(true);
     expect(isPullNotice({ MsgType: 'text', Event: 'kf_msg_or_event' })).toBe(false);
+  });
+});
+
+describe('the catch-up notice', () => {
+  it('is one job per open_kfid and period, whichever worker makes it and when in the period', () => {
+    const jobId = (kf: string, period: number, at: number) =>
+      inboundJob(CORP, catchUpNotice(CORP, kf, period, at), { mode: 'safe', format: 'xml' }).opts.jobId;
+    const a = jobId(KF, 7, 1_000);
+    expect(jobId(KF, 7, 299_000)).toBe(a);
+    expect(jobId(KF, 8, 301_000)).not.toBe(a);
+    expect(jobId(`${KF}2`, 7, 1_000)).not.toBe(a);
+    expect(isPullNotice(catchUpNotice(CORP, KF, 7, 1_000))).toBe(true);
   });
 });
 
